@@ -1,0 +1,107 @@
+"""What one serving loop needs to know: limits, timeouts and hooks.
+
+The drop-in configuration layer (``config.py``) turns gunicorn's settings into
+a :class:`ServerOptions`; :func:`fastwsgi.run` builds one from keyword
+arguments.  The event loop reads these once, at start, into C fields.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Callable, Optional, Sequence
+
+from . import __version__
+
+Environ = dict
+
+
+@dataclasses.dataclass
+class ServerOptions:
+    # RFC 9112 limits, with gunicorn's names and defaults.
+    limit_request_line: int = 4094
+    limit_request_fields: int = 100
+    limit_request_field_size: int = 8190
+    # Largest request body accepted, in bytes; 0 means no limit (gunicorn has none).
+    limit_request_body: int = 0
+
+    # Seconds an idle keep-alive connection is kept open (gunicorn: keepalive=2).
+    keepalive: float = 2.0
+    # Seconds a client has to send a complete header block (slowloris guard).
+    header_timeout: float = 30.0
+    # Seconds a request body or a response write may go without progress.
+    io_timeout: float = 30.0
+    # Seconds in-flight requests get to finish after a graceful stop.
+    graceful_timeout: float = 30.0
+
+    # Connections one loop holds at once; past it, accepting pauses.
+    worker_connections: int = 1000
+    # Stop gracefully after serving this many requests; 0 means never.
+    max_requests: int = 0
+
+    # PEP 3333 SCRIPT_NAME prefix (gunicorn: root_path / SCRIPT_NAME env).
+    root_path: str = ""
+    server_software: str = f"fastwsgi/{__version__}"
+    # Add a Server header to responses (the app's own wins when present).
+    send_server_header: bool = True
+    # Use sendfile(2) for wsgi.file_wrapper responses.
+    sendfile: bool = True
+    # Request bodies above this many bytes are spooled to a temporary file.
+    spool_threshold: int = 1024 * 1024
+    # Directory for spooled bodies; None means tempfile's default.
+    spool_dir: Optional[str] = None
+
+    # gunicorn's header_map: how a header name containing '_' is handled:
+    # "drop" (default), "refuse" (400) or "dangerous" (pass through as-is).
+    header_map: str = "drop"
+    # Strip spaces before the colon in a field name (unsafe, off by default).
+    strip_header_spaces: bool = False
+    # Accept obs-fold continuation lines (RFC 9112 §5.2), off by default.
+    permit_obsolete_folding: bool = False
+
+    # Trusted front ends for X-Forwarded-* / Forwarded and PROXY protocol.
+    forwarded_allow_ips: Sequence[str] = ("127.0.0.1", "::1")
+    secure_scheme_headers: dict = dataclasses.field(
+        default_factory=lambda: {
+            "X-FORWARDED-PROTOCOL": "ssl",
+            "X-FORWARDED-PROTO": "https",
+            "X-FORWARDED-SSL": "on",
+        }
+    )
+    proxy_protocol: bool = False
+    proxy_allow_ips: Sequence[str] = ("127.0.0.1", "::1")
+
+    # Extra keys every environ starts with (e.g. from raw_env); copied, not shared.
+    base_environ: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class ServerHooks:
+    """Callbacks a serving loop makes; every one is optional.
+
+    Exceptions raised by a hook are logged and swallowed: a hook must never
+    take the loop down.
+    """
+
+    # Called at least once a second from the loop thread (worker heartbeat).
+    on_tick: Optional[Callable[[], None]] = None
+    # Called with the environ just before the app is called.
+    pre_request: Optional[Callable[[Environ], None]] = None
+    # Called after the response is complete (or the connection was lost):
+    # (environ, status line such as "200 OK", response headers,
+    #  response body bytes sent, request duration in seconds).
+    post_request: Optional[Callable[[Environ, str, list, int, float], None]] = None
+    # Same signature as post_request; the access logger.
+    access_log: Optional[Callable[[Environ, str, list, int, float], None]] = None
+    # Logger for errors and app tracebacks.
+    error_log: logging.Logger = dataclasses.field(
+        default_factory=lambda: logging.getLogger("fastwsgi.error")
+    )
+
+
+def options_from_kwargs(kwargs: dict[str, Any]) -> ServerOptions:
+    """Build ServerOptions from ``run(**options)`` keywords, rejecting unknown names."""
+    names = {f.name for f in dataclasses.fields(ServerOptions)}
+    unknown = sorted(set(kwargs) - names)
+    if unknown:
+        raise TypeError(f"unknown server option(s): {', '.join(unknown)}")
+    return ServerOptions(**kwargs)
