@@ -122,14 +122,6 @@ cdef str _percent_decoded(const char* text, Py_ssize_t length):
 cdef class EnvironBuilder:
     """Builds environ dicts for one server: the template is made once, here."""
 
-    cdef dict template
-    cdef bytes root_path
-    cdef str default_server_name
-    cdef str default_server_port
-    cdef str url_scheme
-    cdef bint trust_forwarded
-    cdef list secure_scheme_headers
-
     def __init__(self, *, str root_path="", str server_software="fastwsgi",
                  str server_name="localhost", object server_port=80,
                  str url_scheme="http", bint multiprocess=False,

@@ -1,0 +1,1171 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The serving loop: one epoll instance, its listeners and connections.
+
+Per keep-alive request the hot path is one recv(), one parse over the read
+buffer, one environ copy, one app call and one sendmsg() that carries the
+status line, headers and body chunks together.  Pipelined requests found in
+one read are answered with a single sendmsg().  Output waits on EPOLLOUT
+with reading paused, so neither a slow reader nor a pipelining client can
+make the worker buffer without bound.
+"""
+import logging
+import os
+import socket
+import stat
+import sys
+
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.exc cimport PyErr_CheckSignals, PyErr_Occurred
+from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
+from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GET_ITEM
+from cpython.object cimport PyObject
+from cpython.iterator cimport PyIter_Next
+from libc.stdint cimport int64_t, uint32_t
+from libc.stdlib cimport malloc, free, realloc
+from libc.string cimport memcpy, memmove
+
+from fastwsgi._parser cimport (HeadParser, BodyDecoder, BODY_NONE, BODY_LENGTH,
+                               BODY_CHUNKED, PARSE_ERROR, PARSE_INCOMPLETE)
+from fastwsgi._environ cimport EnvironBuilder
+from fastwsgi.includes.system cimport *
+
+
+# What an epoll registration points at.
+DEF HANDLE_LISTENER = 0
+DEF HANDLE_CONNECTION = 1
+DEF HANDLE_WAKER = 2
+
+# Where a connection is in its request/response cycle.
+DEF STATE_HEAD = 0       # waiting for (more of) a request head
+DEF STATE_BODY = 1       # receiving a request body
+DEF STATE_RESPONSE = 2   # the app was called; its response is being sent
+DEF STATE_CLOSING = 3    # response sent, write side shut; draining input before close
+DEF STATE_CLOSED = 4
+
+# Response header names the server acts on.
+DEF HEADER_OTHER = 0
+DEF HEADER_CONTENT_LENGTH = 1
+DEF HEADER_DATE = 2
+DEF HEADER_SERVER = 3
+DEF HEADER_HOP_BY_HOP = 4
+
+# Results of a flush.
+DEF FLUSH_DONE = 0
+DEF FLUSH_BLOCKED = 1
+DEF FLUSH_FAILED = 2
+
+DEF MAX_EVENTS = 256
+DEF IOV_BATCH = 64
+DEF READ_BUFFER_INITIAL = 16384
+DEF READ_BUFFER_BODY = 65536
+DEF ACCEPT_BATCH = 64
+# Bytes queued for one connection before the app's iterable is asked for more.
+DEF HIGH_WATERMARK = 262144
+DEF SENDFILE_CHUNK = 1048576
+# Seconds a closing connection is drained so the peer reads our last response.
+DEF LINGER_SECONDS = 2.0
+# Seconds accepting pauses after EMFILE/ENFILE, so the loop does not spin.
+DEF ACCEPT_BACKOFF = 0.5
+
+cdef class Connection
+cdef class Server
+
+include "_input.pxi"
+include "_response.pxi"
+
+cdef dict STATUS_REASONS = {
+    400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
+    414: "URI Too Long", 431: "Request Header Fields Too Large",
+    500: "Internal Server Error", 501: "Not Implemented",
+    505: "HTTP Version Not Supported",
+}
+cdef bytes CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
+cdef bytes CRLF = b"\r\n"
+cdef bytes LAST_CHUNK = b"0\r\n\r\n"
+cdef str K_INPUT = sys.intern("wsgi.input")
+cdef str K_CONTENT_LENGTH = sys.intern("CONTENT_LENGTH")
+
+logger = logging.getLogger("fastwsgi.error")
+
+
+cdef inline double monotonic() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+cdef class Handle:
+    cdef int kind
+    cdef int fd
+
+
+cdef class Listener(Handle):
+    cdef object sock
+    cdef EnvironBuilder environ_builder
+    cdef bint is_unix
+    cdef bint registered
+
+
+cdef class Connection(Handle):
+    cdef Server server
+    cdef Listener listener
+    cdef int state
+    cdef str remote_addr
+    cdef str remote_port
+    cdef bint trusted_proxy
+    cdef bint peer_closed
+    cdef uint32_t interest
+    cdef double deadline
+    cdef bint idle
+
+    # input
+    cdef char* rbuf
+    cdef Py_ssize_t rcap
+    cdef Py_ssize_t rlen
+    cdef HeadParser head
+    cdef BodyDecoder body
+    cdef BodyBuffer body_buffer
+
+    # the request being answered
+    cdef dict environ
+    cdef bint keep_alive
+    cdef bint is_head
+    cdef int version_minor
+    cdef double request_start
+
+    # the response
+    cdef StartResponse responder
+    cdef object result
+    cdef object iterator
+    cdef Py_ssize_t list_index
+    cdef bint headers_queued
+    cdef bint response_done
+    cdef bint chunked_out
+    cdef bint body_allowed
+    cdef int64_t content_length_out
+    cdef int64_t body_sent
+    cdef object status_line
+    cdef object response_headers
+
+    # output
+    cdef list out
+    cdef Py_ssize_t out_head
+    cdef Py_ssize_t out_offset
+    cdef Py_ssize_t out_pending
+    cdef object file_obj
+    cdef int file_fd
+    cdef long file_offset
+    cdef int64_t file_remaining
+
+    def __cinit__(self):
+        self.rbuf = NULL
+
+    def __dealloc__(self):
+        free(self.rbuf)
+
+    # -- input -----------------------------------------------------------
+
+    cdef int ensure_room(self, Py_ssize_t wanted) except -1:
+        cdef char* grown
+        cdef Py_ssize_t capacity = self.rcap
+        if self.rcap - self.rlen >= wanted:
+            return 0
+        while capacity - self.rlen < wanted:
+            capacity *= 2
+        grown = <char*>realloc(self.rbuf, capacity)
+        if grown == NULL:
+            raise MemoryError()
+        self.rbuf = grown
+        self.rcap = capacity
+        return 0
+
+    cdef inline void consume(self, Py_ssize_t n) noexcept:
+        if n >= self.rlen:
+            self.rlen = 0
+        elif n > 0:
+            memmove(self.rbuf, self.rbuf + n, self.rlen - n)
+            self.rlen -= n
+
+    # -- output ----------------------------------------------------------
+
+    cdef inline void queue(self, bytes data) noexcept:
+        self.out.append(data)
+        self.out_pending += PyBytes_GET_SIZE(data)
+
+    cdef int flush(self) except -1:
+        """Writes what is queued; returns FLUSH_DONE, FLUSH_BLOCKED or FLUSH_FAILED."""
+        cdef iovec iov[IOV_BATCH]
+        cdef msghdr msg
+        cdef Py_ssize_t count, i, end, sent, size
+        cdef object item
+        while self.out_head < PyList_GET_SIZE(self.out):
+            end = PyList_GET_SIZE(self.out)
+            count = 0
+            i = self.out_head
+            while i < end and count < IOV_BATCH:
+                item = <object>PyList_GET_ITEM(self.out, i)
+                iov[count].iov_base = PyBytes_AS_STRING(item)
+                iov[count].iov_len = PyBytes_GET_SIZE(item)
+                if count == 0:
+                    iov[0].iov_base = <char*>iov[0].iov_base + self.out_offset
+                    iov[0].iov_len -= self.out_offset
+                count += 1
+                i += 1
+            memset_msghdr(&msg)
+            msg.msg_iov = iov
+            msg.msg_iovlen = count
+            sent = sendmsg(self.fd, &msg, MSG_NOSIGNAL)
+            if sent < 0:
+                if errno == EINTR:
+                    continue
+                if errno == EAGAIN:
+                    return FLUSH_BLOCKED
+                return FLUSH_FAILED
+            self.out_pending -= sent
+            self.deadline = self.server.now + self.server.io_timeout
+            # drop what went out; keep the unsent tail of a partly sent item
+            i = self.out_head
+            while sent > 0:
+                size = PyBytes_GET_SIZE(<object>PyList_GET_ITEM(self.out, i)) - self.out_offset
+                if sent >= size:
+                    sent -= size
+                    self.out_offset = 0
+                    i += 1
+                else:
+                    self.out_offset += sent
+                    sent = 0
+            self.out_head = i
+        del self.out[:]
+        self.out_head = 0
+        self.out_offset = 0
+        if self.file_remaining > 0:
+            return self.flush_file()
+        return FLUSH_DONE
+
+    cdef int flush_file(self) except -1:
+        cdef ssize_t sent
+        cdef size_t chunk
+        while self.file_remaining > 0:
+            chunk = SENDFILE_CHUNK if self.file_remaining > SENDFILE_CHUNK else <size_t>self.file_remaining
+            sent = sendfile(self.fd, self.file_fd, &self.file_offset, chunk)
+            if sent < 0:
+                if errno == EINTR:
+                    continue
+                if errno == EAGAIN:
+                    return FLUSH_BLOCKED
+                return FLUSH_FAILED
+            if sent == 0:
+                # The file is shorter than it was: the promised length cannot be met.
+                self.keep_alive = False
+                self.file_remaining = 0
+                break
+            self.file_remaining -= sent
+            self.body_sent += sent
+            self.deadline = self.server.now + self.server.io_timeout
+        return FLUSH_DONE
+
+    cdef int write_from_app(self, object data) except -1:
+        """PEP 3333 write(): queued in order; blocks (bounded) if too much is pending."""
+        self.add_body(data)
+        if self.out_pending > HIGH_WATERMARK:
+            self.server.flush_blocking(self)
+        return 0
+
+    # -- response body -----------------------------------------------------
+
+    cdef int add_body(self, object chunk) except -1:
+        cdef Py_ssize_t n
+        if not PyBytes_Check(chunk):
+            if isinstance(chunk, (bytearray, memoryview)):
+                chunk = bytes(chunk)
+            else:
+                raise TypeError(f"response body items must be bytes, not {type(chunk).__name__}")
+        n = PyBytes_GET_SIZE(chunk)
+        if n == 0:
+            return 0
+        if not self.headers_queued:
+            self.server.queue_headers(self, -1)
+        if not self.body_allowed:
+            return 0
+        if self.content_length_out >= 0:
+            if self.body_sent + n > self.content_length_out:
+                # Never send more than the app's Content-Length promised.
+                n = <Py_ssize_t>(self.content_length_out - self.body_sent)
+                if n <= 0:
+                    return 0
+                chunk = chunk[:n]
+        elif self.chunked_out:
+            self.queue(("%x\r\n" % n).encode("ascii"))
+            self.queue(chunk)
+            self.queue(CRLF)
+            self.body_sent += n
+            return 0
+        self.queue(chunk)
+        self.body_sent += n
+        return 0
+
+    cdef void close_result(self) except *:
+        cdef object result = self.result
+        self.result = None
+        self.iterator = None
+        if result is not None:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    self.server.error_log.exception("Error closing response iterable")
+        if self.file_obj is not None:
+            self.file_obj = None
+            self.file_remaining = 0
+
+
+cdef inline void memset_msghdr(msghdr* msg) noexcept:
+    msg.msg_name = NULL
+    msg.msg_namelen = 0
+    msg.msg_control = NULL
+    msg.msg_controllen = 0
+    msg.msg_flags = 0
+
+
+cdef class Server:
+    """Serves a WSGI app on already-listening sockets until stopped.
+
+    ``Server(app, listeners, options, hooks).run()`` blocks; ``stop()`` may be
+    called from a signal handler or another thread.
+    """
+
+    cdef object app
+    cdef list listeners
+    cdef object options
+    cdef object hooks
+    cdef object error_log
+    cdef int epfd
+    cdef int waker_fd
+    cdef Handle waker
+    cdef dict connections
+    cdef HeaderBlock header_block
+
+    cdef double now
+    cdef double next_tick
+    cdef double keepalive
+    cdef double header_timeout
+    cdef double io_timeout
+    cdef double graceful_timeout
+    cdef Py_ssize_t worker_connections
+    cdef int64_t max_requests
+    cdef readonly int64_t requests_served
+    cdef bint send_server_header
+    cdef bytes server_header
+    cdef bytes date_header
+    cdef long date_second
+    cdef bint use_sendfile
+    cdef Py_ssize_t spool_threshold
+    cdef object spool_dir
+    cdef dict head_limits
+    cdef frozenset forwarded_allow
+    cdef bint forwarded_any
+
+    cdef bint running
+    cdef bint stopping
+    cdef bint stop_now
+    cdef double stop_deadline
+    cdef bint accepting
+    cdef double accept_resume_at
+    cdef object pre_request
+    cdef object post_request
+    cdef object access_log
+    cdef object on_tick
+
+    def __init__(self, app, listeners, options=None, hooks=None):
+        from fastwsgi.options import ServerOptions, ServerHooks
+        self.app = app
+        self.options = options if options is not None else ServerOptions()
+        self.hooks = hooks if hooks is not None else ServerHooks()
+        self.error_log = self.hooks.error_log or logger
+        self.connections = {}
+        self.header_block = HeaderBlock()
+        self.epfd = -1
+        self.waker_fd = -1
+        opts = self.options
+        self.keepalive = opts.keepalive
+        self.header_timeout = opts.header_timeout
+        self.io_timeout = opts.io_timeout
+        self.graceful_timeout = opts.graceful_timeout
+        self.worker_connections = opts.worker_connections if opts.worker_connections > 0 else 1 << 30
+        self.max_requests = opts.max_requests
+        self.send_server_header = opts.send_server_header
+        self.server_header = f"Server: {opts.server_software}\r\n".encode("latin-1")
+        self.use_sendfile = opts.sendfile
+        self.spool_threshold = opts.spool_threshold
+        self.spool_dir = opts.spool_dir
+        self.head_limits = dict(
+            limit_request_line=opts.limit_request_line,
+            limit_request_fields=opts.limit_request_fields,
+            limit_request_field_size=opts.limit_request_field_size,
+            limit_request_body=opts.limit_request_body,
+            header_map=opts.header_map,
+            strip_header_spaces=opts.strip_header_spaces,
+            permit_obsolete_folding=opts.permit_obsolete_folding,
+        )
+        allowed = [ip.strip() for ip in opts.forwarded_allow_ips]
+        self.forwarded_any = "*" in allowed
+        self.forwarded_allow = frozenset(allowed)
+        self.pre_request = self.hooks.pre_request
+        self.post_request = self.hooks.post_request
+        self.access_log = self.hooks.access_log
+        self.on_tick = self.hooks.on_tick
+        self.date_second = -1
+        self.listeners = [self._listener(sock, opts) for sock in listeners]
+
+    cdef Listener _listener(self, object sock, object opts):
+        cdef Listener listener = Listener.__new__(Listener)
+        listener.kind = HANDLE_LISTENER
+        listener.sock = sock
+        listener.fd = sock.fileno()
+        listener.is_unix = sock.family == socket.AF_UNIX
+        sock.setblocking(False)
+        if listener.is_unix:
+            server_name, server_port = "localhost", ""
+        else:
+            address = sock.getsockname()
+            server_name, server_port = address[0], address[1]
+        listener.environ_builder = EnvironBuilder(
+            root_path=opts.root_path,
+            server_software=opts.server_software,
+            server_name=server_name,
+            server_port=server_port,
+            multiprocess=bool(getattr(opts, "multiprocess", False)),
+            file_wrapper=FileWrapper,
+            base_environ=opts.base_environ,
+            secure_scheme_headers=opts.secure_scheme_headers,
+        )
+        return listener
+
+    # -- control -----------------------------------------------------------
+
+    def stop(self, graceful=True):
+        """Stops serving: gracefully lets in-flight requests finish first."""
+        cdef unsigned long long one = 1
+        if graceful:
+            if not self.stopping:
+                self.stopping = True
+                self.stop_deadline = monotonic() + self.graceful_timeout
+        else:
+            self.stop_now = True
+        if self.waker_fd >= 0:
+            write(self.waker_fd, &one, sizeof(one))
+
+    @property
+    def connection_count(self):
+        return len(self.connections)
+
+    def run(self):
+        """Serves until stop(); closes every connection it holds before returning."""
+        if self.running:
+            raise RuntimeError("this server is already running")
+        self.running = True
+        try:
+            self._open()
+            self._serve()
+        finally:
+            self._close_all()
+            self.running = False
+
+    cdef void _open(self) except *:
+        cdef epoll_event event
+        cdef Listener listener
+        self.epfd = epoll_create1(EPOLL_CLOEXEC)
+        if self.epfd < 0:
+            raise OSError(errno, os.strerror(errno))
+        self.waker_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)
+        if self.waker_fd < 0:
+            raise OSError(errno, os.strerror(errno))
+        self.waker = Handle.__new__(Handle)
+        self.waker.kind = HANDLE_WAKER
+        self.waker.fd = self.waker_fd
+        event.events = EPOLLIN
+        event.data.ptr = <void*>self.waker
+        if epoll_ctl(self.epfd, EPOLL_CTL_ADD, self.waker_fd, &event) < 0:
+            raise OSError(errno, os.strerror(errno))
+        self.now = monotonic()
+        self.next_tick = self.now + 1.0
+        self._refresh_date()
+        self._resume_accepting()
+
+    cdef void _resume_accepting(self) except *:
+        cdef epoll_event event
+        cdef Listener listener
+        self.accepting = True
+        for listener in self.listeners:
+            if listener.registered:
+                continue
+            # EPOLLEXCLUSIVE: with several workers on one socket, wake one, not all.
+            event.events = EPOLLIN | EPOLLEXCLUSIVE
+            event.data.ptr = <void*>listener
+            if epoll_ctl(self.epfd, EPOLL_CTL_ADD, listener.fd, &event) < 0:
+                raise OSError(errno, os.strerror(errno))
+            listener.registered = True
+
+    cdef void _pause_accepting(self) except *:
+        cdef Listener listener
+        self.accepting = False
+        for listener in self.listeners:
+            if listener.registered:
+                epoll_ctl(self.epfd, EPOLL_CTL_DEL, listener.fd, NULL)
+                listener.registered = False
+
+    cdef void _serve(self) except *:
+        cdef epoll_event events[MAX_EVENTS]
+        cdef int count, i, timeout_ms
+        cdef Handle handle
+        cdef unsigned long long drained
+        while not self.stop_now:
+            timeout_ms = 100 if self.stopping else 1000
+            with nogil:
+                count = epoll_wait(self.epfd, events, MAX_EVENTS, timeout_ms)
+            if count < 0:
+                if errno != EINTR:
+                    raise OSError(errno, os.strerror(errno))
+                PyErr_CheckSignals()
+                count = 0
+            self.now = monotonic()
+            for i in range(count):
+                handle = <Handle>events[i].data.ptr
+                if handle.kind == HANDLE_CONNECTION:
+                    self._on_connection_event(<Connection>handle, events[i].events)
+                elif handle.kind == HANDLE_LISTENER:
+                    self._accept(<Listener>handle)
+                else:
+                    read(self.waker_fd, &drained, sizeof(drained))
+            if self.now >= self.next_tick:
+                self._tick()
+            if self.stopping and self._drain_for_stop():
+                return
+
+    cdef bint _drain_for_stop(self) except -1:
+        """During a graceful stop: True once nothing is left in flight."""
+        cdef Connection conn
+        if self.accepting or any(listener.registered for listener in self.listeners):
+            self._pause_accepting()
+        for conn in list(self.connections.values()):
+            if conn.state == STATE_HEAD and conn.rlen == 0 and conn.out_pending == 0:
+                self._close(conn)
+        if not self.connections:
+            return True
+        if self.now >= self.stop_deadline:
+            self.error_log.warning("graceful timeout: closing %d connection(s)", len(self.connections))
+            return True
+        return False
+
+    cdef void _tick(self) except *:
+        cdef Connection conn
+        self.next_tick = self.now + 1.0
+        self._refresh_date()
+        if not self.accepting and not self.stopping and self.now >= self.accept_resume_at \
+                and len(self.connections) < self.worker_connections:
+            self._resume_accepting()
+        for conn in list(self.connections.values()):
+            if conn.deadline <= self.now:
+                self._on_timeout(conn)
+        if self.on_tick is not None:
+            try:
+                self.on_tick()
+            except Exception:
+                self.error_log.exception("on_tick hook failed")
+
+    cdef void _refresh_date(self) except *:
+        cdef time_t seconds = time(NULL)
+        cdef tm parts
+        cdef char text[64]
+        cdef size_t n
+        if seconds == self.date_second:
+            return
+        self.date_second = seconds
+        gmtime_r(&seconds, &parts)
+        # RFC 9110 §5.6.7: IMF-fixdate
+        n = strftime(text, sizeof(text), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &parts)
+        self.date_header = PyBytes_FromStringAndSize(text, n)
+
+    # -- accepting ---------------------------------------------------------
+
+    cdef void _accept(self, Listener listener) except *:
+        cdef sockaddr_storage address
+        cdef socklen_t address_length
+        cdef int fd, attempts, one = 1
+        for attempts in range(ACCEPT_BATCH):
+            if len(self.connections) >= self.worker_connections:
+                self._pause_accepting()
+                return
+            address_length = sizeof(address)
+            fd = accept4(listener.fd, <sockaddr*>&address, &address_length,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC)
+            if fd < 0:
+                if errno == EAGAIN or errno == EINTR or errno == ECONNABORTED or errno == EPROTO:
+                    if errno == EAGAIN:
+                        return
+                    continue
+                if errno == EMFILE or errno == ENFILE or errno == ENOBUFS or errno == ENOMEM:
+                    # Out of descriptors: stop polling the listener for a while
+                    # rather than waking up for it again at once.
+                    self.error_log.error("accept: %s; pausing for %.1fs", os.strerror(errno), ACCEPT_BACKOFF)
+                    self._pause_accepting()
+                    self.accept_resume_at = self.now + ACCEPT_BACKOFF
+                    return
+                self.error_log.error("accept: %s", os.strerror(errno))
+                return
+            if not listener.is_unix:
+                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
+            self._add_connection(listener, fd, &address)
+
+    cdef void _add_connection(self, Listener listener, int fd, sockaddr_storage* address) except *:
+        cdef Connection conn = Connection.__new__(Connection)
+        cdef epoll_event event
+        cdef unsigned short port
+        cdef char text[64]
+        cdef const void* ip = fastwsgi_sockaddr_ip(address, &port)
+        conn.kind = HANDLE_CONNECTION
+        conn.fd = fd
+        conn.server = self
+        conn.listener = listener
+        if ip != NULL and inet_ntop(address.ss_family, ip, text, sizeof(text)) != NULL:
+            conn.remote_addr = text.decode("ascii")
+            conn.remote_port = str(port)
+            conn.trusted_proxy = self.forwarded_any or conn.remote_addr in self.forwarded_allow
+        else:
+            conn.remote_addr = ""
+            conn.remote_port = ""
+            conn.trusted_proxy = True
+        conn.rcap = READ_BUFFER_INITIAL
+        conn.rbuf = <char*>malloc(conn.rcap)
+        if conn.rbuf == NULL:
+            close(fd)
+            raise MemoryError()
+        conn.head = HeadParser(**self.head_limits)
+        conn.body = BodyDecoder(self.head_limits["limit_request_body"],
+                                self.head_limits["limit_request_fields"],
+                                self.head_limits["limit_request_field_size"])
+        conn.responder = StartResponse(conn)
+        conn.out = []
+        conn.file_fd = -1
+        conn.state = STATE_HEAD
+        conn.deadline = self.now + self.header_timeout
+        conn.interest = EPOLLIN | EPOLLRDHUP
+        event.events = conn.interest
+        event.data.ptr = <void*>conn
+        if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &event) < 0:
+            close(fd)
+            return
+        self.connections[fd] = conn
+
+    # -- connection events -------------------------------------------------
+
+    cdef void _on_connection_event(self, Connection conn, uint32_t events) except *:
+        if conn.state == STATE_CLOSED:
+            return
+        if events & EPOLLOUT:
+            self._drive(conn)
+            if conn.state == STATE_CLOSED:
+                return
+        if events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR):
+            if conn.interest & EPOLLIN or events & (EPOLLHUP | EPOLLERR):
+                self._on_readable(conn)
+
+    cdef void _on_readable(self, Connection conn) except *:
+        cdef ssize_t n
+        cdef Py_ssize_t room
+        if conn.state == STATE_CLOSING:
+            self._drain_closing(conn)
+            return
+        if conn.state == STATE_BODY and conn.rcap < READ_BUFFER_BODY:
+            conn.ensure_room(READ_BUFFER_BODY)
+        elif conn.rlen == conn.rcap:
+            conn.ensure_room(conn.rcap)
+        room = conn.rcap - conn.rlen
+        n = recv(conn.fd, conn.rbuf + conn.rlen, room, 0)
+        if n < 0:
+            if errno == EAGAIN or errno == EINTR:
+                return
+            self._close(conn)
+            return
+        if n == 0:
+            conn.peer_closed = True
+            if conn.rlen == 0 or conn.state != STATE_HEAD:
+                self._close(conn)
+                return
+        else:
+            if conn.idle:
+                # A new request begins: it gets header_timeout, from now.
+                conn.idle = False
+                conn.deadline = self.now + self.header_timeout
+            elif conn.state == STATE_BODY:
+                conn.deadline = self.now + self.io_timeout
+            conn.rlen += n
+        self._drive(conn)
+
+    cdef void _drain_closing(self, Connection conn) except *:
+        cdef char sink[4096]
+        cdef ssize_t n
+        while True:
+            n = recv(conn.fd, sink, sizeof(sink), 0)
+            if n > 0:
+                continue
+            if n < 0 and errno == EINTR:
+                continue
+            if n < 0 and errno == EAGAIN:
+                return
+            self._close(conn)
+            return
+
+    cdef void _drive(self, Connection conn) except *:
+        """Answers what the read buffer holds, sends what is queued, and picks
+        what to wait for next.  Iterative, so no client can deepen the stack."""
+        cdef int outcome
+        while True:
+            self._answer_requests(conn)
+            if conn.state == STATE_CLOSED:
+                return
+            if conn.out_pending or conn.file_remaining:
+                outcome = conn.flush()
+                if outcome == FLUSH_FAILED:
+                    self._close(conn)
+                    return
+                if outcome == FLUSH_BLOCKED:
+                    self._want(conn, EPOLLOUT)
+                    return
+            if conn.state == STATE_RESPONSE:
+                if not conn.response_done:
+                    # Backpressure: the socket took everything, so ask the app for more.
+                    try:
+                        self._produce(conn, -1)
+                    except Exception:
+                        self._app_failed(conn)
+                    if conn.state == STATE_CLOSED:
+                        return
+                    continue
+                if not conn.keep_alive:
+                    conn.close_result()
+                    self._close_gracefully(conn)
+                    return
+                self._next_request(conn)
+                continue
+            if conn.state == STATE_CLOSING:
+                return
+            self._want(conn, EPOLLIN | EPOLLRDHUP)
+            return
+
+    cdef void _answer_requests(self, Connection conn) except *:
+        """Parses and answers every complete request in the read buffer.
+
+        Responses of pipelined requests are queued back to back and leave in
+        one sendmsg(), as long as they stay under HIGH_WATERMARK.
+        """
+        cdef Py_ssize_t consumed, decoded = 0
+        while True:
+            if conn.state == STATE_HEAD:
+                if conn.rlen == 0:
+                    return
+                consumed = conn.head.parse(conn.rbuf, conn.rlen)
+                if consumed == PARSE_INCOMPLETE:
+                    if conn.peer_closed:
+                        self._close(conn)
+                    return
+                if consumed < 0:
+                    self._reject(conn, conn.head.error_status, conn.head.error_reason)
+                    return
+                self._on_head(conn, consumed)
+            if conn.state == STATE_BODY:
+                consumed = conn.body.decode(conn.rbuf, conn.rlen, &decoded)
+                if consumed < 0:
+                    self._reject(conn, conn.body.error_status, conn.body.error_reason)
+                    return
+                if decoded:
+                    conn.body_buffer.append(conn.rbuf, decoded)
+                conn.consume(consumed)
+                if not conn.body.done():
+                    if conn.peer_closed:
+                        self._close(conn)
+                    return
+                self._call_app(conn)
+                if conn.state == STATE_CLOSED:
+                    return
+            if conn.state != STATE_RESPONSE:
+                return
+            if not (conn.response_done and conn.keep_alive and conn.file_remaining == 0
+                    and conn.out_pending < HIGH_WATERMARK):
+                return
+            self._next_request(conn)
+
+    cdef void _next_request(self, Connection conn) except *:
+        """The response is complete and the connection stays open: expect the next request."""
+        conn.close_result()
+        conn.environ = None
+        conn.status_line = None
+        conn.response_headers = None
+        conn.state = STATE_HEAD
+        if conn.rlen:
+            conn.deadline = self.now + self.header_timeout
+        else:
+            conn.idle = True
+            conn.deadline = self.now + self.keepalive
+
+    cdef void _on_head(self, Connection conn, Py_ssize_t head_length) except *:
+        cdef HeadParser head = conn.head
+        cdef int64_t length = head.content_length
+        conn.environ = conn.listener.environ_builder.build(
+            head, conn.rbuf, conn.remote_addr, conn.remote_port, conn.trusted_proxy)
+        conn.keep_alive = head.keep_alive and self.keepalive > 0
+        conn.version_minor = head.version_minor
+        conn.is_head = head.method.len == 4 and conn.rbuf[head.method.off] == b'H' \
+            and conn.rbuf[head.method.off + 1] == b'E'
+        conn.request_start = self.now
+        conn.consume(head_length)
+        head.reset()
+        conn.body.start(head.body_kind, length)
+        conn.body_buffer = BodyBuffer(self.spool_threshold, self.spool_dir)
+        conn.state = STATE_BODY
+        conn.deadline = self.now + self.io_timeout
+        if head.expect_continue and head.body_kind != BODY_NONE and conn.rlen == 0:
+            # RFC 9110 §10.1.1: the head passed every check, so invite the body.
+            conn.queue(CONTINUE_100)
+
+    cdef void _reject(self, Connection conn, int status, str reason) except *:
+        """Answers a request that cannot be served with ``status``, then closes."""
+        cdef str phrase = STATUS_REASONS.get(status, "Bad Request")
+        body = f"{phrase}\n{reason}\n".encode("latin-1", "replace")
+        self.error_log.debug("refused request from %s: %d %s", conn.remote_addr, status, reason)
+        conn.queue(
+            f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n".encode("latin-1")
+            + self.date_header + b"\r\n" + body
+        )
+        conn.keep_alive = False
+        conn.response_done = True
+        conn.state = STATE_RESPONSE
+
+    # -- calling the app ---------------------------------------------------
+
+    cdef void _call_app(self, Connection conn) except *:
+        cdef dict environ = conn.environ
+        cdef StartResponse responder = conn.responder
+        cdef object result
+        cdef int64_t known_length = -1
+        environ[K_INPUT] = conn.body_buffer.stream()
+        if conn.body.kind == BODY_CHUNKED:
+            # The whole body is in: give frameworks that read CONTENT_LENGTH its size.
+            environ[K_CONTENT_LENGTH] = str(conn.body_buffer.size)
+        conn.body_buffer = None
+        conn.state = STATE_RESPONSE
+        conn.headers_queued = False
+        conn.response_done = False
+        conn.chunked_out = False
+        conn.body_allowed = not conn.is_head
+        conn.content_length_out = -1
+        conn.body_sent = 0
+        conn.list_index = 0
+        conn.iterator = None
+        responder.reset()
+        if self.stopping:
+            conn.keep_alive = False
+        if self.pre_request is not None:
+            self._run_hook(self.pre_request, (environ,))
+        try:
+            result = self.app(environ, responder)
+            conn.result = result
+            if type(result) is FileWrapper and self.use_sendfile and conn.body_allowed:
+                if self._start_sendfile(conn, <FileWrapper>result):
+                    self._finish_response(conn)
+                    return
+            if type(result) is list or type(result) is tuple:
+                known_length = self._sequence_length(result)
+            else:
+                conn.iterator = iter(result)
+            self._produce(conn, known_length)
+        except Exception:
+            self._app_failed(conn)
+
+    cdef int64_t _sequence_length(self, object items) except -2:
+        """A list/tuple body's total length, so the response can carry Content-Length."""
+        cdef Py_ssize_t i, n = len(items)
+        cdef int64_t total = 0
+        cdef object item
+        for i in range(n):
+            item = items[i]
+            if not PyBytes_Check(item):
+                return -1
+            total += PyBytes_GET_SIZE(item)
+        return total
+
+    cdef void _produce(self, Connection conn, int64_t known_length) except *:
+        """Pulls body chunks until the body ends or HIGH_WATERMARK bytes are queued."""
+        cdef object result = conn.result
+        cdef object chunk
+        cdef Py_ssize_t n
+        if known_length >= 0 and not conn.headers_queued:
+            self.queue_headers(conn, known_length)
+        if conn.iterator is None:
+            n = len(result)
+            while conn.list_index < n:
+                chunk = result[conn.list_index]
+                conn.list_index += 1
+                conn.add_body(chunk)
+                if conn.out_pending > HIGH_WATERMARK and conn.list_index < n:
+                    return
+            self._finish_response(conn)
+            return
+        while conn.out_pending <= HIGH_WATERMARK:
+            chunk = next(conn.iterator, None)
+            if chunk is None:
+                self._finish_response(conn)
+                return
+            conn.add_body(chunk)
+
+    cdef bint _start_sendfile(self, Connection conn, FileWrapper wrapper) except -1:
+        """Sets up sendfile(2) for a regular file; False to fall back to iteration."""
+        cdef int64_t size
+        try:
+            fd = wrapper.filelike.fileno()
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                return False
+            offset = wrapper.filelike.tell() if hasattr(wrapper.filelike, "tell") else 0
+        except (AttributeError, OSError, ValueError):
+            return False
+        size = info.st_size - offset
+        if size < 0:
+            size = 0
+        self.queue_headers(conn, size)
+        if conn.content_length_out >= 0 and conn.content_length_out < size:
+            size = conn.content_length_out
+        conn.file_obj = wrapper.filelike
+        conn.file_fd = fd
+        conn.file_offset = offset
+        conn.file_remaining = size if conn.body_allowed else 0
+        return True
+
+    cdef void _finish_response(self, Connection conn) except *:
+        if not conn.headers_queued:
+            self.queue_headers(conn, 0)
+        if conn.chunked_out:
+            conn.queue(LAST_CHUNK)
+        elif (conn.content_length_out >= 0 and conn.body_allowed and conn.file_remaining == 0
+                and conn.body_sent < conn.content_length_out):
+            # The app sent less than its Content-Length: the client cannot tell
+            # where the response ends unless the connection closes.
+            self.error_log.warning("app sent %d of %d promised bytes for %s", conn.body_sent,
+                                   conn.content_length_out, conn.environ.get("RAW_URI"))
+            conn.keep_alive = False
+        if conn.file_remaining == 0:
+            conn.close_result()
+        conn.response_done = True
+        self._request_done(conn)
+
+    cdef void _request_done(self, Connection conn) except *:
+        self.requests_served += 1
+        if self.post_request is not None or self.access_log is not None:
+            elapsed = monotonic() - conn.request_start
+            sent = conn.body_sent + conn.file_remaining
+            if self.access_log is not None:
+                self._run_hook(self.access_log, (conn.environ, conn.status_line,
+                                                 conn.response_headers, sent, elapsed))
+            if self.post_request is not None:
+                self._run_hook(self.post_request, (conn.environ, conn.status_line,
+                                                   conn.response_headers, sent, elapsed))
+        if self.max_requests and self.requests_served >= self.max_requests and not self.stopping:
+            self.error_log.info("Autorestarting worker after current request.")
+            self.stop(True)
+
+    cdef void _run_hook(self, object hook, tuple args) except *:
+        try:
+            hook(*args)
+        except Exception:
+            self.error_log.exception("hook %r failed", getattr(hook, "__name__", hook))
+
+    cdef void _app_failed(self, Connection conn) except *:
+        """The app raised: 500 if nothing was sent yet, else the connection must close."""
+        self.error_log.exception("Error handling request %s", conn.environ.get("RAW_URI", ""))
+        conn.close_result()
+        conn.keep_alive = False
+        if conn.headers_queued:
+            # Part of the response is out: its end cannot be marked, so cut it off.
+            conn.response_done = True
+            self._request_done(conn)
+            self._close(conn)
+            return
+        body = b"Internal Server Error\n"
+        conn.status_line = "500 Internal Server Error"
+        conn.response_headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+        conn.queue(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
+                   b"Content-Length: 22\r\nConnection: close\r\n" + self.date_header + b"\r\n"
+                   + (body if not conn.is_head else b""))
+        conn.headers_queued = True
+        conn.body_sent = len(body)
+        conn.response_done = True
+        self._request_done(conn)
+
+    cdef void queue_headers(self, Connection conn, int64_t known_length) except *:
+        """Queues the status line and header section; decides the framing (RFC 9112 §6)."""
+        cdef StartResponse responder = conn.responder
+        cdef HeaderBlock block = self.header_block
+        cdef object status = responder.status
+        cdef object headers = responder.headers
+        cdef int kind, code
+        cdef bint has_date = False, has_server = False
+        cdef int64_t declared = -1
+        if status is None:
+            raise AssertionError("the application did not call start_response()")
+        block.length = 0
+        block.add("HTTP/1.1 ", 9)
+        block.add_latin1(status, HEADER_VALUE_CHAR, "status")
+        code = _status_code(status)
+        block.add("\r\n", 2)
+        for header in headers:
+            if type(header) is not tuple or PyTuple_GET_SIZE(header) != 2:
+                raise TypeError(f"response header {header!r} is not a (name, value) tuple")
+            name = <object>PyTuple_GET_ITEM(header, 0)
+            value = <object>PyTuple_GET_ITEM(header, 1)
+            kind = header_kind(name)
+            if kind == HEADER_CONTENT_LENGTH:
+                declared = parse_content_length(value)
+                if declared < 0:
+                    raise ValueError(f"invalid Content-Length {value!r}")
+            elif kind == HEADER_DATE:
+                has_date = True
+            elif kind == HEADER_SERVER:
+                has_server = True
+            elif kind == HEADER_HOP_BY_HOP:
+                raise ValueError(f"hop-by-hop header {name!r} is not allowed from an application (PEP 3333)")
+            block.add_latin1(name, HEADER_NAME_CHAR, "header name")
+            block.add(": ", 2)
+            block.add_latin1(value, HEADER_VALUE_CHAR, "header value")
+            block.add("\r\n", 2)
+        if code < 200 or code == 204 or code == 304:
+            # RFC 9110 §6.4.1: these responses never carry content.
+            conn.body_allowed = False
+        if declared >= 0:
+            conn.content_length_out = declared
+        elif known_length >= 0 and conn.body_allowed:
+            conn.content_length_out = known_length
+            _add_content_length(block, known_length)
+        elif not conn.body_allowed:
+            pass
+        elif conn.version_minor == 1:
+            conn.chunked_out = True
+            block.add("Transfer-Encoding: chunked\r\n", 28)
+        else:
+            # HTTP/1.0 without a length: the body ends when the connection does.
+            conn.keep_alive = False
+        if not has_date:
+            block.add(PyBytes_AS_STRING(self.date_header), PyBytes_GET_SIZE(self.date_header))
+        if not has_server and self.send_server_header:
+            block.add(PyBytes_AS_STRING(self.server_header), PyBytes_GET_SIZE(self.server_header))
+        if self.stopping:
+            conn.keep_alive = False
+        if not conn.keep_alive:
+            block.add("Connection: close\r\n", 19)
+        elif conn.version_minor == 0:
+            block.add("Connection: keep-alive\r\n", 24)
+        block.add("\r\n", 2)
+        conn.queue(block.take())
+        conn.headers_queued = True
+        conn.status_line = status
+        conn.response_headers = headers
+
+    # -- output ------------------------------------------------------------
+
+    cdef void _want(self, Connection conn, uint32_t interest) except *:
+        cdef epoll_event event
+        if conn.interest == interest or conn.state == STATE_CLOSED:
+            return
+        conn.interest = interest
+        event.events = interest
+        event.data.ptr = <void*>conn
+        epoll_ctl(self.epfd, EPOLL_CTL_MOD, conn.fd, &event)
+
+    cdef void flush_blocking(self, Connection conn) except *:
+        """For the app's write(): wait (bounded by io_timeout) until the socket takes the data."""
+        import select
+        cdef int outcome
+        deadline = monotonic() + self.io_timeout
+        while True:
+            outcome = conn.flush()
+            if outcome == FLUSH_DONE:
+                return
+            if outcome == FLUSH_FAILED:
+                raise ConnectionError("client went away during write()")
+            remaining = deadline - monotonic()
+            if remaining <= 0:
+                raise TimeoutError("client stopped reading during write()")
+            select.select([], [conn.fd], [], remaining)
+
+    # -- closing -----------------------------------------------------------
+
+    cdef void _close_gracefully(self, Connection conn) except *:
+        # RFC 9112 §9.6: close the write side first and drain the input, so
+        # unread request bytes do not turn our last response into an RST.
+        if conn.peer_closed:
+            self._close(conn)
+            return
+        shutdown(conn.fd, SHUT_WR)
+        conn.state = STATE_CLOSING
+        conn.deadline = self.now + LINGER_SECONDS
+        self._want(conn, EPOLLIN | EPOLLRDHUP)
+        self._drain_closing(conn)
+
+    cdef void _on_timeout(self, Connection conn) except *:
+        if conn.state == STATE_HEAD and conn.rlen and not conn.idle:
+            self._reject(conn, 408, "request head not received in time")
+            self._drive(conn)
+            return
+        if conn.state == STATE_RESPONSE:
+            self.error_log.info("closing connection from %s: no write progress in %.0fs",
+                                conn.remote_addr, self.io_timeout)
+        self._close(conn)
+
+    cdef void _close(self, Connection conn) except *:
+        if conn.state == STATE_CLOSED:
+            return
+        if conn.state == STATE_RESPONSE and not conn.response_done:
+            # PEP 3333: close() is called even when the client went away.
+            self.error_log.debug("client %s went away mid-response", conn.remote_addr)
+        conn.close_result()
+        if conn.body_buffer is not None:
+            conn.body_buffer.discard()
+            conn.body_buffer = None
+        conn.state = STATE_CLOSED
+        close(conn.fd)
+        self.connections.pop(conn.fd, None)
+        conn.out = None
+        conn.environ = None
+        if not self.accepting and not self.stopping and self.now >= self.accept_resume_at:
+            self._resume_accepting()
+
+    cdef void _close_all(self) except *:
+        cdef Connection conn
+        for conn in list(self.connections.values()):
+            self._close(conn)
+        self._pause_accepting()
+        if self.waker_fd >= 0:
+            close(self.waker_fd)
+            self.waker_fd = -1
+        if self.epfd >= 0:
+            close(self.epfd)
+            self.epfd = -1
+
+
+cdef int _status_code(object status) except -1:
+    # PEP 3333: status is "NNN Reason"; RFC 9110 §15: three digits.
+    cdef str text = <str>status
+    if len(text) < 4 or not text[:3].isdigit() or text[3] != " ":
+        raise ValueError(f"invalid status {status!r}")
+    return int(text[:3])
+
+
+cdef void _add_content_length(HeaderBlock block, int64_t length) except *:
+    cdef char text[48]
+    cdef int n = snprintf(text, sizeof(text), "Content-Length: %lld\r\n", <long long>length)
+    block.add(text, n)
+
+
+cdef extern from "<stdio.h>":
+    int snprintf(char* buf, size_t size, const char* fmt, ...)

@@ -1,0 +1,202 @@
+# start_response, the header block and wsgi.file_wrapper (PEP 3333).
+# Included into _loop.pyx.
+
+from cpython.unicode cimport PyUnicode_Check
+from cpython.bytes cimport PyBytes_Check, PyBytes_GET_SIZE
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_COMPACT_ASCII(object)
+    int PyUnicode_KIND(object)
+    void* PyUnicode_DATA(object)
+    Py_ssize_t PyUnicode_GET_LENGTH(object)
+    int PyUnicode_1BYTE_KIND
+
+cdef extern from "strings.h":
+    int strncasecmp(const char* a, const char* b, size_t n)
+
+# RFC 9110 §7.6.1 and PEP 3333: headers an application must not set.
+cdef tuple HOP_BY_HOP = (b"connection", b"keep-alive", b"proxy-authenticate",
+                         b"proxy-authorization", b"te", b"trailers", b"transfer-encoding",
+                         b"upgrade")
+
+cdef unsigned char HEADER_NAME_CHAR[256]
+cdef unsigned char HEADER_VALUE_CHAR[256]
+
+
+cdef void _init_header_tables() noexcept:
+    cdef int c
+    for c in range(256):
+        HEADER_NAME_CHAR[c] = 0
+        HEADER_VALUE_CHAR[c] = 0
+    for c in b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ":
+        HEADER_NAME_CHAR[c] = 1
+    for c in range(0x20, 0x7F):
+        HEADER_VALUE_CHAR[c] = 1
+    for c in range(0x80, 0x100):
+        HEADER_VALUE_CHAR[c] = 1
+    HEADER_VALUE_CHAR[9] = 1
+
+
+_init_header_tables()
+
+
+cdef class HeaderBlock:
+    """A growable byte buffer for one status line and header section."""
+
+    cdef char* data
+    cdef Py_ssize_t length
+    cdef Py_ssize_t capacity
+
+    def __cinit__(self):
+        self.capacity = 1024
+        self.data = <char*>malloc(self.capacity)
+        if self.data == NULL:
+            raise MemoryError()
+        self.length = 0
+
+    def __dealloc__(self):
+        free(self.data)
+
+    cdef int reserve(self, Py_ssize_t extra) except -1:
+        cdef Py_ssize_t wanted = self.length + extra
+        cdef char* grown
+        if wanted <= self.capacity:
+            return 0
+        while self.capacity < wanted:
+            self.capacity *= 2
+        grown = <char*>realloc(self.data, self.capacity)
+        if grown == NULL:
+            raise MemoryError()
+        self.data = grown
+        return 0
+
+    cdef inline int add(self, const char* text, Py_ssize_t n) except -1:
+        if self.length + n > self.capacity:
+            self.reserve(n)
+        memcpy(self.data + self.length, text, n)
+        self.length += n
+        return 0
+
+    cdef int add_latin1(self, object text, const unsigned char* allowed, str what) except -1:
+        """Appends a str as latin-1 (PEP 3333 native strings), checking every character."""
+        cdef Py_ssize_t i, n
+        cdef const unsigned char* chars
+        if not PyUnicode_Check(text):
+            raise TypeError(f"{what} must be str, not {type(text).__name__}")
+        if PyUnicode_KIND(text) != PyUnicode_1BYTE_KIND:
+            raise ValueError(f"{what} {text!r} is not latin-1")
+        n = PyUnicode_GET_LENGTH(text)
+        chars = <const unsigned char*>PyUnicode_DATA(text)
+        for i in range(n):
+            if not allowed[chars[i]]:
+                raise ValueError(f"invalid character in {what} {text!r}")
+        return self.add(<const char*>chars, n)
+
+    cdef bytes take(self):
+        cdef bytes block = PyBytes_FromStringAndSize(self.data, self.length)
+        self.length = 0
+        return block
+
+
+cdef class StartResponse:
+    """The start_response callable handed to the app; one per connection, reset per request."""
+
+    cdef object status
+    cdef object headers
+    cdef Connection connection
+    cdef object write_callable
+
+    def __cinit__(self, Connection connection):
+        self.connection = connection
+        self.write_callable = self.write
+
+    cdef void reset(self) noexcept:
+        self.status = None
+        self.headers = None
+
+    def __call__(self, status, headers, exc_info=None):
+        if exc_info is not None:
+            try:
+                if self.connection.headers_queued:
+                    # PEP 3333: too late to change the status; re-raise the app's error.
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response called a second time without exc_info")
+        if not PyUnicode_Check(status):
+            raise TypeError(f"status must be str, not {type(status).__name__}")
+        if not isinstance(headers, list):
+            raise TypeError(f"headers must be a list, not {type(headers).__name__}")
+        self.status = status
+        self.headers = headers
+        return self.write_callable
+
+    def write(self, data):
+        """PEP 3333's write(): queue bytes now, sending the headers first."""
+        if self.status is None:
+            raise AssertionError("write() called before start_response()")
+        self.connection.write_from_app(data)
+
+
+cdef class FileWrapper:
+    """wsgi.file_wrapper: a file the loop sends with sendfile(2) when it can."""
+
+    cdef readonly object filelike
+    cdef readonly Py_ssize_t blksize
+
+    def __init__(self, filelike, Py_ssize_t blksize=8192):
+        self.filelike = filelike
+        self.blksize = blksize if blksize > 0 else 8192
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        data = self.filelike.read(self.blksize)
+        if data:
+            return data
+        raise StopIteration
+
+    def close(self):
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+
+cdef int64_t parse_content_length(object value) except -2:
+    """An app's Content-Length value, or -1 when it is not 1*DIGIT."""
+    cdef Py_ssize_t i, n
+    cdef const unsigned char* chars
+    cdef int64_t length = 0
+    if not PyUnicode_Check(value) or PyUnicode_KIND(value) != PyUnicode_1BYTE_KIND:
+        return -1
+    n = PyUnicode_GET_LENGTH(value)
+    chars = <const unsigned char*>PyUnicode_DATA(value)
+    if n == 0 or n > 18:
+        return -1
+    for i in range(n):
+        if chars[i] < 48 or chars[i] > 57:
+            return -1
+        length = length * 10 + (chars[i] - 48)
+    return length
+
+
+cdef int header_kind(object name) except -1:
+    """Classifies a response header name the server must act on."""
+    cdef const char* chars
+    cdef Py_ssize_t n
+    if not PyUnicode_Check(name) or PyUnicode_KIND(name) != PyUnicode_1BYTE_KIND:
+        return HEADER_OTHER
+    n = PyUnicode_GET_LENGTH(name)
+    chars = <const char*>PyUnicode_DATA(name)
+    if n == 14 and strncasecmp(chars, "content-length", 14) == 0:
+        return HEADER_CONTENT_LENGTH
+    if n == 4 and strncasecmp(chars, "date", 4) == 0:
+        return HEADER_DATE
+    if n == 6 and strncasecmp(chars, "server", 6) == 0:
+        return HEADER_SERVER
+    for hop in HOP_BY_HOP:
+        if n == len(<bytes>hop) and strncasecmp(chars, <bytes>hop, n) == 0:
+            return HEADER_HOP_BY_HOP
+    return HEADER_OTHER
