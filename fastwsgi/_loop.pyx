@@ -222,7 +222,6 @@ cdef class Connection(Handle):
                     return FLUSH_BLOCKED
                 return FLUSH_FAILED
             self.out_pending -= sent
-            self.deadline = self.server.now + self.server.io_timeout
             # drop what went out; keep the unsent tail of a partly sent item
             i = self.out_head
             while sent > 0:
@@ -261,7 +260,6 @@ cdef class Connection(Handle):
                 break
             self.file_remaining -= sent
             self.body_sent += sent
-            self.deadline = self.server.now + self.server.io_timeout
         return FLUSH_DONE
 
     cdef int write_from_app(self, object data) except -1:
@@ -546,8 +544,7 @@ cdef class Server:
     cdef bint _drain_for_stop(self) except -1:
         """During a graceful stop: True once nothing is left in flight."""
         cdef Connection conn
-        if self.accepting or any(listener.registered for listener in self.listeners):
-            self._pause_accepting()
+        self._pause_accepting()
         for conn in list(self.connections.values()):
             if conn.state == STATE_HEAD and conn.rlen == 0 and conn.out_pending == 0:
                 self._close(conn)
@@ -731,6 +728,8 @@ cdef class Server:
                     self._close(conn)
                     return
                 if outcome == FLUSH_BLOCKED:
+                    # io_timeout counts from the last progress, which this flush was
+                    conn.deadline = self.now + self.io_timeout
                     self._want(conn, EPOLLOUT)
                     return
             if conn.state == STATE_RESPONSE:
@@ -987,9 +986,11 @@ cdef class Server:
         conn.close_result()
         conn.keep_alive = False
         if conn.headers_queued:
-            # Part of the response is out: its end cannot be marked, so cut it off.
+            # Part of the response is out: its end cannot be marked, so send what
+            # is queued (without blocking) and cut the connection off.
             conn.response_done = True
             self._request_done(conn)
+            conn.flush()
             self._close(conn)
             return
         body = b"Internal Server Error\n"

@@ -1,0 +1,210 @@
+"""Request bodies, 100-continue, pipelining and refused requests, through a real socket."""
+from __future__ import annotations
+
+import socket
+import wsgiref.validate
+
+import pytest
+
+from loop_harness import Client, exchange, headers_of, hello_app, read_all, running
+
+
+def echo_app(environ, start_response):
+    length = environ.get("CONTENT_LENGTH", "")
+    body = environ["wsgi.input"].read(int(length or 0))
+    info = f"{length}|".encode()
+    start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                              ("Content-Length", str(len(info) + len(body)))])
+    return [info, body]
+
+
+def test_content_length_body_reaches_the_app():
+    with running(wsgiref.validate.validator(echo_app)) as server:
+        raw = exchange(server, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                               b"Connection: close\r\n\r\nhello")
+        assert raw.endswith(b"5|hello")
+
+
+def test_chunked_body_is_decoded_and_its_length_given():
+    with running(echo_app) as server:
+        raw = exchange(server, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                               b"Connection: close\r\n\r\n"
+                               b"5;name=val\r\nhello\r\n6\r\n world\r\n0\r\nX-Checksum: x\r\n\r\n")
+        assert raw.endswith(b"11|hello world")
+
+
+def test_body_split_across_many_packets():
+    with running(echo_app) as server:
+        with server.connect() as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            message = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789"
+            for i in range(len(message)):
+                sock.sendall(message[i:i + 1])
+            client = Client(sock)
+            response, body = client.response(b"POST")
+            assert body == b"10|0123456789"
+
+
+def test_input_stream_reads_lines_and_sizes():
+    lines = []
+
+    def app(environ, start_response):
+        stream = environ["wsgi.input"]
+        lines.append(stream.read(2))
+        lines.append(stream.readline())
+        lines.append(stream.readline(3))
+        lines.extend(stream.readlines())
+        lines.append(stream.read())
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "0")])
+        return []
+
+    # read() with no size is allowed by wsgi.input_terminated, which wsgiref's validator predates.
+    with running(app) as server:
+        exchange(server, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n"
+                         b"Connection: close\r\n\r\nabcd\nefghij\nkl\nmnop\n")
+    assert lines == [b"ab", b"cd\n", b"efg", b"hij\n", b"kl\n", b"mnop\n", b""]
+
+
+def test_large_upload_is_spooled_to_a_file():
+    payload = bytes(range(256)) * 4096  # 1 MiB
+
+    def app(environ, start_response):
+        stream = environ["wsgi.input"]
+        data = b"".join(iter(lambda: stream.read(65536), b""))
+        ok = data == payload
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok" if ok else b"no"]
+
+    with running(app, spool_threshold=64 * 1024) as server:
+        raw = exchange(server, b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                               b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+        assert raw.endswith(b"ok")
+
+
+def test_expect_100_continue_is_answered_before_the_body():
+    with running(echo_app) as server:
+        with server.connect() as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                         b"Expect: 100-continue\r\n\r\n")
+            assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            sock.sendall(b"data")
+            assert Client(sock).response(b"POST")[1] == b"4|data"
+
+
+def test_expect_100_continue_over_the_body_limit_gets_413_without_100():
+    with running(echo_app, limit_request_body=10) as server:
+        raw = exchange(server, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n"
+                               b"Expect: 100-continue\r\n\r\n")
+        assert raw.startswith(b"HTTP/1.1 413 ")
+        assert b"100 Continue" not in raw
+
+
+def test_sixteen_pipelined_requests_answered_in_order():
+    def app(environ, start_response):
+        body = environ["PATH_INFO"].encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    with running(app) as server:
+        client = Client(server.connect())
+        client.send(b"".join(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(16)))
+        assert [client.response()[1] for _ in range(16)] == [b"/%d" % i for i in range(16)]
+
+
+def test_pipelined_bodies_are_kept_apart():
+    with running(echo_app) as server:
+        client = Client(server.connect())
+        client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+                    b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nde\r\n0\r\n\r\n"
+                    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.response(b"POST")[1] == b"3|abc"
+        assert client.response(b"POST")[1] == b"2|de"
+        assert client.response()[1] == b"|"
+
+
+REFUSED = [
+    (b"GET / HTTP/1.1\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
+    (b"GET / HTTP/1.1\nHost: a\r\n\r\n", 400),
+    (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"a" * 9000 + b"\r\n\r\n", 431),
+    (b"GET / HTTP/1.1\r\nHost: a\r\n" + b"X: a\r\n" * 101 + b"\r\n", 431),
+    (b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n", 400),
+]
+
+
+@pytest.mark.parametrize("raw,status", REFUSED)
+def test_refused_requests_get_a_status_and_a_closed_connection(raw, status):
+    calls = []
+
+    def app(environ, start_response):
+        calls.append(environ)
+        return hello_app(environ, start_response)
+
+    with running(app) as server:
+        answer = exchange(server, raw)
+    assert answer.startswith(b"HTTP/1.1 %d " % status)
+    assert b"Connection: close\r\n" in answer
+    assert calls == []
+
+
+SMUGGLING = [
+    # CL.TE and TE.CL: both framings present
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+    # two different lengths
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 44\r\n\r\n"
+    b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+    # TE that does not end in chunked
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n"
+    b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+    # invalid chunk size
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"-1\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+    # a bare LF chunk terminator
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"3\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+    # a space before the colon
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\nContent-Length: 3\r\n\r\n"
+    b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+    # Content-Length with a sign
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabcGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("raw", SMUGGLING)
+def test_no_smuggled_request_ever_reaches_the_app(raw):
+    paths = []
+
+    def app(environ, start_response):
+        paths.append(environ["PATH_INFO"])
+        environ["wsgi.input"].read()
+        return hello_app(environ, start_response)
+
+    with running(app) as server:
+        exchange(server, raw)
+    assert "/smuggled" not in paths
+
+
+def test_body_over_the_limit_is_refused_with_413():
+    with running(echo_app, limit_request_body=8) as server:
+        raw = exchange(server, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               b"5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n")
+        assert raw.startswith(b"HTTP/1.1 413 ")
+
+
+def test_underscore_twin_of_a_header_is_dropped_not_merged():
+    seen = []
+
+    def app(environ, start_response):
+        seen.append((environ.get("CONTENT_LENGTH"), environ.get("HTTP_X_FORWARDED_FOR")))
+        return hello_app(environ, start_response)
+
+    with running(app) as server:
+        raw = exchange(server, b"POST / HTTP/1.1\r\nHost: a\r\nContent_Length: 40\r\n"
+                               b"X_Forwarded_For: 6.6.6.6\r\nConnection: close\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 200 ")
+    assert seen == [(None, None)]
