@@ -1,0 +1,120 @@
+"""fastwsgi.run in a process of its own: signals, descriptor exhaustion, the demo app."""
+from __future__ import annotations
+
+import os
+import pathlib
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from loop_harness import read_all
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+RUNNER = """
+import socket, sys, time
+import fastwsgi
+
+def slow(environ, start_response):
+    time.sleep(float(environ["QUERY_STRING"] or 0))
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+    return [b"done"]
+
+app = {"slow": slow}.get(sys.argv[1]) or __import__("fastwsgi.demo", fromlist=["app"]).app
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen(64)
+print(sock.getsockname()[1], flush=True)
+fastwsgi.run(app, sock=sock)
+print("stopped", flush=True)
+"""
+
+
+class Process:
+    def __init__(self, app: str, preexec=None):
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.proc = subprocess.Popen([sys.executable, "-c", RUNNER, app], stdout=subprocess.PIPE,
+                                     env=env, text=True, preexec_fn=preexec)
+        self.port = int(self.proc.stdout.readline())
+
+    def request(self, raw: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+            sock.sendall(raw)
+            return read_all(sock)
+
+    def cpu_seconds(self) -> float:
+        fields = pathlib.Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def process():
+    started = []
+
+    def start(app: str, preexec=None) -> Process:
+        started.append(Process(app, preexec))
+        return started[-1]
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+def test_demo_app_answers(process):
+    server = process("demo")
+    answer = server.request(b"GET /hi?x=1 HTTP/1.0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+    assert b"Hello from fastwsgi" in answer and b"PATH_INFO: /hi" in answer
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_gracefully_after_the_in_flight_request(process, signum):
+    server = process("slow")
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    sock.sendall(b"GET /?1.0 HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.3)
+    server.proc.send_signal(signum)
+    answer = read_all(sock)
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"done")
+    assert b"Connection: close" in answer
+    assert server.proc.wait(10) == 0
+    assert server.proc.stdout.read().strip() == "stopped"
+
+
+def test_descriptor_exhaustion_does_not_spin_and_recovers(process):
+    def low_fd_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+
+    server = process("demo", low_fd_limit)
+    clients = []
+    for _ in range(80):
+        clients.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+    time.sleep(0.3)
+    before = server.cpu_seconds()
+    time.sleep(1.5)
+    spent = server.cpu_seconds() - before
+    assert spent < 0.5, f"the loop spun for {spent:.2f}s of CPU while out of descriptors"
+    for sock in clients:
+        sock.close()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            answer = server.request(b"GET / HTTP/1.0\r\n\r\n")
+            if answer.startswith(b"HTTP/1.1 200"):
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "did not recover from descriptor exhaustion"
+        time.sleep(0.2)
