@@ -306,7 +306,7 @@ cdef class Connection(Handle):
         cdef object result = self.result
         self.result = None
         self.iterator = None
-        if result is not None:
+        if result is not None and type(result) is not list and type(result) is not tuple:
             close = getattr(result, "close", None)
             if close is not None:
                 try:
@@ -821,7 +821,8 @@ cdef class Server:
         conn.consume(head_length)
         head.reset()
         conn.body.start(head.body_kind, length)
-        conn.body_buffer = BodyBuffer(self.spool_threshold, self.spool_dir)
+        if head.body_kind != BODY_NONE:
+            conn.body_buffer = BodyBuffer(self.spool_threshold, self.spool_dir)
         conn.state = STATE_BODY
         conn.deadline = self.now + self.io_timeout
         if head.expect_continue and head.body_kind != BODY_NONE and conn.rlen == 0:
@@ -849,11 +850,14 @@ cdef class Server:
         cdef StartResponse responder = conn.responder
         cdef object result
         cdef int64_t known_length = -1
-        environ[K_INPUT] = conn.body_buffer.stream()
-        if conn.body.kind == BODY_CHUNKED:
-            # The whole body is in: give frameworks that read CONTENT_LENGTH its size.
-            environ[K_CONTENT_LENGTH] = str(conn.body_buffer.size)
-        conn.body_buffer = None
+        if conn.body_buffer is None:
+            environ[K_INPUT] = memory_input(EMPTY_BYTES)
+        else:
+            environ[K_INPUT] = conn.body_buffer.stream()
+            if conn.body.kind == BODY_CHUNKED:
+                # The whole body is in: give frameworks that read CONTENT_LENGTH its size.
+                environ[K_CONTENT_LENGTH] = str(conn.body_buffer.size)
+            conn.body_buffer = None
         conn.state = STATE_RESPONSE
         conn.headers_queued = False
         conn.response_done = False
@@ -1156,10 +1160,13 @@ cdef class Server:
 
 cdef int _status_code(object status) except -1:
     # PEP 3333: status is "NNN Reason"; RFC 9110 §15: three digits.
-    cdef str text = <str>status
-    if len(text) < 4 or not text[:3].isdigit() or text[3] != " ":
+    # add_latin1() already made sure the status is a 1-byte-kind str.
+    cdef const unsigned char* chars = <const unsigned char*>PyUnicode_DATA(status)
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(status)
+    if (n < 4 or not (48 <= chars[0] <= 57) or not (48 <= chars[1] <= 57)
+            or not (48 <= chars[2] <= 57) or chars[3] != 32):
         raise ValueError(f"invalid status {status!r}")
-    return int(text[:3])
+    return (chars[0] - 48) * 100 + (chars[1] - 48) * 10 + (chars[2] - 48)
 
 
 cdef void _add_content_length(HeaderBlock block, int64_t length) except *:
