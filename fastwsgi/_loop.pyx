@@ -72,6 +72,7 @@ cdef class Server
 
 include "_input.pxi"
 include "_response.pxi"
+include "_proxy.pxi"
 
 cdef dict STATUS_REASONS = {
     400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
@@ -113,6 +114,7 @@ cdef class Connection(Handle):
     cdef str remote_addr
     cdef str remote_port
     cdef bint trusted_proxy
+    cdef bint proxy_header_expected
     cdef bint peer_closed
     cdef uint32_t interest
     cdef double deadline
@@ -363,6 +365,9 @@ cdef class Server:
     cdef dict head_limits
     cdef frozenset forwarded_allow
     cdef bint forwarded_any
+    cdef bint proxy_protocol
+    cdef frozenset proxy_allow
+    cdef bint proxy_any
 
     cdef bint running
     cdef bint stopping
@@ -409,6 +414,10 @@ cdef class Server:
         allowed = [ip.strip() for ip in opts.forwarded_allow_ips]
         self.forwarded_any = "*" in allowed
         self.forwarded_allow = frozenset(allowed)
+        self.proxy_protocol = bool(opts.proxy_protocol)
+        proxy_allowed = [ip.strip() for ip in opts.proxy_allow_ips]
+        self.proxy_any = "*" in proxy_allowed
+        self.proxy_allow = frozenset(proxy_allowed)
         self.pre_request = self.hooks.pre_request
         self.post_request = self.hooks.post_request
         self.access_log = self.hooks.access_log
@@ -629,10 +638,13 @@ cdef class Server:
             conn.remote_addr = text.decode("ascii")
             conn.remote_port = str(port)
             conn.trusted_proxy = self.forwarded_any or conn.remote_addr in self.forwarded_allow
+            conn.proxy_header_expected = self.proxy_protocol and (
+                self.proxy_any or conn.remote_addr in self.proxy_allow)
         else:
             conn.remote_addr = ""
             conn.remote_port = ""
             conn.trusted_proxy = True
+            conn.proxy_header_expected = self.proxy_protocol
         conn.rcap = READ_BUFFER_INITIAL
         conn.rbuf = <char*>malloc(conn.rcap)
         if conn.rbuf == NULL:
@@ -764,6 +776,8 @@ cdef class Server:
             if conn.state == STATE_HEAD:
                 if conn.rlen == 0:
                     return
+                if conn.proxy_header_expected and not self._read_proxy_header(conn):
+                    return
                 consumed = conn.head.parse(conn.rbuf, conn.rlen)
                 if consumed == PARSE_INCOMPLETE:
                     if conn.peer_closed:
@@ -794,6 +808,23 @@ cdef class Server:
                     and conn.out_pending < HIGH_WATERMARK):
                 return
             self._next_request(conn)
+
+    cdef bint _read_proxy_header(self, Connection conn) except -1:
+        """Takes a PROXY header off the front of the connection; False while incomplete or refused."""
+        cdef ProxyHeader header = parse_proxy_header(conn.rbuf, conn.rlen)
+        if header is None:
+            if conn.peer_closed:
+                self._close(conn)
+            return False
+        conn.proxy_header_expected = False
+        if header.error is not None:
+            self._reject(conn, 400, header.error)
+            return False
+        if header.client_addr is not None:
+            conn.remote_addr = header.client_addr
+            conn.remote_port = header.client_port
+        conn.consume(header.consumed)
+        return conn.rlen > 0
 
     cdef void _next_request(self, Connection conn) except *:
         """The response is complete and the connection stays open: expect the next request."""

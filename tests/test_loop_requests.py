@@ -208,3 +208,39 @@ def test_underscore_twin_of_a_header_is_dropped_not_merged():
                                b"X_Forwarded_For: 6.6.6.6\r\nConnection: close\r\n\r\n")
     assert raw.startswith(b"HTTP/1.1 200 ")
     assert seen == [(None, None)]
+
+
+def _remote_app(environ, start_response):
+    body = f"{environ['REMOTE_ADDR']}:{environ['REMOTE_PORT']}".encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+@pytest.mark.parametrize("preamble,expected", [
+    (b"PROXY TCP4 203.0.113.9 10.0.0.1 51000 80\r\n", b"203.0.113.9:51000"),
+    (b"PROXY TCP6 2001:db8::7 2001:db8::1 4000 443\r\n", b"2001:db8::7:4000"),
+    (b"PROXY UNKNOWN\r\n", b"127.0.0.1:"),
+    (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c" + bytes([198, 51, 100, 4, 10, 0, 0, 1])
+     + (6000).to_bytes(2, "big") + (80).to_bytes(2, "big"), b"198.51.100.4:6000"),
+    (b"", b"127.0.0.1:"),  # detection: plain HTTP from a trusted peer still works
+])
+def test_proxy_protocol_names_the_real_client(preamble, expected):
+    with running(_remote_app, proxy_protocol=True) as server:
+        raw = exchange(server, preamble + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 200 ")
+    assert raw.partition(b"\r\n\r\n")[2].startswith(expected)
+
+
+def test_proxy_header_split_across_packets_and_bad_ones_refused():
+    with running(_remote_app, proxy_protocol=True) as server:
+        with server.connect() as sock:
+            for piece in (b"PRO", b"XY TCP4 192.0.2.1 192.0.2.2 1 2", b"\r\nGET / HTTP/1.0\r\n\r\n"):
+                sock.sendall(piece)
+            assert read_all(sock).endswith(b"192.0.2.1:1")
+        assert exchange(server, b"PROXY TCP4 999.1.1.1 1.1.1.1 1 2\r\n").startswith(b"HTTP/1.1 400 ")
+
+
+def test_proxy_header_from_an_untrusted_peer_is_not_believed():
+    with running(_remote_app, proxy_protocol=True, proxy_allow_ips=("192.0.2.55",)) as server:
+        raw = exchange(server, b"PROXY TCP4 203.0.113.9 10.0.0.1 51000 80\r\nGET / HTTP/1.0\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 400 ")
