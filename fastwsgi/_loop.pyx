@@ -124,6 +124,7 @@ cdef class Connection(Handle):
     cdef char* rbuf
     cdef Py_ssize_t rcap
     cdef Py_ssize_t rlen
+    cdef Py_ssize_t rstart
     cdef HeadParser head
     cdef BodyDecoder body
     cdef BodyBuffer body_buffer
@@ -168,8 +169,13 @@ cdef class Connection(Handle):
     # -- input -----------------------------------------------------------
 
     cdef int ensure_room(self, Py_ssize_t wanted) except -1:
+        """Makes room for ``wanted`` more bytes after the unread ones."""
         cdef char* grown
         cdef Py_ssize_t capacity = self.rcap
+        if self.rstart:
+            # Unread bytes move to the front once per read, not once per request.
+            memmove(self.rbuf, self.rbuf + self.rstart, self.rlen)
+            self.rstart = 0
         if self.rcap - self.rlen >= wanted:
             return 0
         while capacity - self.rlen < wanted:
@@ -181,11 +187,16 @@ cdef class Connection(Handle):
         self.rcap = capacity
         return 0
 
+    cdef inline char* data(self) noexcept:
+        """The first unread byte; parser spans are offsets from here."""
+        return self.rbuf + self.rstart
+
     cdef inline void consume(self, Py_ssize_t n) noexcept:
         if n >= self.rlen:
             self.rlen = 0
+            self.rstart = 0
         elif n > 0:
-            memmove(self.rbuf, self.rbuf + n, self.rlen - n)
+            self.rstart += n
             self.rlen -= n
 
     # -- output ----------------------------------------------------------
@@ -688,10 +699,10 @@ cdef class Server:
             return
         if conn.state == STATE_BODY and conn.rcap < READ_BUFFER_BODY:
             conn.ensure_room(READ_BUFFER_BODY)
-        elif conn.rlen == conn.rcap:
-            conn.ensure_room(conn.rcap)
-        room = conn.rcap - conn.rlen
-        n = recv(conn.fd, conn.rbuf + conn.rlen, room, 0)
+        elif conn.rstart or conn.rlen == conn.rcap:
+            conn.ensure_room(conn.rcap - conn.rlen if conn.rlen < conn.rcap else conn.rcap)
+        room = conn.rcap - conn.rstart - conn.rlen
+        n = recv(conn.fd, conn.rbuf + conn.rstart + conn.rlen, room, 0)
         if n < 0:
             if errno == EAGAIN or errno == EINTR:
                 return
@@ -778,7 +789,7 @@ cdef class Server:
                     return
                 if conn.proxy_header_expected and not self._read_proxy_header(conn):
                     return
-                consumed = conn.head.parse(conn.rbuf, conn.rlen)
+                consumed = conn.head.parse(conn.data(), conn.rlen)
                 if consumed == PARSE_INCOMPLETE:
                     if conn.peer_closed:
                         self._close(conn)
@@ -788,12 +799,12 @@ cdef class Server:
                     return
                 self._on_head(conn, consumed)
             if conn.state == STATE_BODY:
-                consumed = conn.body.decode(conn.rbuf, conn.rlen, &decoded)
+                consumed = conn.body.decode(conn.data(), conn.rlen, &decoded)
                 if consumed < 0:
                     self._reject(conn, conn.body.error_status, conn.body.error_reason)
                     return
                 if decoded:
-                    conn.body_buffer.append(conn.rbuf, decoded)
+                    conn.body_buffer.append(conn.data(), decoded)
                 conn.consume(consumed)
                 if not conn.body.done():
                     if conn.peer_closed:
@@ -811,7 +822,7 @@ cdef class Server:
 
     cdef bint _read_proxy_header(self, Connection conn) except -1:
         """Takes a PROXY header off the front of the connection; False while incomplete or refused."""
-        cdef ProxyHeader header = parse_proxy_header(conn.rbuf, conn.rlen)
+        cdef ProxyHeader header = parse_proxy_header(conn.data(), conn.rlen)
         if header is None:
             if conn.peer_closed:
                 self._close(conn)
@@ -842,12 +853,13 @@ cdef class Server:
     cdef void _on_head(self, Connection conn, Py_ssize_t head_length) except *:
         cdef HeadParser head = conn.head
         cdef int64_t length = head.content_length
+        cdef char* request_bytes = conn.data()
         conn.environ = conn.listener.environ_builder.build(
-            head, conn.rbuf, conn.remote_addr, conn.remote_port, conn.trusted_proxy)
+            head, request_bytes, conn.remote_addr, conn.remote_port, conn.trusted_proxy)
         conn.keep_alive = head.keep_alive and self.keepalive > 0
         conn.version_minor = head.version_minor
-        conn.is_head = head.method.len == 4 and conn.rbuf[head.method.off] == b'H' \
-            and conn.rbuf[head.method.off + 1] == b'E'
+        conn.is_head = head.method.len == 4 and request_bytes[head.method.off] == b'H' \
+            and request_bytes[head.method.off + 1] == b'E'
         conn.request_start = self.now
         conn.consume(head_length)
         head.reset()
