@@ -918,7 +918,7 @@ cdef class Server:
         try:
             result = self.app(environ, responder)
             conn.result = result
-            if type(result) is FileWrapper and self.use_sendfile and conn.body_allowed:
+            if type(result) is FileWrapper and self.use_sendfile:
                 if self._start_sendfile(conn, <FileWrapper>result):
                     self._finish_response(conn)
                     return
