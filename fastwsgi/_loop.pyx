@@ -980,7 +980,7 @@ cdef class Server:
         size = info.st_size - offset
         if size < 0:
             size = 0
-        self.queue_headers(conn, size)
+        self.queue_headers(conn, size, True)
         if conn.content_length_out >= 0 and conn.content_length_out < size:
             size = conn.content_length_out
         conn.file_obj = wrapper.filelike
@@ -1051,8 +1051,13 @@ cdef class Server:
         conn.response_done = True
         self._request_done(conn)
 
-    cdef void queue_headers(self, Connection conn, int64_t known_length) except *:
-        """Queues the status line and header section; decides the framing (RFC 9112 §6)."""
+    cdef void queue_headers(self, Connection conn, int64_t known_length,
+                            bint length_holds_for_head=False) except *:
+        """Queues the status line and header section; decides the framing (RFC 9112 §6).
+
+        ``known_length`` is the body's size when the server knows it (-1 if not);
+        a HEAD response states it only when it is the size GET would send.
+        """
         cdef StartResponse responder = conn.responder
         cdef HeaderBlock block = self.header_block
         cdef object status = responder.status
@@ -1092,7 +1097,7 @@ cdef class Server:
             conn.body_allowed = False
         if declared >= 0:
             conn.content_length_out = declared
-        elif known_length >= 0 and conn.body_allowed:
+        elif known_length >= 0 and (conn.body_allowed or (conn.is_head and length_holds_for_head)):
             conn.content_length_out = known_length
             _add_content_length(block, known_length)
         elif not conn.body_allowed:
