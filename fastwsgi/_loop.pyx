@@ -64,6 +64,8 @@ DEF HIGH_WATERMARK = 262144
 DEF SENDFILE_CHUNK = 1048576
 # Seconds a closing connection is drained so the peer reads our last response.
 DEF LINGER_SECONDS = 2.0
+# Seconds a connection accepted before a graceful stop has to send its first request.
+DEF STOP_FIRST_REQUEST_GRACE = 1.0
 # Seconds accepting pauses after EMFILE/ENFILE, so the loop does not spin.
 DEF ACCEPT_BACKOFF = 0.5
 
@@ -118,6 +120,7 @@ cdef class Connection(Handle):
     cdef bint peer_closed
     cdef uint32_t interest
     cdef double deadline
+    cdef double accepted_at
     cdef bint idle
 
     # input
@@ -566,7 +569,11 @@ cdef class Server:
         cdef Connection conn
         self._pause_accepting()
         for conn in list(self.connections.values()):
-            if conn.state == STATE_HEAD and conn.rlen == 0 and conn.out_pending == 0:
+            if conn.state != STATE_HEAD or conn.rlen or conn.out_pending:
+                continue
+            # Idle keep-alive connections go now; a fresh one whose request may
+            # still be in flight gets a moment (STOP_FIRST_REQUEST_GRACE) to send it.
+            if conn.idle or self.now - conn.accepted_at > STOP_FIRST_REQUEST_GRACE:
                 self._close(conn)
         if not self.connections:
             return True
@@ -670,6 +677,7 @@ cdef class Server:
         conn.file_fd = -1
         conn.state = STATE_HEAD
         conn.deadline = self.now + self.header_timeout
+        conn.accepted_at = self.now
         conn.interest = EPOLLIN | EPOLLRDHUP
         event.events = conn.interest
         event.data.ptr = <void*>conn

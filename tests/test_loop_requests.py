@@ -6,7 +6,7 @@ import wsgiref.validate
 
 import pytest
 
-from loop_harness import Client, exchange, headers_of, hello_app, read_all, running
+from loop_harness import Client, exchange, hello_app, read_all, running
 
 
 def echo_app(environ, start_response):

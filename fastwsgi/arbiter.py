@@ -1,0 +1,530 @@
+"""The pre-fork master: binds once, forks workers, watches them, obeys signals.
+
+Signals (gunicorn's): HUP reload and replace workers gracefully; TERM graceful
+stop within graceful_timeout; INT/QUIT fast stop; TTIN/TTOU one worker more/less;
+USR1 reopen log files; USR2 start a new master from the new code (binary
+upgrade) and WINCH stop this master's workers (daemonized only), as gunicorn.
+
+Signal handlers only wake the main loop (``signal.set_wakeup_fd`` writes the
+signal number into a pipe); everything is done from the loop, where logging
+and forking are safe.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import random
+import select
+import signal
+import sys
+import time
+import traceback
+from typing import Any, NoReturn
+
+from . import __version__
+from .errors import AppImportError, HaltServer
+from .glogging import Logger
+from .pidfile import Pidfile
+from .process import set_proc_title
+from .sockets import (
+    SD_LISTEN_FDS_START,
+    Listener,
+    close_listeners,
+    create_listeners,
+    listen_fds,
+)
+from .worker import Worker
+
+# Environment a re-exec'd master (USR2) finds: the old master's pid and the listening fds.
+ENV_MASTER_PID = "FASTWSGI_PID"
+ENV_LISTEN_FDS = "FASTWSGI_FD"
+
+HANDLED_SIGNALS = {getattr(signal, f"SIG{name}"): name.lower()
+                   for name in ["HUP", "QUIT", "INT", "TERM", "TTIN", "TTOU", "USR1", "USR2", "WINCH"]}
+
+# Boot-loop back-off: a worker dying this soon after its fork counts as a failed
+# boot; each one in a row doubles the pause before the next spawn, up to the cap.
+BOOT_GRACE_SECONDS = 5.0
+BACKOFF_FIRST_SECONDS = 0.1
+BACKOFF_MAX_SECONDS = 10.0
+
+
+class Arbiter:
+    WORKER_BOOT_ERROR = 3
+    APP_LOAD_ERROR = 4
+
+    def __init__(self, app: Any) -> None:
+        os.environ["SERVER_SOFTWARE"] = f"fastwsgi/{__version__}"
+        self._num_workers: int | None = None
+        self.log: Logger | None = None
+        self.listeners: list[Listener] = []
+        self.workers: dict[int, Worker] = {}
+        self._signal_queue: list[int] = []
+        self._wakeup_r = self._wakeup_w = -1
+        self.pidfile: Pidfile | None = None
+        self.systemd = False
+        self.worker_age = 0
+        self.reexec_pid = 0
+        self.master_pid = 0
+        self.master_name = "Master"
+        self._spawn_times: dict[int, float] = {}
+        self._failed_boots = 0
+        self._next_spawn_at = 0.0
+        self.setup(app)
+        self.start_ctx = {"args": app.restart_args(), "cwd": os.getcwd()}
+
+    # gunicorn's names for the same things, read by users' hooks.
+    @property
+    def LISTENERS(self) -> list[Listener]:
+        return self.listeners
+
+    @property
+    def WORKERS(self) -> dict[int, Worker]:
+        return self.workers
+
+    @property
+    def num_workers(self) -> int | None:
+        return self._num_workers
+
+    @num_workers.setter
+    def num_workers(self, value: int) -> None:
+        old_value = self._num_workers
+        self._num_workers = value
+        self.cfg.nworkers_changed(self, value, old_value)
+
+    def setup(self, app: Any) -> None:
+        self.app = app
+        self.cfg = app.cfg
+        if self.log is None:
+            self.log = Logger(self.cfg)
+        else:
+            self.log.setup(self.cfg)
+        if ENV_MASTER_PID in os.environ:
+            self.log.reopen_files()
+        self.address = self.cfg.address
+        self.num_workers = self.cfg.workers
+        self.timeout = self.cfg.timeout
+        self.proc_name = self.cfg.proc_name
+        self.log.debug("Current configuration:\n%s", "\n".join(f"  {line}" for line in str(self.cfg).splitlines()))
+        for key, value in self.cfg.env.items():
+            os.environ[key] = value
+        if self.cfg.preload_app:
+            self.app.wsgi()
+
+    # --- start and main loop ------------------------------------------------
+    def start(self) -> None:
+        self.log.info("Starting fastwsgi %s", __version__)
+        if ENV_MASTER_PID in os.environ:
+            self.master_pid = int(os.environ[ENV_MASTER_PID])
+            self.proc_name += ".2"
+            self.master_name = "Master.2"
+        self.pid = os.getpid()
+        if self.cfg.pidfile is not None:
+            name = self.cfg.pidfile + (".2" if self.master_pid else "")
+            self.pidfile = Pidfile(name)
+            self.pidfile.create(self.pid)
+        self.cfg.on_starting(self)
+        self.init_signals()
+
+        if not self.listeners:
+            fds = None
+            systemd_count = listen_fds()
+            if systemd_count:
+                self.systemd = True
+                fds = range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + systemd_count)
+            elif self.master_pid:
+                fds = [int(fd) for fd in os.environ.pop(ENV_LISTEN_FDS, "").split(",") if fd]
+            # With reuse_port every worker binds its own sockets (the kernel balances).
+            if not self.cfg.reuse_port:
+                self.listeners = create_listeners(self.cfg, self.log, fds)
+
+        self.log.debug("Arbiter booted")
+        self.log.info("Listening at: %s (%s)", self._listeners_str(), self.pid)
+        self.log.info("Using worker: %s", self.cfg.worker_class_str)
+        warning = self.cfg.unsupported_warning()
+        if warning:
+            self.log.warning("%s", warning)
+        self.cfg.when_ready(self)
+
+    def _listeners_str(self) -> str:
+        if self.listeners:
+            return ",".join(str(listener) for listener in self.listeners)
+        return ",".join(self.cfg.bind)
+
+    def init_signals(self) -> None:
+        if self._wakeup_r < 0:
+            self._wakeup_r, self._wakeup_w = os.pipe()
+            for fd in (self._wakeup_r, self._wakeup_w):
+                os.set_blocking(fd, False)
+        self.log.close_on_exec()
+        signal.set_wakeup_fd(self._wakeup_w, warn_on_full_buffer=False)
+        for sig in list(HANDLED_SIGNALS) + [signal.SIGCHLD]:
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, sig: int, frame: Any) -> None:
+        # Kept minimal: the C-level handler already wrote the signal number to the pipe.
+        pass
+
+    def _read_signals(self, timeout: float) -> list[int]:
+        try:
+            ready, _, _ = select.select([self._wakeup_r], [], [], timeout)
+        except InterruptedError:
+            ready = [self._wakeup_r]
+        if not ready:
+            return []
+        try:
+            data = os.read(self._wakeup_r, 4096)
+        except BlockingIOError:
+            return []
+        return list(data)
+
+    def run(self) -> NoReturn:
+        self.start()
+        set_proc_title(f"master [{self.proc_name}]")
+        try:
+            self.manage_workers()
+            while True:
+                self.maybe_promote_master()
+                for sig in self._read_signals(1.0):
+                    self._dispatch(sig)
+                self.murder_workers()
+                self.manage_workers()
+        except (StopIteration, KeyboardInterrupt):
+            self.halt()
+        except HaltServer as halt:
+            self.halt(reason=halt.reason, exit_status=halt.exit_status)
+        except SystemExit:
+            raise
+        except Exception:
+            self.log.error("Unhandled exception in main loop", exc_info=True)
+            self.stop(False)
+            if self.pidfile is not None:
+                self.pidfile.unlink()
+            sys.exit(-1)
+
+    def _dispatch(self, sig: int) -> None:
+        if sig == signal.SIGCHLD:
+            self.reap_workers()
+            return
+        name = HANDLED_SIGNALS.get(sig)
+        if name is None:
+            self.log.info("Ignoring unknown signal: %s", sig)
+            return
+        self.log.info("Handling signal: %s", name)
+        getattr(self, f"handle_{name}")()
+
+    # --- signal handlers -------------------------------------------------------
+    def handle_hup(self) -> None:
+        self.log.info("Hang up: %s", self.master_name)
+        self.reload()
+
+    def handle_term(self) -> None:
+        raise StopIteration
+
+    def handle_int(self) -> None:
+        self.stop(False)
+        raise StopIteration
+
+    handle_quit = handle_int
+
+    def handle_ttin(self) -> None:
+        self.num_workers += 1
+        self.manage_workers()
+
+    def handle_ttou(self) -> None:
+        if self.num_workers <= 1:
+            return
+        self.num_workers -= 1
+        self.manage_workers()
+
+    def handle_usr1(self) -> None:
+        self.log.reopen_files()
+        self.kill_workers(signal.SIGUSR1)
+
+    def handle_usr2(self) -> None:
+        self.reexec()
+
+    def handle_winch(self) -> None:
+        if self.cfg.daemon:
+            self.log.info("graceful stop of workers")
+            self.num_workers = 0
+            self.kill_workers(signal.SIGTERM)
+        else:
+            self.log.debug("SIGWINCH ignored. Not daemonized")
+
+    # --- stopping ----------------------------------------------------------------
+    def halt(self, reason: str | None = None, exit_status: int = 0) -> NoReturn:
+        self.stop()
+        log = self.log.info if exit_status == 0 else self.log.error
+        log("Shutting down: %s", self.master_name)
+        if reason is not None:
+            log("Reason: %s", reason)
+        if self.pidfile is not None:
+            self.pidfile.unlink()
+        self.cfg.on_exit(self)
+        sys.exit(exit_status)
+
+    def stop(self, graceful: bool = True) -> None:
+        """Close the listeners, ask workers to stop, SIGKILL whoever outlives graceful_timeout."""
+        # The sockets of a new master (USR2), of systemd or of SO_REUSEPORT peers stay.
+        unlink = self.reexec_pid == self.master_pid == 0 and not self.systemd and not self.cfg.reuse_port
+        close_listeners(self.listeners, unlink)
+        self.listeners = []
+        self.kill_workers(signal.SIGTERM if graceful else signal.SIGQUIT)
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        quick = not graceful
+        while self.workers and time.monotonic() < deadline:
+            if not quick and any(s in (signal.SIGINT, signal.SIGQUIT) for s in self._read_signals(0)):
+                self.log.info("Quick shutdown requested")
+                quick = True
+                self.kill_workers(signal.SIGQUIT)
+                deadline = time.monotonic() + 2.0
+            self.reap_workers(halting=True)
+            if self.workers:
+                time.sleep(0.05)
+        self.kill_workers(signal.SIGKILL)
+        # Reap what SIGKILL left, briefly: a zombie must not outlive us silently.
+        deadline = time.monotonic() + 2.0
+        while self.workers and time.monotonic() < deadline:
+            self.reap_workers(halting=True)
+            if self.workers:
+                time.sleep(0.01)
+
+    # --- reload and re-exec --------------------------------------------------------
+    def reload(self) -> None:
+        old_address = self.cfg.address
+        for key in self.cfg.env:
+            if key in self.cfg.env_orig:
+                os.environ[key] = self.cfg.env_orig[key]
+            else:
+                os.environ.pop(key, None)
+        try:
+            self.app.reload()
+        except Exception as e:
+            # Unlike gunicorn (which exits), keep serving with the working config.
+            self.log.error("Reload failed, keeping the current configuration: %s", e)
+            return
+        self.setup(self.app)
+        self.log.reopen_files()
+        if old_address != self.cfg.address and not self.cfg.reuse_port:
+            for listener in self.listeners:
+                listener.close()
+            self.listeners = create_listeners(self.cfg, self.log)
+            self.log.info("Listening at: %s", self._listeners_str())
+        self.cfg.on_reload(self)
+        if self.pidfile is not None:
+            self.pidfile.unlink()
+        if self.cfg.pidfile is not None:
+            self.pidfile = Pidfile(self.cfg.pidfile)
+            self.pidfile.create(self.pid)
+        set_proc_title(f"master [{self.proc_name}]")
+        last_age = self.worker_age
+        for _ in range(self.cfg.workers):
+            self.spawn_worker()
+        # The old workers are now the oldest: manage_workers TERMs them.
+        self.manage_workers()
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        while self.workers and time.monotonic() < deadline:
+            if min(w.age for w in self.workers.values()) > last_age:
+                break
+            self.reap_workers()
+            time.sleep(0.05)
+
+    def reexec(self) -> None:
+        """USR2: exec a new master from the current code on the same sockets."""
+        if self.reexec_pid != 0:
+            self.log.warning("USR2 signal ignored. Child exists.")
+            return
+        if self.master_pid != 0:
+            self.log.warning("USR2 signal ignored. Parent exists.")
+            return
+        master_pid = os.getpid()
+        self.reexec_pid = os.fork()
+        if self.reexec_pid != 0:
+            return
+        try:
+            self.cfg.pre_exec(self)
+            environ = self.cfg.env_orig.copy()
+            environ[ENV_MASTER_PID] = str(master_pid)
+            if self.systemd:
+                environ["LISTEN_PID"] = str(os.getpid())
+                environ["LISTEN_FDS"] = str(len(self.listeners))
+            else:
+                environ[ENV_LISTEN_FDS] = ",".join(str(listener.fileno()) for listener in self.listeners)
+            os.chdir(self.start_ctx["cwd"])
+            args = self.start_ctx["args"]
+            os.execvpe(args[0], args, environ)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(1)
+
+    def maybe_promote_master(self) -> None:
+        if self.master_pid == 0 or self.master_pid == os.getppid():
+            return
+        self.log.info("Master has been promoted.")
+        self.master_name = "Master"
+        self.master_pid = 0
+        self.proc_name = self.cfg.proc_name
+        os.environ.pop(ENV_MASTER_PID, None)
+        if self.pidfile is not None:
+            self.pidfile.rename(self.cfg.pidfile)
+        set_proc_title(f"master [{self.proc_name}]")
+
+    # --- workers ----------------------------------------------------------------
+    def murder_workers(self) -> None:
+        """Abort (then kill) workers whose heartbeat is older than timeout."""
+        if not self.timeout:
+            return
+        now = time.monotonic()
+        for pid, worker in list(self.workers.items()):
+            try:
+                if now - worker.tmp.last_update() <= self.timeout:
+                    continue
+            except (OSError, ValueError, TypeError):
+                continue
+            if not worker.aborted:
+                self.log.critical("WORKER TIMEOUT (pid:%s)", pid)
+                worker.aborted = True
+                self.kill_worker(pid, signal.SIGABRT)
+            else:
+                self.kill_worker(pid, signal.SIGKILL)
+
+    def reap_workers(self, halting: bool = False) -> None:
+        try:
+            while True:
+                wpid, status = os.waitpid(-1, os.WNOHANG)
+                if not wpid:
+                    break
+                if wpid == self.reexec_pid:
+                    self.reexec_pid = 0
+                    continue
+                worker = self.workers.pop(wpid, None)
+                if worker is None:
+                    continue  # not ours (we may be pid 1 and inherit orphans)
+                self._report_exit(wpid, status, halting)
+                worker.tmp.close()
+                self.cfg.child_exit(self, worker)
+        except ChildProcessError:
+            pass
+
+    def _report_exit(self, wpid: int, status: int, halting: bool) -> None:
+        exitcode = os.waitstatus_to_exitcode(status)
+        spawned_at = self._spawn_times.pop(wpid, None)
+        if exitcode < 0:
+            sig = -exitcode
+            try:
+                sig_name = signal.Signals(sig).name
+            except ValueError:
+                sig_name = f"signal {sig}"
+            message = "Worker (pid:%s) was sent %s!"
+            if sig == signal.SIGKILL:
+                self.log.error(message + " Perhaps out of memory?", wpid, sig_name)
+            elif sig == signal.SIGTERM:
+                self.log.info(message, wpid, sig_name)
+            else:
+                self.log.warning(message, wpid, sig_name)
+        elif exitcode != 0:
+            self.log.error("Worker (pid:%s) exited with code %s.", wpid, exitcode)
+        if halting:
+            return
+        if exitcode == self.WORKER_BOOT_ERROR:
+            raise HaltServer("Worker failed to boot.", self.WORKER_BOOT_ERROR)
+        if exitcode == self.APP_LOAD_ERROR:
+            raise HaltServer("App failed to load.", self.APP_LOAD_ERROR)
+        died_young = spawned_at is not None and time.monotonic() - spawned_at < BOOT_GRACE_SECONDS
+        if exitcode != 0 and died_young:
+            self._failed_boots += 1
+            pause = min(BACKOFF_FIRST_SECONDS * 2 ** (self._failed_boots - 1), BACKOFF_MAX_SECONDS)
+            self._next_spawn_at = time.monotonic() + pause
+            self.log.warning("Worker (pid:%s) died %.1fs after it started; next worker in %.1fs",
+                             wpid, time.monotonic() - spawned_at, pause)
+        else:
+            self._failed_boots = 0
+
+    def manage_workers(self) -> None:
+        if len(self.workers) < self.num_workers and time.monotonic() >= self._next_spawn_at:
+            self.spawn_workers()
+        by_age = sorted(self.workers.items(), key=lambda item: item[1].age)
+        while len(by_age) > self.num_workers:
+            pid, _ = by_age.pop(0)
+            self.kill_worker(pid, signal.SIGTERM)
+
+    def spawn_workers(self) -> None:
+        for _ in range(self.num_workers - len(self.workers)):
+            self.spawn_worker()
+            # Staggered, as gunicorn does, so workers do not all start in lockstep.
+            time.sleep(0.1 * random.random())
+
+    def spawn_worker(self) -> int:
+        self.worker_age += 1
+        worker = Worker(self.worker_age, self.pid, self.listeners, self.app, self.timeout / 2.0,
+                        self.cfg, self.log)
+        self.cfg.pre_fork(self, worker)
+        pid = os.fork()
+        if pid != 0:
+            worker.pid = pid
+            self.workers[pid] = worker
+            self._spawn_times[pid] = time.monotonic()
+            return pid
+        self._run_worker(worker)
+
+    def _run_worker(self, worker: Worker) -> NoReturn:
+        """The child's whole life; it ends in os._exit and never returns to the master's loop."""
+        signal.set_wakeup_fd(-1)
+        for fd in (self._wakeup_r, self._wakeup_w):
+            os.close(fd)
+        for sibling in self.workers.values():
+            sibling.tmp.close()
+        worker.pid = os.getpid()
+        worker.exit_process = lambda code: self._exit_worker(worker, code)
+        exit_code = 0
+        try:
+            set_proc_title(f"worker [{self.proc_name}]")
+            self.log.info("Booting worker with pid: %s", worker.pid)
+            if self.cfg.reuse_port:
+                worker.sockets = create_listeners(self.cfg, self.log)
+            self.cfg.post_fork(self, worker)
+            worker.init_process()
+        except SystemExit as e:
+            exit_code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except AppImportError as e:
+            self.log.debug("Exception while loading the application", exc_info=True)
+            print(str(e), file=sys.stderr)
+            exit_code = self.APP_LOAD_ERROR
+        except BaseException as e:
+            self.log.exception("Exception in worker process")
+            print(str(e), file=sys.stderr)
+            exit_code = self.WORKER_BOOT_ERROR if not worker.booted else 255
+        self._exit_worker(worker, exit_code)
+
+    def _exit_worker(self, worker: Worker, code: int) -> NoReturn:
+        try:
+            self.log.info("Worker exiting (pid: %s)", worker.pid)
+            worker.tmp.close()
+            self.cfg.worker_exit(self, worker)
+        except BaseException:
+            self.log.warning("Exception during worker exit:\n%s", traceback.format_exc())
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:
+                    pass
+            self.log.flush()
+            os._exit(code)
+
+    def kill_workers(self, sig: int) -> None:
+        for pid in list(self.workers):
+            self.kill_worker(pid, sig)
+
+    def kill_worker(self, pid: int, sig: int) -> None:
+        try:
+            os.kill(pid, sig)
+        except OSError as e:
+            if e.errno != errno.ESRCH:
+                raise
+            worker = self.workers.pop(pid, None)
+            if worker is not None:
+                worker.tmp.close()
+                self.cfg.worker_exit(self, worker)

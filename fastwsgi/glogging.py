@@ -1,0 +1,372 @@
+"""The error log and the access log, line for line as gunicorn writes them.
+
+Error log:  ``[2024-01-02 03:04:05 +0000] [1234] [INFO] Starting fastwsgi 0.1.0``
+Access log: gunicorn's ``access_log_format`` with every atom (h l u t r s m U q H
+b B f a T D M L p, {header}i, {header}o, {var}e), built from the environ and the
+response the serving loop reports.
+
+The loggers keep gunicorn's names, ``gunicorn.error`` and ``gunicorn.access``, so
+that an existing ``logconfig_dict`` or Django LOGGING entry for them keeps working.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import datetime
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from logging.config import dictConfig, fileConfig
+from typing import Any
+from urllib.parse import quote
+
+ERROR_LOGGER = "gunicorn.error"
+ACCESS_LOGGER = "gunicorn.access"
+
+ERROR_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"
+DATE_FORMAT = "[%Y-%m-%d %H:%M:%S %z]"
+
+LOG_LEVELS = {
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+}
+
+# The base that logconfig_dict / logconfig_json are merged over (gunicorn's).
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": "INFO", "handlers": ["console"]},
+    "loggers": {
+        ERROR_LOGGER: {"level": "INFO", "handlers": ["error_console"], "propagate": True,
+                       "qualname": ERROR_LOGGER},
+        ACCESS_LOGGER: {"level": "INFO", "handlers": ["console"], "propagate": True,
+                        "qualname": ACCESS_LOGGER},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stdout"},
+        "error_console": {"class": "logging.StreamHandler", "formatter": "generic",
+                          "stream": "ext://sys.stderr"},
+    },
+    "formatters": {
+        "generic": {"format": ERROR_FORMAT, "datefmt": DATE_FORMAT, "class": "logging.Formatter"},
+    },
+}
+
+# Handlers we install carry this attribute, so a reload replaces only ours.
+_OURS = "_fastwsgi"
+
+
+class BatchingHandler(logging.Handler):
+    """Access lines are formatted at once but written in batches: one write(2) per
+    loop tick (about a second) or per 64 KiB, instead of one per request, so the
+    serving loop does not stop for the disk on every response.  A worker killed
+    with SIGKILL loses at most the last tick's lines."""
+
+    flush_at_bytes = 64 * 1024
+
+    def __init__(self, target: logging.StreamHandler) -> None:
+        super().__init__()
+        self.target = target
+        self._lines: list[str] = []
+        self._size = 0
+
+    def setFormatter(self, fmt: logging.Formatter | None) -> None:  # noqa: N802 (logging's name)
+        super().setFormatter(fmt)
+        self.target.setFormatter(fmt)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.target.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        self._lines.append(line)
+        self._size += len(line)
+        if self._size >= self.flush_at_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            if self._lines and self.target.stream is not None:
+                self.target.stream.write("".join(self._lines))
+                self.target.flush()
+            self._lines.clear()
+            self._size = 0
+        except Exception:
+            self._lines.clear()
+            self._size = 0
+        finally:
+            self.release()
+
+    def close(self) -> None:
+        self.flush()
+        self.target.close()
+        super().close()
+
+
+class SafeAtoms(dict):
+    """Atoms for ``format % atoms``: quotes escaped, {..} keys case-insensitive,
+    anything unknown rendered as '-' (gunicorn's rules)."""
+
+    def __init__(self, atoms: dict[str, Any]) -> None:
+        super().__init__()
+        for key, value in atoms.items():
+            self[key] = value.replace('"', '\\"') if isinstance(value, str) else value
+
+    def __getitem__(self, key: str) -> Any:
+        if key.startswith("{"):
+            key = key.lower()
+        return super().__getitem__(key) if key in self else "-"
+
+
+def request_headers(environ: dict) -> list[tuple[str, str]]:
+    """Request header fields recovered from the environ (HTTP_X_Y → x-y)."""
+    headers = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers.append((key[5:].replace("_", "-").lower(), value))
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            headers.append((key.replace("_", "-").lower(), value))
+    return headers
+
+
+def raw_uri(environ: dict) -> str:
+    """The request-target as sent; the loop gives RAW_URI, else rebuild it."""
+    if "RAW_URI" in environ:
+        return environ["RAW_URI"]
+    uri = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/;=,:@&+$!*'()~")
+    if environ.get("QUERY_STRING"):
+        uri += "?" + environ["QUERY_STRING"]
+    return uri
+
+
+def _remote_user(environ: dict) -> str | None:
+    # gunicorn shows the Basic-auth user name in %(u)s.
+    auth = environ.get("HTTP_AUTHORIZATION")
+    if not auth:
+        return None
+    scheme, _, credentials = auth.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip()).decode("utf-8")
+    except (TypeError, binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.split(":", 1)[0] if ":" in decoded else None
+
+
+def access_atoms(environ: dict, status: str, response_headers: Iterable[tuple[str, str]],
+                 sent: int | None, request_time: datetime.timedelta) -> dict[str, Any]:
+    method = environ.get("REQUEST_METHOD")
+    protocol = environ.get("SERVER_PROTOCOL")
+    atoms: dict[str, Any] = {
+        "h": environ.get("REMOTE_ADDR", "-"),
+        "l": "-",
+        "u": _remote_user(environ) or "-",
+        "t": time.strftime("[%d/%b/%Y:%H:%M:%S %z]"),
+        "r": f"{method} {raw_uri(environ)} {protocol}",
+        "s": status.split(None, 1)[0] if isinstance(status, str) else status,
+        "m": method,
+        "U": environ.get("PATH_INFO"),
+        "q": environ.get("QUERY_STRING"),
+        "H": protocol,
+        "b": str(sent) if sent is not None else "-",
+        "B": sent,
+        "f": environ.get("HTTP_REFERER", "-"),
+        "a": environ.get("HTTP_USER_AGENT", "-"),
+        "T": request_time.seconds,
+        "D": request_time.seconds * 1000000 + request_time.microseconds,
+        "M": request_time.seconds * 1000 + int(request_time.microseconds / 1000),
+        "L": f"{request_time.seconds}.{request_time.microseconds:06d}",
+        "p": f"<{os.getpid()}>",
+    }
+    atoms.update({f"{{{name.lower()}}}i": value for name, value in request_headers(environ)})
+    atoms.update({f"{{{name.lower()}}}o": value for name, value in response_headers})
+    atoms.update({f"{{{key.lower()}}}e": value for key, value in environ.items()})
+    return atoms
+
+
+class Logger:
+    """gunicorn's Logger interface (``server.log`` / ``worker.log`` in hooks)."""
+
+    error_fmt = ERROR_FORMAT
+    datefmt = DATE_FORMAT
+    access_fmt = "%(message)s"
+
+    def __init__(self, cfg: Any) -> None:
+        self.error_log = logging.getLogger(ERROR_LOGGER)
+        self.error_log.propagate = False
+        self.access_log = logging.getLogger(ACCESS_LOGGER)
+        self.access_log.propagate = False
+        self.logfile = None
+        self.lock = threading.Lock()
+        self.cfg = cfg
+        self.setup(cfg)
+
+    def setup(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.loglevel = LOG_LEVELS.get(cfg.loglevel.lower(), logging.INFO)
+        self.error_log.setLevel(self.loglevel)
+        self.access_log.setLevel(logging.INFO)
+        for log in (self.error_log, self.access_log):
+            for handler in [h for h in log.handlers if getattr(h, _OURS, False)]:
+                log.removeHandler(handler)
+                handler.close()
+
+        if cfg.capture_output and cfg.errorlog != "-":
+            self._capture_output()
+        self._add_handler(self.error_log, cfg.errorlog, logging.Formatter(self.error_fmt, self.datefmt),
+                          sys.stderr)
+        if cfg.accesslog is not None:
+            self._add_handler(self.access_log, cfg.accesslog, logging.Formatter(self.access_fmt),
+                              sys.stdout, batched=True)
+        self.access_enabled = bool(cfg.accesslog or cfg.logconfig or cfg.logconfig_dict
+                                   or cfg.logconfig_json)
+
+        if cfg.logconfig_dict:
+            self._dict_config(cfg.logconfig_dict)
+        elif cfg.logconfig_json:
+            if os.path.exists(cfg.logconfig_json):
+                try:
+                    with open(cfg.logconfig_json) as f:
+                        self._dict_config(json.load(f))
+                except json.JSONDecodeError as exc:
+                    raise RuntimeError(str(exc)) from exc
+        elif cfg.logconfig:
+            if not os.path.exists(cfg.logconfig):
+                raise RuntimeError(f"Error: log config '{cfg.logconfig}' not found")
+            defaults = dict(copy.deepcopy(CONFIG_DEFAULTS), __file__=cfg.logconfig,
+                            here=os.path.dirname(cfg.logconfig))
+            fileConfig(cfg.logconfig, defaults=defaults, disable_existing_loggers=False)
+
+    def _dict_config(self, overrides: dict) -> None:
+        config = copy.deepcopy(CONFIG_DEFAULTS)
+        config.update(overrides)
+        try:
+            dictConfig(config)
+        except (AttributeError, ImportError, ValueError, TypeError) as exc:
+            raise RuntimeError(str(exc)) from exc
+
+    def _capture_output(self) -> None:
+        # print() and C-level writes from the app land in the error log file.
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        if self.logfile is not None:
+            self.logfile.close()
+        self.logfile = open(self.cfg.errorlog, "a+")
+        os.dup2(self.logfile.fileno(), sys.stdout.fileno())
+        os.dup2(self.logfile.fileno(), sys.stderr.fileno())
+
+    def _add_handler(self, log: logging.Logger, output: str | None, fmt: logging.Formatter,
+                     stream: Any, batched: bool = False) -> None:
+        if output is None:
+            return
+        if output == "-":
+            handler: logging.Handler = logging.StreamHandler(stream)
+        else:
+            try:
+                with open(output, "a"):
+                    pass
+            except OSError as e:
+                raise RuntimeError(f"Error: '{output}' isn't writable [{e!r}]") from e
+            handler = logging.FileHandler(output)
+            try:
+                # Workers may run as another user and must be able to reopen it (USR1).
+                os.chown(handler.baseFilename, self.cfg.user, self.cfg.group)
+            except OSError:
+                pass
+        if batched:
+            handler = BatchingHandler(handler)
+        handler.setFormatter(fmt)
+        setattr(handler, _OURS, True)
+        log.addHandler(handler)
+
+    # --- gunicorn's logger methods -------------------------------------------
+    def critical(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self.error_log.critical(msg, *args, **kwargs)
+
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self.error_log.error(msg, *args, **kwargs)
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self.error_log.warning(msg, *args, **kwargs)
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self.error_log.info(msg, *args, **kwargs)
+
+    def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self.error_log.debug(msg, *args, **kwargs)
+
+    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self.error_log.exception(msg, *args, **kwargs)
+
+    def log(self, lvl: Any, msg: str, *args: Any, **kwargs: Any) -> None:
+        if isinstance(lvl, str):
+            lvl = LOG_LEVELS.get(lvl.lower(), logging.INFO)
+        self.error_log.log(lvl, msg, *args, **kwargs)
+
+    def access(self, environ: dict, status: str, response_headers: list, sent: int | None,
+               request_seconds: float) -> None:
+        """One access log line; the signature of ServerHooks.access_log."""
+        if not self.access_enabled:
+            return
+        request_time = datetime.timedelta(seconds=request_seconds)
+        atoms = SafeAtoms(access_atoms(environ, status, response_headers, sent, request_time))
+        try:
+            self.access_log.info(self.cfg.access_log_format, atoms)
+        except Exception:
+            self.exception("Error writing the access log line")
+
+    def reopen_files(self) -> None:
+        """USR1: reopen every log file (after logrotate moved it)."""
+        self.flush()
+        if self.cfg.capture_output and self.cfg.errorlog != "-":
+            with self.lock:
+                self._capture_output()
+        for handler in _file_handlers():
+            handler.acquire()
+            try:
+                if handler.stream:
+                    handler.close()
+                    handler.stream = handler._open()
+            finally:
+                handler.release()
+
+    def close_on_exec(self) -> None:
+        for handler in _file_handlers():
+            if handler.stream:
+                os.set_inheritable(handler.stream.fileno(), False)
+
+    def flush(self) -> None:
+        """Write out batched access lines (the worker calls this on every loop tick)."""
+        for log in _all_loggers():
+            for handler in log.handlers:
+                try:
+                    handler.flush()
+                except Exception:
+                    pass
+
+
+def _all_loggers() -> list[logging.Logger]:
+    names = list(logging.root.manager.loggerDict)
+    return [logging.root] + [logging.getLogger(name) for name in names]
+
+
+def _file_handlers() -> list[logging.FileHandler]:
+    """Every FileHandler, including those a BatchingHandler writes through."""
+    found = []
+    for log in _all_loggers():
+        for handler in log.handlers:
+            target = getattr(handler, "target", handler)
+            if isinstance(target, logging.FileHandler):
+                found.append(target)
+    return found

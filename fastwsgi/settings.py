@@ -1,0 +1,387 @@
+"""The one table of settings, under gunicorn's names, flags and defaults.
+
+Everything else is generated from ``SETTINGS``: the argparse parser and the
+config-file / env-var loading (``config.py``), ``--print-config``, and the
+Markdown table in ``docs/settings.md`` (``python -m fastwsgi.config --markdown``).
+
+``support`` says what fastwsgi does with a setting:
+  SUPPORTED  honoured as gunicorn honours it;
+  IGNORED    accepted so a gunicorn config keeps working, and named in a start-up
+             warning when set to anything but its default (it belongs to another
+             worker model, TLS, HTTP/2, statsd, ...);
+  REFUSED    accepted only at its default: serving while ignoring it would be
+             unsafe or wrong (e.g. a certfile: clients would get plain HTTP).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable
+
+from . import validators as v
+
+SUPPORTED = "supported"
+IGNORED = "accepted, ignored with a warning"
+REFUSED = "refused unless default"
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    name: str
+    section: str
+    cli: tuple[str, ...]  # empty: config file only
+    validator: Callable[[Any], Any]
+    default: Any
+    doc: str
+    meta: str | None = None
+    action: str = "store"  # argparse action: store, store_true, store_const, append
+    cli_type: Callable[[str], Any] | None = None  # argparse type, where gunicorn has one
+    nargs: str | None = None
+    const: Any = None
+    # Computed when a Config is made, for defaults that read the environment.
+    default_factory: Callable[[], Any] | None = None
+    support: str = SUPPORTED
+    # Which values of a partly supported setting are honoured (None: all of them).
+    honoured: Callable[[Any], bool] | None = None
+    note: str = ""
+
+    def initial(self) -> Any:
+        raw = self.default_factory() if self.default_factory else self.default
+        return self.validator(raw) if raw is not None else raw
+
+
+# Default hooks: no-ops with gunicorn's signatures, except pre_request, which logs
+# the request at debug level as gunicorn's does.
+def on_starting(server): pass  # noqa: E704
+def on_reload(server): pass  # noqa: E704
+def when_ready(server): pass  # noqa: E704
+def pre_fork(server, worker): pass  # noqa: E704
+def post_fork(server, worker): pass  # noqa: E704
+def post_worker_init(worker): pass  # noqa: E704
+def worker_int(worker): pass  # noqa: E704
+def worker_abort(worker): pass  # noqa: E704
+def pre_exec(server): pass  # noqa: E704
+def post_request(worker, req, environ, resp): pass  # noqa: E704
+def child_exit(server, worker): pass  # noqa: E704
+def worker_exit(server, worker): pass  # noqa: E704
+def nworkers_changed(server, new_value, old_value): pass  # noqa: E704
+def on_exit(server): pass  # noqa: E704
+def ssl_context(config, default_ssl_context_factory): return default_ssl_context_factory()  # noqa: E704
+def on_dirty_starting(arbiter): pass  # noqa: E704
+def dirty_post_fork(arbiter, worker): pass  # noqa: E704
+def dirty_worker_init(worker): pass  # noqa: E704
+def dirty_worker_exit(arbiter, worker): pass  # noqa: E704
+
+
+def pre_request(worker, req):
+    worker.log.debug("%s %s", req.method, req.path)
+
+
+def _bind_default() -> list[str]:
+    # Heroku-style platforms give the port in $PORT and expect every interface.
+    port = os.environ.get("PORT")
+    return [f"0.0.0.0:{port}"] if port else ["127.0.0.1:8000"]
+
+
+def _control_socket_default() -> str:
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return os.path.join(runtime, "gunicorn.ctl")
+    return os.path.join(os.path.expanduser("~"), ".gunicorn", "gunicorn.ctl")
+
+
+def _is_default_worker(value: Any) -> bool:
+    return isinstance(value, str) and (value in ("sync", "fastwsgi") or value.endswith("SyncWorker"))
+
+
+def _only_h1(value: Any) -> bool:
+    return list(value) == ["h1"]
+
+
+S = Setting
+HOOKS = "Server Hooks"
+SETTINGS: list[Setting] = [
+    # --- Config File ---
+    S("config", "Config File", ("-c", "--config"), v.string, "./gunicorn.conf.py",
+      "The config file: PATH, file:PATH or python:MODULE. Default: ./fastwsgi.conf.py "
+      "if present, else ./gunicorn.conf.py if present.", meta="CONFIG"),
+    S("wsgi_app", "Config File", (), v.string, None,
+      "The WSGI app spec, MODULE:VARIABLE, when none is given on the command line.", meta="STRING"),
+    # --- Server Socket ---
+    S("bind", "Server Socket", ("-b", "--bind"), v.string_list, None,
+      "A socket to bind, repeatable: HOST, HOST:PORT, [IPv6]:PORT, unix:PATH, fd://FD. "
+      "Default 127.0.0.1:8000, or 0.0.0.0:$PORT when PORT is set.",
+      meta="ADDRESS", action="append", default_factory=_bind_default),
+    S("backlog", "Server Socket", ("--backlog",), v.pos_int, 2048,
+      "The maximum number of pending connections.", meta="INT", cli_type=int),
+    # --- Worker Processes ---
+    S("workers", "Worker Processes", ("-w", "--workers"), v.pos_int, 1,
+      "The number of worker processes. Default: $WEB_CONCURRENCY, else 1.", meta="INT", cli_type=int,
+      default_factory=lambda: int(os.environ.get("WEB_CONCURRENCY", 1))),
+    S("worker_class", "Worker Processes", ("-k", "--worker-class"), v.worker_class, "sync",
+      "The type of workers. fastwsgi always runs its own event-loop worker: sync (the default) "
+      "and fastwsgi are honoured; ASGI classes (asgi, uvicorn) are refused; any other class is "
+      "ignored with a warning.",
+      meta="STRING", honoured=_is_default_worker,
+      note="only sync/fastwsgi: every worker runs fastwsgi's epoll loop"),
+    S("threads", "Worker Processes", ("--threads",), v.pos_int, 1,
+      "The number of worker threads; fastwsgi serves from one event loop per worker.",
+      meta="INT", cli_type=int, honoured=lambda n: n <= 1,
+      note="threads > 1 is ignored: one event loop per worker"),
+    S("worker_connections", "Worker Processes", ("--worker-connections",), v.pos_int, 1000,
+      "The maximum number of simultaneous connections per worker.", meta="INT", cli_type=int),
+    S("max_requests", "Worker Processes", ("--max-requests",), v.pos_int, 0,
+      "Requests a worker serves before it is recycled gracefully; 0 disables recycling.",
+      meta="INT", cli_type=int),
+    S("max_requests_jitter", "Worker Processes", ("--max-requests-jitter",), v.pos_int, 0,
+      "A random 0..N added to max_requests per worker, so workers do not recycle together.",
+      meta="INT", cli_type=int),
+    S("timeout", "Worker Processes", ("-t", "--timeout"), v.pos_int, 30,
+      "Workers silent for more than this many seconds are killed and replaced; 0 disables.",
+      meta="INT", cli_type=int),
+    S("graceful_timeout", "Worker Processes", ("--graceful-timeout",), v.pos_int, 30,
+      "Seconds in-flight requests get after a graceful stop before workers are killed.",
+      meta="INT", cli_type=int),
+    S("keepalive", "Worker Processes", ("--keep-alive",), v.pos_int, 2,
+      "Seconds to wait for the next request on a keep-alive connection.", meta="INT", cli_type=int),
+    # --- Security ---
+    S("limit_request_line", "Security", ("--limit-request-line",), v.pos_int, 4094,
+      "The maximum size of the request line in bytes.", meta="INT", cli_type=int),
+    S("limit_request_fields", "Security", ("--limit-request-fields",), v.pos_int, 100,
+      "The maximum number of header fields in a request.", meta="INT", cli_type=int),
+    S("limit_request_field_size", "Security", ("--limit-request-field_size",), v.pos_int, 8190,
+      "The maximum size of one request header field in bytes.", meta="INT", cli_type=int),
+    # --- Debugging ---
+    S("reload", "Debugging", ("--reload",), v.boolean, False,
+      "Restart workers when a loaded module or an extra file changes. Development only.",
+      action="store_true"),
+    S("reload_engine", "Debugging", ("--reload-engine",), v.choice("auto", "poll", "inotify"), "auto",
+      "The reloader implementation; fastwsgi always polls file modification times.", meta="STRING",
+      note="every engine polls"),
+    S("reload_extra_files", "Debugging", ("--reload-extra-file",), v.file_list, [],
+      "Extra files (or glob patterns) whose change triggers a reload.", meta="FILES", action="append"),
+    S("spew", "Debugging", ("--spew",), v.boolean, False,
+      "Trace every executed line (gunicorn's debugging aid).", action="store_true", support=IGNORED),
+    S("check_config", "Debugging", ("--check-config",), v.boolean, False,
+      "Check the configuration and that the app loads, then exit 0 (or 1 on error).",
+      action="store_true"),
+    S("print_config", "Debugging", ("--print-config",), v.boolean, False,
+      "Print the fully resolved settings, then act as --check-config.", action="store_true"),
+    # --- Server Mechanics ---
+    S("preload_app", "Server Mechanics", ("--preload",), v.boolean, False,
+      "Load the app in the master before forking workers.", action="store_true"),
+    S("sendfile", "Server Mechanics", ("--no-sendfile",), v.boolean, None,
+      "Disable sendfile(2) for file responses (also: SENDFILE=0 in the environment).",
+      action="store_const", const=False),
+    S("reuse_port", "Server Mechanics", ("--reuse-port",), v.boolean, False,
+      "Set SO_REUSEPORT and give each worker its own listening socket.", action="store_true"),
+    S("chdir", "Server Mechanics", ("--chdir",), v.chdir, None,
+      "Change to this directory before loading the app.", default_factory=os.getcwd),
+    S("daemon", "Server Mechanics", ("-D", "--daemon"), v.boolean, False,
+      "Detach from the terminal and run in the background.", action="store_true"),
+    S("raw_env", "Server Mechanics", ("-e", "--env"), v.string_list, [],
+      "Set an environment variable, KEY=VALUE, repeatable.", meta="ENV", action="append"),
+    S("pidfile", "Server Mechanics", ("-p", "--pid"), v.string, None,
+      "Write the master's PID to this file.", meta="FILE"),
+    S("worker_tmp_dir", "Server Mechanics", ("--worker-tmp-dir",), v.string, None,
+      "Directory for the workers' heartbeat files (use a tmpfs such as /dev/shm).", meta="DIR"),
+    S("user", "Server Mechanics", ("-u", "--user"), v.user, None,
+      "Run workers as this user (name or uid).", meta="USER", default_factory=os.geteuid),
+    S("group", "Server Mechanics", ("-g", "--group"), v.group, None,
+      "Run workers as this group (name or gid).", meta="GROUP", default_factory=os.getegid),
+    S("umask", "Server Mechanics", ("-m", "--umask"), v.octal_int, 0,
+      "The umask for files fastwsgi creates (unix sockets, pid file, heartbeat files).",
+      meta="INT", cli_type=str),
+    S("initgroups", "Server Mechanics", ("--initgroups",), v.boolean, False,
+      "Give workers the supplementary groups of --user.", action="store_true"),
+    S("tmp_upload_dir", "Server Mechanics", (), v.string, None,
+      "Directory where large request bodies are spooled.", meta="DIR"),
+    S("secure_scheme_headers", "Server Mechanics", (), v.dictionary,
+      {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"},
+      "Headers (and values) by which a trusted proxy says the request came over HTTPS."),
+    S("forwarded_allow_ips", "Server Mechanics", ("--forwarded-allow-ips",), v.address_list, None,
+      "Proxies (IPs, networks or *) trusted for X-Forwarded-* headers. "
+      "Default: $FORWARDED_ALLOW_IPS, else 127.0.0.1,::1.", meta="STRING",
+      default_factory=lambda: os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")),
+    # --- Logging ---
+    S("accesslog", "Logging", ("--access-logfile",), v.string, None,
+      "The access log file; '-' is stdout. No access log by default.", meta="FILE"),
+    S("disable_redirect_access_to_syslog", "Logging", ("--disable-redirect-access-to-syslog",),
+      v.boolean, False, "Do not send access logs to syslog.", action="store_true", support=IGNORED),
+    S("access_log_format", "Logging", ("--access-logformat",), v.string,
+      '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"',
+      "The access log format, with gunicorn's atoms.", meta="STRING"),
+    S("errorlog", "Logging", ("--error-logfile", "--log-file"), v.string, "-",
+      "The error log file; '-' is stderr.", meta="FILE"),
+    S("loglevel", "Logging", ("--log-level",), v.string, "info",
+      "The error log level: debug, info, warning, error, critical.", meta="LEVEL"),
+    S("capture_output", "Logging", ("--capture-output",), v.boolean, False,
+      "Redirect stdout/stderr into the error log file.", action="store_true"),
+    S("logger_class", "Logging", ("--logger-class",), v.worker_class, "gunicorn.glogging.Logger",
+      "A custom logger class; fastwsgi always uses its own gunicorn-compatible logger.",
+      meta="STRING", support=IGNORED,
+      honoured=lambda c: c in ("gunicorn.glogging.Logger", "simple", "fastwsgi.glogging.Logger")),
+    S("logconfig", "Logging", ("--log-config",), v.string, None,
+      "A logging.config.fileConfig file.", meta="FILE"),
+    S("logconfig_dict", "Logging", (), v.dictionary, {},
+      "A logging.config.dictConfig dictionary, merged over the defaults."),
+    S("logconfig_json", "Logging", ("--log-config-json",), v.string, None,
+      "A JSON file holding a dictConfig dictionary.", meta="FILE"),
+    S("syslog_addr", "Logging", ("--log-syslog-to",), v.string, "udp://localhost:514",
+      "The syslog address.", meta="SYSLOG_ADDR", support=IGNORED),
+    S("syslog", "Logging", ("--log-syslog",), v.boolean, False,
+      "Send logs to syslog.", action="store_true", support=IGNORED),
+    S("syslog_prefix", "Logging", ("--log-syslog-prefix",), v.string, None,
+      "The program name in syslog entries.", meta="SYSLOG_PREFIX", support=IGNORED),
+    S("syslog_facility", "Logging", ("--log-syslog-facility",), v.string, "user",
+      "The syslog facility.", meta="SYSLOG_FACILITY", support=IGNORED),
+    S("enable_stdio_inheritance", "Logging", ("-R", "--enable-stdio-inheritance"), v.boolean, False,
+      "With --daemon, keep stdout/stderr instead of sending them to /dev/null.",
+      action="store_true"),
+    S("statsd_host", "Logging", ("--statsd-host",), v.string, None,
+      "The StatsD server to send metrics to.", meta="STATSD_ADDR", support=IGNORED),
+    S("dogstatsd_tags", "Logging", ("--dogstatsd-tags",), v.string, "",
+      "Tags for dogstatsd metrics.", meta="DOGSTATSD_TAGS", support=IGNORED),
+    S("statsd_prefix", "Logging", ("--statsd-prefix",), v.string, "",
+      "A prefix for StatsD metric names.", meta="STATSD_PREFIX", support=IGNORED),
+    S("enable_backlog_metric", "Logging", ("--enable-backlog-metric",), v.boolean, False,
+      "Emit the socket backlog as a metric.", action="store_true", support=IGNORED),
+    # --- Process Naming ---
+    S("proc_name", "Process Naming", ("-n", "--name"), v.string, None,
+      "The process title base (needs the setproctitle package for the full title).",
+      meta="STRING"),
+    S("default_proc_name", "Process Naming", (), v.string, "fastwsgi",
+      "The process title base when proc_name is unset: the app spec, else fastwsgi."),
+    S("pythonpath", "Server Mechanics", ("--pythonpath",), v.string, None,
+      "Comma-separated directories to put first on sys.path.", meta="STRING"),
+    S("paste", "Server Mechanics", ("--paste", "--paster"), v.string, None,
+      "Load a PasteDeploy app; not supported, give a MODULE:APP spec instead.",
+      meta="STRING", support=REFUSED),
+    # --- Server Hooks ---
+    S("on_starting", HOOKS, (), v.hook(1), on_starting, "on_starting(server): before the master initialises."),
+    S("on_reload", HOOKS, (), v.hook(1), on_reload, "on_reload(server): on SIGHUP, before new workers start."),
+    S("when_ready", HOOKS, (), v.hook(1), when_ready, "when_ready(server): once the sockets listen."),
+    S("pre_fork", HOOKS, (), v.hook(2), pre_fork, "pre_fork(server, worker): before a worker is forked."),
+    S("post_fork", HOOKS, (), v.hook(2), post_fork, "post_fork(server, worker): in the worker, just after the fork."),
+    S("post_worker_init", HOOKS, (), v.hook(1), post_worker_init,
+      "post_worker_init(worker): in the worker, once the app is loaded."),
+    S("worker_int", HOOKS, (), v.hook(1), worker_int, "worker_int(worker): a worker got SIGINT or SIGQUIT."),
+    S("worker_abort", HOOKS, (), v.hook(1), worker_abort,
+      "worker_abort(worker): a worker got SIGABRT (the master's timeout kill)."),
+    S("pre_exec", HOOKS, (), v.hook(1), pre_exec, "pre_exec(server): before a new master is exec'd (USR2)."),
+    S("pre_request", HOOKS, (), v.hook(2), pre_request, "pre_request(worker, req): before the app is called."),
+    S("post_request", HOOKS, (), v.post_request_hook, post_request,
+      "post_request(worker, req, environ, resp): after the response (2 to 4 arguments)."),
+    S("child_exit", HOOKS, (), v.hook(2), child_exit, "child_exit(server, worker): in the master, a worker exited."),
+    S("worker_exit", HOOKS, (), v.hook(2), worker_exit, "worker_exit(server, worker): in the worker, as it exits."),
+    S("nworkers_changed", HOOKS, (), v.hook(3), nworkers_changed,
+      "nworkers_changed(server, new_value, old_value): the worker count changed."),
+    S("on_exit", HOOKS, (), v.hook(1), on_exit, "on_exit(server): just before the master exits."),
+    S("ssl_context", HOOKS, (), v.hook(2), ssl_context,
+      "ssl_context(config, factory): TLS is not served by fastwsgi.", support=IGNORED),
+    # --- Proxies and protocols ---
+    S("proxy_protocol", "Server Mechanics", ("--proxy-protocol",), v.proxy_protocol, "off",
+      "Accept the PROXY protocol (off, v1, v2, auto) from proxy_allow_ips.",
+      meta="MODE", nargs="?", const="auto"),
+    S("proxy_allow_ips", "Server Mechanics", ("--proxy-allow-from",), v.address_list, "127.0.0.1,::1",
+      "Front ends (IPs, networks or *) allowed to send a PROXY header."),
+    S("protocol", "Server Mechanics", ("--protocol",), v.string, "http",
+      "The protocol on the sockets; only http is served.", meta="STRING", support=REFUSED,
+      honoured=lambda p: p == "http"),
+    S("uwsgi_allow_ips", "Server Mechanics", ("--uwsgi-allow-from",), v.address_list, "127.0.0.1,::1",
+      "Front ends allowed to speak uWSGI.", support=IGNORED),
+    # --- SSL ---
+    S("keyfile", "SSL", ("--keyfile",), v.string, None,
+      "TLS key file; fastwsgi does not terminate TLS: put a TLS proxy in front.",
+      meta="FILE", support=REFUSED),
+    S("certfile", "SSL", ("--certfile",), v.string, None,
+      "TLS certificate file; fastwsgi does not terminate TLS: put a TLS proxy in front.",
+      meta="FILE", support=REFUSED),
+    S("ssl_version", "SSL", ("--ssl-version",), v.string, None, "Deprecated in gunicorn.",
+      support=IGNORED),
+    S("cert_reqs", "SSL", ("--cert-reqs",), v.pos_int, 0, "Client certificate requirement.",
+      support=IGNORED),
+    S("ca_certs", "SSL", ("--ca-certs",), v.string, None, "CA certificates file.", meta="FILE",
+      support=IGNORED),
+    S("suppress_ragged_eofs", "SSL", ("--suppress-ragged-eofs",), v.boolean, True,
+      "Suppress ragged TLS EOFs.", action="store_true", support=IGNORED),
+    S("do_handshake_on_connect", "SSL", ("--do-handshake-on-connect",), v.boolean, False,
+      "TLS handshake on accept.", action="store_true", support=IGNORED),
+    S("ciphers", "SSL", ("--ciphers",), v.string, None, "TLS cipher list.", support=IGNORED),
+    # --- HTTP/2 ---
+    S("http_protocols", "HTTP/2", ("--http-protocols",), v.comma_list, "h1",
+      "HTTP versions to offer; fastwsgi serves HTTP/1.x only.", meta="STRING", support=IGNORED,
+      honoured=_only_h1),
+    S("http2_cleartext", "HTTP/2", ("--http2-cleartext",), v.string, "off", "HTTP/2 over cleartext.",
+      meta="STRING", support=IGNORED),
+    S("http2_max_concurrent_streams", "HTTP/2", ("--http2-max-concurrent-streams",), v.pos_int, 100,
+      "HTTP/2 stream limit.", meta="INT", cli_type=int, support=IGNORED),
+    S("http2_initial_window_size", "HTTP/2", ("--http2-initial-window-size",), v.pos_int, 65535,
+      "HTTP/2 initial window.", meta="INT", cli_type=int, support=IGNORED),
+    S("http2_max_frame_size", "HTTP/2", ("--http2-max-frame-size",), v.pos_int, 16384,
+      "HTTP/2 frame size.", meta="INT", cli_type=int, support=IGNORED),
+    S("http2_max_header_list_size", "HTTP/2", ("--http2-max-header-list-size",), v.pos_int, 65536,
+      "HTTP/2 header list size.", meta="INT", cli_type=int, support=IGNORED),
+    S("raw_paste_global_conf", "Server Mechanics", ("--paste-global",), v.string_list, [],
+      "PasteDeploy global variables.", meta="CONF", action="append", support=IGNORED),
+    # --- HTTP parsing ---
+    S("permit_obsolete_folding", "Server Mechanics", ("--permit-obsolete-folding",), v.boolean, False,
+      "Accept obsolete line folding in header fields.", action="store_true"),
+    S("strip_header_spaces", "Server Mechanics", ("--strip-header-spaces",), v.boolean, False,
+      "Strip spaces between a header name and the colon (unsafe).", action="store_true"),
+    S("permit_unconventional_http_method", "Server Mechanics", ("--permit-unconventional-http-method",),
+      v.boolean, False, "Accept unusual method names; fastwsgi's parser stays strict.",
+      action="store_true", support=IGNORED),
+    S("permit_unconventional_http_version", "Server Mechanics", ("--permit-unconventional-http-version",),
+      v.boolean, False, "Accept unusual HTTP versions; fastwsgi's parser stays strict.",
+      action="store_true", support=IGNORED),
+    S("casefold_http_method", "Server Mechanics", ("--casefold-http-method",), v.boolean, False,
+      "Upper-case received methods.", action="store_true", support=IGNORED),
+    S("forwarder_headers", "Server Mechanics", ("--forwarder-headers",), v.comma_list,
+      "SCRIPT_NAME,PATH_INFO", "Headers a trusted proxy may set into the environ.", support=IGNORED),
+    S("header_map", "Server Mechanics", ("--header-map",), v.choice("drop", "refuse", "dangerous"),
+      "drop", "Header names with '_': drop them, refuse the request (400), or pass them (dangerous)."),
+    # --- ASGI ---
+    S("asgi_loop", "Worker Processes", ("--asgi-loop",), v.choice("auto", "asyncio", "uvloop"), "auto",
+      "ASGI event loop.", meta="STRING", support=IGNORED),
+    S("asgi_lifespan", "Worker Processes", ("--asgi-lifespan",), v.choice("auto", "on", "off"), "auto",
+      "ASGI lifespan.", meta="STRING", support=IGNORED),
+    S("asgi_disconnect_grace_period", "Worker Processes", ("--asgi-disconnect-grace-period",),
+      v.pos_int, 3, "ASGI disconnect grace period.", meta="INT", cli_type=int, support=IGNORED),
+    S("websocket_max_message_size", "Worker Processes", ("--websocket-max-message-size",),
+      v.pos_int, 16777216, "Largest WebSocket message.", meta="INT", cli_type=int, support=IGNORED),
+    S("http_parser", "Worker Processes", ("--http-parser",), v.choice("auto", "fast", "python"), "auto",
+      "The HTTP parser; fastwsgi always uses its own.", meta="STRING", support=IGNORED),
+    S("root_path", "Server Mechanics", ("--root-path",), v.string, "",
+      "The SCRIPT_NAME prefix the app is mounted under (also: SCRIPT_NAME in the environment).",
+      meta="STRING"),
+    # --- Dirty arbiters ---
+    S("dirty_apps", "Dirty Arbiters", ("--dirty-app",), v.string_list, [], "Dirty-pool apps.",
+      meta="STRING", action="append", support=IGNORED),
+    S("dirty_workers", "Dirty Arbiters", ("--dirty-workers",), v.pos_int, 0, "Dirty workers.",
+      meta="INT", cli_type=int, support=IGNORED),
+    S("dirty_timeout", "Dirty Arbiters", ("--dirty-timeout",), v.pos_int, 300, "Dirty task timeout.",
+      meta="INT", cli_type=int, support=IGNORED),
+    S("dirty_threads", "Dirty Arbiters", ("--dirty-threads",), v.pos_int, 1, "Dirty worker threads.",
+      meta="INT", cli_type=int, support=IGNORED),
+    S("dirty_graceful_timeout", "Dirty Arbiters", ("--dirty-graceful-timeout",), v.pos_int, 30,
+      "Dirty graceful timeout.", meta="INT", cli_type=int, support=IGNORED),
+    S("on_dirty_starting", "Dirty Arbiter Hooks", (), v.hook(1), on_dirty_starting, "Dirty hook.",
+      support=IGNORED),
+    S("dirty_post_fork", "Dirty Arbiter Hooks", (), v.hook(2), dirty_post_fork, "Dirty hook.",
+      support=IGNORED),
+    S("dirty_worker_init", "Dirty Arbiter Hooks", (), v.hook(1), dirty_worker_init, "Dirty hook.",
+      support=IGNORED),
+    S("dirty_worker_exit", "Dirty Arbiter Hooks", (), v.hook(2), dirty_worker_exit, "Dirty hook.",
+      support=IGNORED),
+    # --- Control socket ---
+    S("control_socket", "Control", ("--control-socket",), v.string, None,
+      "gunicornc's control socket; fastwsgi runs none.", meta="PATH", support=IGNORED,
+      default_factory=_control_socket_default),
+    S("control_socket_mode", "Control", ("--control-socket-mode",), v.octal_int, 0o600,
+      "Control socket mode.", meta="INT", cli_type=str, support=IGNORED),
+    S("control_socket_disable", "Control", ("--no-control-socket",), v.boolean, False,
+      "Disable the control socket (fastwsgi never starts one).", action="store_true"),
+]
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

@@ -1,0 +1,191 @@
+"""One worker process: settings in, the Cython serving loop run, hooks called.
+
+The master forks, then calls ``init_process``; it returns when the loop stops
+(graceful stop, max_requests, a reload) and the master's spawn code exits the
+process with the right status.
+"""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from typing import Any, Callable
+
+from . import settings
+from .heartbeat import Heartbeat
+from .hook_views import RequestView, ResponseView
+from .options import ServerHooks, ServerOptions
+from .process import set_owner_process
+from .reloader import Reloader
+
+
+def server_options(cfg: Any, max_requests: int) -> ServerOptions:
+    """gunicorn's settings, as the loop names them."""
+    return ServerOptions(
+        limit_request_line=cfg.limit_request_line,
+        limit_request_fields=cfg.limit_request_fields,
+        limit_request_field_size=cfg.limit_request_field_size,
+        keepalive=float(cfg.keepalive),
+        graceful_timeout=float(cfg.graceful_timeout),
+        worker_connections=cfg.worker_connections,
+        max_requests=max_requests,
+        root_path=cfg.root_path,
+        sendfile=cfg.sendfile,
+        spool_dir=cfg.tmp_upload_dir,
+        header_map=cfg.header_map,
+        strip_header_spaces=cfg.strip_header_spaces,
+        permit_obsolete_folding=cfg.permit_obsolete_folding,
+        forwarded_allow_ips=tuple(cfg.forwarded_allow_ips),
+        secure_scheme_headers=dict(cfg.secure_scheme_headers),
+        proxy_protocol=cfg.proxy_protocol != "off",
+        proxy_allow_ips=tuple(cfg.proxy_allow_ips),
+    )
+
+
+def _load_server_class() -> Callable[..., Any]:
+    from ._loop import Server  # imported late: the master never needs the loop
+    return Server
+
+
+class Worker:
+    """The object hooks receive as ``worker`` (gunicorn's attribute names)."""
+
+    def __init__(self, age: int, ppid: int, sockets: list, app: Any, timeout: float,
+                 cfg: Any, log: Any) -> None:
+        # Runs in the master, before the fork: nothing process-wide here.
+        self.age = age
+        self.pid: Any = "[booting]"
+        self.ppid = ppid
+        self.sockets = sockets
+        self.app = app
+        self.timeout = timeout
+        self.cfg = cfg
+        self.log = log
+        self.booted = False
+        self.aborted = False
+        self.alive = True
+        self.nr = 0
+        self.max_requests = cfg.max_requests + random.randint(0, cfg.max_requests_jitter) \
+            if cfg.max_requests > 0 else 0
+        self.tmp = Heartbeat(cfg.worker_tmp_dir, cfg.umask, cfg.uid, cfg.gid)
+        self.server: Any = None
+        self.server_class: Callable[..., Any] | None = None
+        self.wsgi: Callable | None = None
+        self.reloader: Reloader | None = None
+        self._last_reload_check = 0.0
+        # Set by the master's spawn code in the child: logs "Worker exiting", runs the
+        # worker_exit hook and ends the process without unwinding into the master's code.
+        self.exit_process: Callable[[int], Any] = os._exit
+
+    def __str__(self) -> str:
+        return f"<Worker {self.pid}>"
+
+    def notify(self) -> None:
+        self.tmp.notify()
+
+    # --- in the child ---------------------------------------------------------
+    def init_process(self) -> None:
+        for key, value in self.cfg.env.items():
+            os.environ[key] = value
+        set_owner_process(self.cfg.uid, self.cfg.gid, initgroups=self.cfg.initgroups)
+        random.seed()
+        # The app's subprocesses must not hold our listening sockets or heartbeat.
+        for listener in self.sockets:
+            os.set_inheritable(listener.fileno(), False)
+        os.set_inheritable(self.tmp.fileno(), False)
+        self.log.close_on_exec()
+        self.init_signals()
+        if self.cfg.reload:
+            self.log.warning("Reloader is on. Use in development only!")
+        # Before booted: a broken build is a boot error (exit 3), not a crash loop.
+        self.server_class = _load_server_class()
+        self.wsgi = self.app.wsgi()
+        if self.cfg.reload:
+            self.reloader = Reloader(self.cfg.reload_extra_files)
+        self.cfg.post_worker_init(self)
+        self.booted = True
+        self.run()
+
+    def run(self) -> None:
+        self.server = self.server_class(self.wsgi, [listener.sock for listener in self.sockets],
+                                   server_options(self.cfg, self.max_requests), self.server_hooks())
+        self.notify()
+        if self.alive:  # a TERM during boot means: do not start serving at all
+            self.server.run()
+        # The loop itself logs "Autorestarting worker after current request." at max_requests.
+        self.nr = self.server.requests_served
+
+    def server_hooks(self) -> ServerHooks:
+        cfg = self.cfg
+        hooks = ServerHooks(on_tick=self.on_tick, error_log=self.log.error_log)
+        # Calling a hook costs a view object per request: skip the default no-ops.
+        if cfg.pre_request is not settings.pre_request or self.log.loglevel <= 10:
+            hooks.pre_request = lambda environ: cfg.pre_request(self, RequestView(environ))
+        if cfg.post_request is not settings.post_request:
+            def post_request(environ: dict, status: str, headers: list, sent: int, seconds: float) -> None:
+                cfg.post_request(self, RequestView(environ), environ, ResponseView(status, headers, sent))
+            hooks.post_request = post_request
+        if self.log.access_enabled:
+            hooks.access_log = self.log.access
+        return hooks
+
+    def on_tick(self) -> None:
+        self.notify()
+        self.log.flush()
+        if self.ppid != os.getppid():
+            # The master died: nobody would replace or stop us.
+            self.log.info("Parent changed, shutting down: %s", self)
+            self.stop(graceful=True)
+            return
+        if self.reloader is not None:
+            now = time.monotonic()
+            if now - self._last_reload_check >= 1.0:
+                self._last_reload_check = now
+                changed = self.reloader.changed()
+                if changed:
+                    self.log.info("Worker reloading: %s modified", changed)
+                    self.cfg.worker_int(self)
+                    self.stop(graceful=False)
+
+    def stop(self, graceful: bool) -> None:
+        self.alive = False
+        if self.server is not None:
+            self.server.stop(graceful=graceful)
+
+    # --- signals ----------------------------------------------------------------
+    def init_signals(self) -> None:
+        for sig in (signal.SIGHUP, signal.SIGUSR2, signal.SIGCHLD, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGQUIT, self.handle_quit)
+        signal.signal(signal.SIGINT, self.handle_quit)
+        signal.signal(signal.SIGTERM, self.handle_exit)
+        signal.signal(signal.SIGWINCH, self.handle_winch)
+        signal.signal(signal.SIGUSR1, self.handle_usr1)
+        signal.signal(signal.SIGABRT, self.handle_abort)
+        # A TERM or USR1 must not fail a request's blocking read/write with EINTR.
+        signal.siginterrupt(signal.SIGTERM, False)
+        signal.siginterrupt(signal.SIGUSR1, False)
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self.stop(graceful=True)
+
+    def handle_quit(self, sig: int, frame: Any) -> None:
+        self.alive = False
+        self.cfg.worker_int(self)
+        if self.server is None:
+            self.exit_process(0)
+        self.server.stop(graceful=False)
+
+    def handle_abort(self, sig: int, frame: Any) -> None:
+        # The master's timeout kill: the app is stuck; say so, then go.
+        self.alive = False
+        self.cfg.worker_abort(self)
+        # Exit from here: an exception raised into the stuck app could be caught by it.
+        self.exit_process(1)
+
+    def handle_usr1(self, sig: int, frame: Any) -> None:
+        self.log.reopen_files()
+
+    def handle_winch(self, sig: int, frame: Any) -> None:
+        self.log.debug("worker: SIGWINCH ignored.")

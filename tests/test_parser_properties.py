@@ -1,0 +1,295 @@
+"""Properties of the parser over generated and mutated messages (hypothesis).
+
+* Requests built from random parts parse back to those parts, however split.
+* Any split of any message gives the same outcome as feeding it whole.
+* Mutated valid messages never crash the parser, and whatever it accepts has
+  one framing only: every byte it consumed is accounted for by a simple
+  reference reading of the fields it accepted (RFC 9112 §6.3, §7.1).
+"""
+import re
+
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from parser_helpers import corpus, feed_pieces  # noqa: E402
+
+PROPERTY = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+TCHARS = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+QUOTED = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
+CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]+)((?:[ \t]*;[ \t]*" + TOKEN + rb"(?:[ \t]*=[ \t]*(?:"
+                        + TOKEN + rb"|" + QUOTED + rb"))?)*)")
+TRAILER_LINE = re.compile(TOKEN + rb":[ \t\x21-\x7e\x80-\xff]*")
+FORBIDDEN_TRAILERS = {b"host", b"content-length", b"transfer-encoding", b"trailer", b"te",
+                      b"authorization"}
+INCOMPLETE, INVALID = "incomplete", "invalid"
+
+
+# -- a reference reading of framing ----------------------------------------------------
+
+def reference_framing(headers, version):
+    """(chunked, length) that the accepted fields call for, or INVALID (RFC 9112 §6)."""
+    lengths = [value for name, value in headers if name.lower() == b"content-length"]
+    codings = [coding.strip(b" \t").lower()
+               for name, value in headers if name.lower() == b"transfer-encoding"
+               for coding in value.split(b",") if coding.strip(b" \t")]
+    te_present = any(name.lower() == b"transfer-encoding" for name, _ in headers)
+    if te_present:
+        if lengths or version == (1, 0) or codings[-1:] != [b"chunked"] or codings.count(b"chunked") != 1:
+            return INVALID
+        return True, None
+    if not lengths:
+        return False, 0
+    if any(not re.fullmatch(rb"[0-9]+", value) for value in lengths) or len(set(map(int, lengths))) > 1:
+        return INVALID
+    return False, int(lengths[0])
+
+
+def reference_body(data, pos, chunked, length):
+    """(body, end) of the body starting at ``pos``, or INCOMPLETE / INVALID."""
+    if not chunked:
+        if len(data) - pos < length:
+            return INCOMPLETE
+        return data[pos:pos + length], pos + length
+    body = b""
+    while True:
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            return INCOMPLETE
+        match = CHUNK_LINE.fullmatch(data[pos:eol])
+        if not match:
+            return INVALID
+        size = int(match.group(1), 16)
+        pos = eol + 2
+        if size == 0:
+            break
+        if len(data) < pos + size + 2:
+            return INCOMPLETE
+        body += data[pos:pos + size]
+        if data[pos + size:pos + size + 2] != b"\r\n":
+            return INVALID
+        pos += size + 2
+    while True:
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            return INCOMPLETE
+        line, pos = data[pos:eol], eol + 2
+        if not line:
+            return body, pos
+        if not TRAILER_LINE.fullmatch(line) or line.split(b":")[0].lower() in FORBIDDEN_TRAILERS:
+            return INVALID
+
+
+def assert_one_framing(data, outcome):
+    """Every request accepted from ``data`` sits where the reference reading puts it."""
+    cursor = 0
+    for index, request in enumerate(outcome.parsed):
+        head = request.head
+        assert data[cursor:cursor + len(head)] == head, "a head not where the last body ended"
+        framing = reference_framing(request.headers, request.version)
+        assert framing is not INVALID, f"accepted a framing the reference refuses: {request.headers}"
+        chunked, length = framing
+        assert request.chunked == chunked
+        assert request.content_length == length
+        reference = reference_body(data, cursor + len(head), chunked, length)
+        if outcome.complete[index]:
+            assert reference not in (INCOMPLETE, INVALID), f"body ended where the reference says {reference}"
+            body, cursor = reference
+            assert outcome.bodies[index] == body
+        else:
+            assert index == len(outcome.parsed) - 1
+            if outcome.error is None:
+                assert reference == INCOMPLETE, reference
+            else:
+                # refused inside this body: the reference must not see a good one there
+                assert reference in (INCOMPLETE, INVALID), "refused a body the reference accepts"
+
+
+def assert_same_whichever_split(data, cuts, **options):
+    whole = feed_pieces([data], **options)
+    bytewise = feed_pieces([data[i:i + 1] for i in range(len(data))], **options)
+    positions = sorted({cut % (len(data) + 1) for cut in cuts})
+    pieces = [data[a:b] for a, b in zip([0] + positions, positions + [len(data)])]
+    split = feed_pieces(pieces, **options)
+    for other in (bytewise, split):
+        assert other.requests == whole.requests
+        assert (other.error is None) == (whole.error is None), (other.error, whole.error)
+        if whole.error is None:
+            assert other.comparable() == whole.comparable()
+        else:
+            assert [c for c in other.complete] == whole.complete
+    return whole
+
+
+# -- requests built from parts -----------------------------------------------------------
+
+tokens = st.text(alphabet=TCHARS.decode(), min_size=1, max_size=12).map(str.encode)
+field_names = tokens.filter(lambda name: b"_" not in name and name.lower() not in (
+    b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"content-type"))
+value_chars = st.sampled_from([bytes([c]) for c in list(range(0x21, 0x7F)) + [0x80, 0xE9, 0xFF]])
+field_values = st.lists(st.one_of(value_chars, st.just(b" ")), max_size=20).map(
+    lambda parts: b"".join(parts).strip(b" "))
+segments = st.text(alphabet="abcXYZ019-._~%!$&'()*+,;=:@", max_size=8).map(str.encode)
+chunk_extensions = st.lists(st.tuples(tokens, st.one_of(st.none(), tokens, st.just(b'"q v"'))),
+                            max_size=2).map(lambda exts: b"".join(
+                                b";" + name + (b"=" + value if value else b"")
+                                for name, value in exts))
+
+
+@st.composite
+def built_request(draw):
+    method = draw(st.one_of(st.sampled_from([b"GET", b"POST", b"PUT", b"PATCH", b"DELETE"]),
+                            tokens.filter(lambda t: t not in (b"CONNECT", b"OPTIONS"))))
+    path = b"/" + b"/".join(draw(st.lists(segments, max_size=4)))
+    query = draw(st.one_of(st.none(), segments))
+    target = path + (b"?" + query if query is not None else b"")
+    version = draw(st.sampled_from([(1, 1), (1, 0)]))
+    headers = [(b"Host", b"example.com")] if version == (1, 1) else []
+    headers += draw(st.lists(st.tuples(field_names, field_values), max_size=6))
+    body = draw(st.binary(max_size=64))
+    framing = draw(st.sampled_from(["length", "chunked"] if version == (1, 1) else ["length"]))
+    if framing == "length":
+        wire_body = body
+        if body or draw(st.booleans()):
+            headers.append((b"Content-Length", b"%d" % len(body)))
+    else:
+        headers.append((b"Transfer-Encoding", b"chunked"))
+        cuts = sorted(set(draw(st.lists(st.integers(0, len(body)), max_size=4))) - {0, len(body)})
+        pieces = [body[a:b] for a, b in zip([0] + cuts, cuts + [len(body)]) if b > a]
+        wire_body = b"".join(b"%x" % len(piece) + draw(chunk_extensions) + b"\r\n" + piece + b"\r\n"
+                             for piece in pieces)
+        wire_body += b"0\r\n" + b"".join(name + b": " + value + b"\r\n" for name, value in
+                                         draw(st.lists(st.tuples(field_names, field_values),
+                                                       max_size=2))) + b"\r\n"
+    close = draw(st.booleans())
+    if close:
+        headers.append((b"Connection", b"close"))
+    order = draw(st.permutations(range(len(headers))))
+    headers = [headers[i] for i in order]
+    wire = (method + b" " + target + b" HTTP/%d.%d\r\n" % version
+            + b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n"
+            + wire_body)
+    expected = {
+        "method": method, "target": target, "path": path, "query": query or b"",
+        "version": version, "headers": headers, "body": body,
+        "keep_alive": not close and version == (1, 1),
+    }
+    return wire, expected
+
+
+@PROPERTY
+@given(st.lists(built_request(), min_size=1, max_size=3), st.lists(st.integers(0, 10**6), max_size=5))
+def test_built_requests_parse_back_to_their_parts(requests, cuts):
+    # every request but the last keeps the connection, so all of them are read
+    requests = [(wire, expected) for wire, expected in requests[:-1] if expected["keep_alive"]] + requests[-1:]
+    data = b"".join(wire for wire, _ in requests)
+    outcome = assert_same_whichever_split(data, cuts)
+    assert outcome.error is None, outcome.error
+    assert len(outcome.parsed) == len(requests)
+    for request, body, (_, expected) in zip(outcome.parsed, outcome.bodies, requests):
+        assert (request.method, request.target, request.path, request.query) == (
+            expected["method"], expected["target"], expected["path"], expected["query"])
+        assert request.version == expected["version"]
+        assert request.headers == expected["headers"]
+        assert body == expected["body"]
+        assert request.keep_alive == expected["keep_alive"]
+    assert outcome.complete == [True] * len(requests)
+    assert outcome.rest == b""
+    assert_one_framing(data, outcome)
+
+
+# -- splits of the corpus ------------------------------------------------------------------
+
+CORPUS = [(message, expectation.get("options", {}))
+          for _, message, expectation in corpus("valid") + corpus("invalid")
+          if len(message) < 2000]
+
+
+@PROPERTY
+@given(st.sampled_from(CORPUS), st.lists(st.integers(0, 10**6), min_size=1, max_size=8))
+def test_any_split_of_the_corpus_gives_the_same_outcome(case, cuts):
+    message, options = case
+    assert_same_whichever_split(message, cuts, **options)
+
+
+# -- mutations -----------------------------------------------------------------------------
+
+BASES = [message for _, message, expectation in corpus("valid")
+         if not expectation.get("options") and len(message) < 700]
+INTERESTING = [b"\r", b"\n", b"\r\n", b" ", b"\t", b":", b",", b";", b"=", b'"', b"0", b"5",
+               b"a", b"F", b"-", b"_", b"\x00", b"\x7f", b"\x80", b"\xff", b"\r\n\r\n"]
+FRAMING_LINES = [b"Content-Length: 0", b"Content-Length: 5", b"Content-Length: 05", b"Content-Length: 3",
+                 b"Content-Length: 5, 5", b"Content-Length: -1", b"Content-Length:  7 ",
+                 b"Transfer-Encoding: chunked", b"Transfer-Encoding: gzip, chunked",
+                 b"Transfer-Encoding: chunked, gzip", b"Transfer-Encoding: identity",
+                 b"Transfer-Encoding:  chunked ", b"transfer-encoding: CHUNKED",
+                 b"Transfer_Encoding: chunked", b"Content_Length: 3", b"Host: other",
+                 b"Connection: close", b"Expect: 100-continue", b" folded", b"X: y"]
+
+
+def _head_line_starts(data):
+    head_end = data.find(b"\r\n\r\n")
+    head_end = len(data) if head_end < 0 else head_end + 2
+    return [m.end() for m in re.finditer(rb"\r\n", data[:head_end])]
+
+
+def _chunk_size_ends(data):
+    # just after the hex digits of a line that starts with some: where size lines go wrong
+    return [m.end() for m in re.finditer(rb"\r\n[0-9A-Fa-f]+", data)]
+
+
+@st.composite
+def mutated(draw):
+    """A valid message, changed a few times; most changes aim at framing."""
+    data = bytearray(draw(st.sampled_from(BASES)))
+    for _ in range(draw(st.integers(1, 4))):
+        operation = draw(st.sampled_from(["framing", "framing", "framing", "chunk", "chunk",
+                                          "replace", "insert", "delete", "repeat", "case",
+                                          "truncate"]))
+        position = draw(st.integers(0, len(data)))
+        if operation == "framing":
+            # a framing-related field line where the head has a line start
+            starts = _head_line_starts(bytes(data))
+            if starts:
+                start = draw(st.sampled_from(starts))
+                data[start:start] = draw(st.sampled_from(FRAMING_LINES)) + b"\r\n"
+        elif operation == "chunk":
+            ends = _chunk_size_ends(bytes(data))
+            if ends:
+                at = draw(st.sampled_from(ends))
+                data[at:at] = draw(st.sampled_from(INTERESTING))
+        elif operation == "replace" and position < len(data):
+            data[position:position + 1] = draw(st.sampled_from(INTERESTING))
+        elif operation == "insert":
+            data[position:position] = draw(st.sampled_from(INTERESTING))
+        elif operation == "delete":
+            del data[position:position + draw(st.integers(1, 4))]
+        elif operation == "repeat":
+            data.extend(bytes(data))
+        elif operation == "case" and position < len(data):
+            data[position:position + 1] = bytes(data[position:position + 1]).swapcase()
+        elif operation == "truncate":
+            del data[position:]
+    return bytes(data)
+
+
+@settings(PROPERTY, max_examples=400)
+@given(mutated(), st.lists(st.integers(0, 10**6), min_size=1, max_size=6))
+def test_mutations_never_crash_and_never_frame_two_ways(data, cuts):
+    outcome = assert_same_whichever_split(data, cuts)   # only ParseError may come out
+    if outcome.error is not None:
+        assert 400 <= outcome.error[0] <= 599 and outcome.error[1]
+    assert_one_framing(data, outcome)
+
+
+@PROPERTY
+@given(mutated(), st.sampled_from([{"header_map": "dangerous"}, {"permit_obsolete_folding": True},
+                                   {"limit_request_field_size": 40, "limit_request_fields": 4},
+                                   {"strip_header_spaces": True}]))
+def test_mutations_with_options_stay_consistent(data, options):
+    assert_same_whichever_split(data, [len(data) // 3, len(data) // 2], **options)
