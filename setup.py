@@ -1,17 +1,26 @@
 """Build the Cython extensions; metadata lives in pyproject.toml.
 
-An sdist carries the generated C, so building from it needs no Cython: when a
-.pyx is absent or Cython is not installed, the .c beside it is compiled.
+Two ways in:
+- a source checkout: the .pyx are cythonized, so Cython>=3.0 is needed (the
+  in-tree backend, _build/fastwsgi_build.py, asks for it);
+- an sdist: it carries the C generated when it was made (MANIFEST.in), and
+  with Cython absent that C is compiled as it is, so only a C compiler is
+  needed (the backend does not ask for Cython there).
 """
 import os
 import sys
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+from setuptools.command.sdist import sdist
 
 if not sys.platform.startswith("linux"):
     sys.exit("fastwsgi builds on Linux only: its event loop is built on epoll.")
 
-EXTENSIONS = [name for name in ("_parser", "_environ", "_loop") if os.path.exists(f"fastwsgi/{name}.pyx") or os.path.exists(f"fastwsgi/{name}.c")]
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXTENSIONS = ("_parser", "_environ", "_loop")
+# What a .pyx may pull in: a change to any of them makes its C stale.
+CYTHON_SOURCE_SUFFIXES = (".pyx", ".pxd", ".pxi")
 DEBUG = os.environ.get("FASTWSGI_DEBUG_BUILD") == "1"
 COMPILE_ARGS = ["-O0", "-g"] if DEBUG else ["-O3", "-fno-strict-aliasing"]
 DIRECTIVES = {
@@ -24,27 +33,93 @@ DIRECTIVES = {
 }
 
 
-def _extensions():
-    here = os.path.dirname(os.path.abspath(__file__))
-    sources_exist = all(
-        os.path.exists(os.path.join(here, "fastwsgi", f"{name}.pyx")) for name in EXTENSIONS
-    )
+def _source(name, suffix):
+    # setuptools wants source paths relative to the project root.
+    return f"fastwsgi/{name}{suffix}"
+
+
+def _exists(relative_path):
+    return os.path.exists(os.path.join(HERE, relative_path))
+
+
+def _newest_cython_source():
+    newest = 0.0
+    for directory, _, files in os.walk(os.path.join(HERE, "fastwsgi")):
+        for file_name in files:
+            if file_name.endswith(CYTHON_SOURCE_SUFFIXES):
+                newest = max(newest, os.path.getmtime(os.path.join(directory, file_name)))
+    return newest
+
+
+def _warn_if_stale(c_sources):
+    """Without Cython, C older than a .pyx/.pxd/.pxi of a checkout is compiled anyway: say so."""
+    if _exists("PKG-INFO"):
+        return
+    newest = _newest_cython_source()
+    stale = [c for c in c_sources if _exists(c) and os.path.getmtime(os.path.join(HERE, c)) < newest]
+    if stale:
+        print(f"warning: Cython is not installed and {', '.join(stale)} are older than the "
+              "Cython sources: they are compiled as they are (pip install 'Cython>=3.0')",
+              file=sys.stderr)
+
+
+def _cythonize():
+    """Cython's cythonize when it can run here (Cython installed, .pyx present), else None."""
     try:
         from Cython.Build import cythonize
     except ImportError:
-        cythonize = None
-    suffix = ".pyx" if sources_exist and cythonize else ".c"
-    extensions = [
-        Extension(
-            f"fastwsgi.{name}",
-            [f"fastwsgi/{name}{suffix}"],
-            extra_compile_args=COMPILE_ARGS,
-        )
+        return None
+    return cythonize if all(_exists(_source(name, ".pyx")) for name in EXTENSIONS) else None
+
+
+def _extensions(cythonize):
+    if cythonize is not None:
+        extensions = [
+            Extension(f"fastwsgi.{name}", [_source(name, ".pyx")], extra_compile_args=COMPILE_ARGS)
+            for name in EXTENSIONS
+        ]
+        return cythonize(extensions, compiler_directives=DIRECTIVES, annotate=DEBUG)
+    return [
+        Extension(f"fastwsgi.{name}", [_source(name, ".c")], extra_compile_args=COMPILE_ARGS)
         for name in EXTENSIONS
     ]
-    if suffix == ".c":
-        return extensions
-    return cythonize(extensions, compiler_directives=DIRECTIVES, annotate=DEBUG)
 
 
-setup(ext_modules=_extensions())
+def _missing_c(extensions):
+    return [source for extension in extensions for source in extension.sources if not _exists(source)]
+
+
+class BuildExt(build_ext):
+    """Compiles the extensions in parallel, and says what is missing when there is no C."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        if self.parallel is None:
+            self.parallel = os.cpu_count() or 1
+
+    def run(self):
+        missing = _missing_c(self.extensions)
+        if missing:
+            raise SystemExit(
+                f"fastwsgi: {', '.join(missing)} missing: building from a source checkout "
+                "needs Cython>=3.0 (pip install 'Cython>=3.0'); an sdist carries the C."
+            )
+        if CYTHONIZE is None:
+            _warn_if_stale([source for extension in self.extensions for source in extension.sources])
+        super().run()
+
+
+class Sdist(sdist):
+    """Makes an sdist only with C freshly generated from its .pyx: it must build without Cython."""
+
+    def run(self):
+        if CYTHONIZE is None and not _exists("PKG-INFO"):
+            raise SystemExit(
+                "fastwsgi: making an sdist needs Cython>=3.0, which generates the C it carries "
+                "(pip install 'Cython>=3.0')."
+            )
+        super().run()
+
+
+CYTHONIZE = _cythonize()
+setup(ext_modules=_extensions(CYTHONIZE), cmdclass={"build_ext": BuildExt, "sdist": Sdist})
