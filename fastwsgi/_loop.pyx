@@ -542,13 +542,17 @@ cdef class Server:
         cdef Handle handle
         cdef unsigned long long drained
         while not self.stop_now:
+            # Python runs signal handlers only when asked: a signal that came
+            # while the loop was busy in C is handled here, before sleeping.
+            PyErr_CheckSignals()
+            if self.stop_now:
+                break
             timeout_ms = 100 if self.stopping else 1000
             with nogil:
                 count = epoll_wait(self.epfd, events, MAX_EVENTS, timeout_ms)
             if count < 0:
                 if errno != EINTR:
                     raise OSError(errno, os.strerror(errno))
-                PyErr_CheckSignals()
                 count = 0
             self.now = monotonic()
             for i in range(count):
