@@ -3,16 +3,21 @@ from fastwsgi._parser cimport HeadParser, Span
 
 cdef class EnvironBuilder:
     cdef dict template
-    cdef bytes root_path
+    cdef str root_path
     cdef str default_server_name
     cdef str default_server_port
     cdef str url_scheme
-    cdef bint trust_forwarded
     cdef list secure_scheme_headers
+    # per common header, the str made for its last value (values repeat across requests)
+    cdef list value_cache
+    # the Host value last split into SERVER_NAME / SERVER_PORT, and the split
+    cdef object last_host
+    cdef object last_server_name
+    cdef object last_server_port
 
     cdef dict build(self, HeadParser head, char* buf, object remote_addr, object remote_port,
                     bint trusted_proxy)
-    cdef object _key_for(self, char* buf, Span name)
-    cdef str _path_info(self, char* buf, Span path)
+    cdef object _value_for(self, char* buf, Span value, Py_ssize_t common)
+    cdef void _path_info(self, dict environ, char* buf, Span path) except *
     cdef void _server_address(self, dict environ, char* buf, HeadParser head) except *
     cdef void _apply_secure_scheme(self, dict environ) except *

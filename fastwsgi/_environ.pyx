@@ -1,70 +1,78 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Request spans → the PEP 3333 environ.
 
-The constant part of every environ lives in a per-server template dict that is
-copied per request; keys are interned once; the ``HTTP_*`` keys of common
-headers are looked up by length and a case-insensitive compare, without
-creating any object for the name.
+The constant part of every environ lives in a per-server template dict, sized
+for a whole environ, that is copied per request; keys are interned once.  The
+``HTTP_*`` keys of common headers are found through a small hash table over
+the field name bytes, without creating any object for the name, and the str
+of a common header's value is reused while the same value repeats (Host,
+User-Agent, Accept... rarely change from one request to the next).
 """
 import sys
 
 from cpython.dict cimport PyDict_Copy, PyDict_GetItem, PyDict_SetItem
+from cpython.list cimport PyList_GET_ITEM
+from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeLatin1
 from libc.stdlib cimport malloc, free
-from libc.string cimport memchr
+from libc.stdint cimport uint64_t
+from libc.string cimport memchr, memcmp, memcpy
 
 from fastwsgi._parser cimport HeadParser, ParsedRequest, Span, FieldSpan
 
-cdef extern from "strings.h":
-    int strncasecmp(const char* a, const char* b, size_t n)
-
 cdef extern from "Python.h":
     char* PyBytes_AS_STRING(object)
+    Py_ssize_t PyDict_GET_SIZE(object)
+    PyObject* PyDict_SetDefault(object mapping, object key, object default_value) except NULL
+    Py_ssize_t PyUnicode_GET_LENGTH(object)
+    int PyUnicode_KIND(object)
+    void* PyUnicode_DATA(object)
+    int PyUnicode_1BYTE_KIND
+
+cdef extern from *:
+    """
+    /* A dict with room for a whole environ: copies of it never resize. */
+    static PyObject* fastwsgi_presized_dict(Py_ssize_t minused) {
+    #if PY_VERSION_HEX < 0x030D0000
+        return _PyDict_NewPresized(minused);
+    #else
+        (void)minused;
+        return PyDict_New();
+    #endif
+    }
+    """
+    dict fastwsgi_presized_dict(Py_ssize_t minused)
 
 DEF KEY_BUFFER = 512
+DEF PATH_BUFFER = 1024
+DEF ENVIRON_ROOM = 48
+DEF HASH_SLOTS = 256
 
-# Headers browsers, proxies and API clients send most, with their environ keys.
+# Headers browsers, proxies and API clients send most.  Values of the first
+# group are cached between requests; the last two carry secrets and are not.
 cdef tuple COMMON_HEADERS = (
     b"host", b"user-agent", b"accept", b"accept-encoding", b"accept-language",
-    b"connection", b"cookie", b"referer", b"cache-control", b"origin", b"pragma",
+    b"connection", b"referer", b"cache-control", b"origin", b"pragma",
     b"upgrade-insecure-requests", b"sec-fetch-site", b"sec-fetch-mode",
     b"sec-fetch-user", b"sec-fetch-dest", b"sec-ch-ua", b"sec-ch-ua-mobile",
-    b"sec-ch-ua-platform", b"dnt", b"authorization", b"if-none-match",
+    b"sec-ch-ua-platform", b"dnt", b"if-none-match",
     b"if-modified-since", b"x-forwarded-for", b"x-forwarded-proto",
     b"x-forwarded-host", b"x-forwarded-port", b"x-real-ip", b"x-requested-with",
     b"forwarded", b"te", b"range", b"priority", b"expect", b"transfer-encoding",
-    b"content-type", b"content-length",
+    b"content-type", b"content-length", b"keep-alive",
+    b"cookie", b"authorization",
 )
-DEF COMMON_COUNT = 37
+DEF COMMON_COUNT = 38
+DEF CACHED_COUNT = 36
 
 cdef const char* common_names[COMMON_COUNT]
 cdef Py_ssize_t common_lengths[COMMON_COUNT]
-cdef list common_keys = []
-
-
-cdef str _environ_key(bytes lowered_name):
-    if lowered_name == b"content-type":
-        return "CONTENT_TYPE"
-    if lowered_name == b"content-length":
-        return "CONTENT_LENGTH"
-    return sys.intern("HTTP_" + lowered_name.decode("latin-1").upper().replace("-", "_"))
-
-
-cdef void _init_common() except *:
-    cdef Py_ssize_t i
-    for i in range(COMMON_COUNT):
-        name = COMMON_HEADERS[i]
-        common_names[i] = PyBytes_AS_STRING(name)
-        common_lengths[i] = len(name)
-        common_keys.append(_environ_key(name))
-
-
-_init_common()
-
-cdef dict METHODS = {m.encode(): sys.intern(m) for m in
-                     ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
+cdef PyObject* common_keys[COMMON_COUNT]
+cdef signed char common_slots[HASH_SLOTS]
+cdef list common_key_objects = []
 
 cdef str K_REQUEST_METHOD = sys.intern("REQUEST_METHOD")
+cdef str K_SCRIPT_NAME = sys.intern("SCRIPT_NAME")
 cdef str K_RAW_URI = sys.intern("RAW_URI")
 cdef str K_PATH_INFO = sys.intern("PATH_INFO")
 cdef str K_QUERY_STRING = sys.intern("QUERY_STRING")
@@ -74,10 +82,134 @@ cdef str K_REMOTE_PORT = sys.intern("REMOTE_PORT")
 cdef str K_SERVER_NAME = sys.intern("SERVER_NAME")
 cdef str K_SERVER_PORT = sys.intern("SERVER_PORT")
 cdef str K_URL_SCHEME = sys.intern("wsgi.url_scheme")
+cdef str K_CONTENT_TYPE = sys.intern("CONTENT_TYPE")
+cdef str K_CONTENT_LENGTH = sys.intern("CONTENT_LENGTH")
+cdef str K_HTTP_HOST = sys.intern("HTTP_HOST")
 cdef str HTTP_1_0 = sys.intern("HTTP/1.0")
 cdef str HTTP_1_1 = sys.intern("HTTP/1.1")
+cdef str M_GET = sys.intern("GET")
+cdef str M_PUT = sys.intern("PUT")
+cdef str M_POST = sys.intern("POST")
+cdef str M_HEAD = sys.intern("HEAD")
+cdef str M_PATCH = sys.intern("PATCH")
+cdef str M_DELETE = sys.intern("DELETE")
+cdef str M_OPTIONS = sys.intern("OPTIONS")
+cdef str HTTPS = sys.intern("https")
+cdef str PORT_80 = sys.intern("80")
+cdef str PORT_443 = sys.intern("443")
 cdef str EMPTY = ""
 cdef str JOINER = ", "
+
+
+cdef str _environ_key(bytes lowered_name):
+    # PEP 3333 / CGI: CONTENT_TYPE and CONTENT_LENGTH have no HTTP_ prefix.
+    if lowered_name == b"content-type":
+        return K_CONTENT_TYPE
+    if lowered_name == b"content-length":
+        return K_CONTENT_LENGTH
+    return sys.intern("HTTP_" + lowered_name.decode("latin-1").upper().replace("-", "_"))
+
+
+cdef inline unsigned int _name_hash(const char* name, Py_ssize_t n) noexcept:
+    # | 0x20 folds ASCII case; field names are tokens, so nothing else folds onto a letter.
+    return (<unsigned int>n * 31 + (<unsigned char>name[0] | 0x20) * 17
+            + (<unsigned char>name[n - 1] | 0x20) * 7
+            + (<unsigned char>name[n >> 1] | 0x20)) & (HASH_SLOTS - 1)
+
+
+cdef inline bint _token_equals_lowered(const char* name, const char* lowered, Py_ssize_t n) noexcept:
+    # Exact for a token against lowercase letters, digits and '-' (see _name_hash).
+    cdef Py_ssize_t i = 0
+    cdef uint64_t word, expected
+    while i + 8 <= n:
+        memcpy(&word, name + i, 8)
+        memcpy(&expected, lowered + i, 8)
+        if (word | 0x2020202020202020ULL) != expected:
+            return False
+        i += 8
+    while i < n:
+        if (<unsigned char>name[i] | 0x20) != <unsigned char>lowered[i]:
+            return False
+        i += 1
+    return True
+
+
+cdef void _init_common() except *:
+    cdef Py_ssize_t i
+    cdef unsigned int slot
+    assert len(COMMON_HEADERS) == COMMON_COUNT
+    for slot in range(HASH_SLOTS):
+        common_slots[slot] = -1
+    for i in range(COMMON_COUNT):
+        name = COMMON_HEADERS[i]
+        key = _environ_key(name)
+        common_key_objects.append(key)
+        common_names[i] = PyBytes_AS_STRING(name)
+        common_lengths[i] = len(name)
+        common_keys[i] = <PyObject*>key
+        slot = _name_hash(common_names[i], common_lengths[i])
+        while common_slots[slot] >= 0:
+            slot = (slot + 1) & (HASH_SLOTS - 1)
+        common_slots[slot] = <signed char>i
+
+
+_init_common()
+
+
+cdef inline Py_ssize_t _common_index(const char* name, Py_ssize_t n) noexcept:
+    cdef unsigned int slot = _name_hash(name, n)
+    cdef Py_ssize_t i
+    while True:
+        i = common_slots[slot]
+        if i < 0:
+            return -1
+        if common_lengths[i] == n and _token_equals_lowered(name, common_names[i], n):
+            return i
+        slot = (slot + 1) & (HASH_SLOTS - 1)
+
+
+cdef object _uncommon_key(const char* name, Py_ssize_t n):
+    # HTTP_ + the name upper-cased, '-' → '_' (PEP 3333 / CGI meta-variables).
+    cdef char key[KEY_BUFFER]
+    cdef Py_ssize_t i
+    cdef char c
+    if n + 5 > KEY_BUFFER:
+        return "HTTP_" + PyUnicode_DecodeLatin1(name, n, NULL).upper().replace("-", "_")
+    key[0] = b'H'
+    key[1] = b'T'
+    key[2] = b'T'
+    key[3] = b'P'
+    key[4] = b'_'
+    for i in range(n):
+        c = name[i]
+        if b'a' <= c <= b'z':
+            c = c - 32
+        elif c == b'-':
+            c = b'_'
+        key[5 + i] = c
+    return PyUnicode_DecodeLatin1(key, n + 5, NULL)
+
+
+cdef object _method(const char* buf, Span span):
+    cdef const char* text = buf + span.off
+    cdef Py_ssize_t n = span.len
+    if n == 3:
+        if memcmp(text, "GET", 3) == 0:
+            return M_GET
+        if memcmp(text, "PUT", 3) == 0:
+            return M_PUT
+    elif n == 4:
+        if memcmp(text, "POST", 4) == 0:
+            return M_POST
+        if memcmp(text, "HEAD", 4) == 0:
+            return M_HEAD
+    elif n == 5 and memcmp(text, "PATCH", 5) == 0:
+        return M_PATCH
+    elif n == 6 and memcmp(text, "DELETE", 6) == 0:
+        return M_DELETE
+    elif n == 7 and memcmp(text, "OPTIONS", 7) == 0:
+        return M_OPTIONS
+    return PyUnicode_DecodeLatin1(text, n, NULL)
 
 
 cdef inline int _hex(unsigned char c) noexcept:
@@ -95,12 +227,16 @@ cdef str _percent_decoded(const char* text, Py_ssize_t length):
     # A '%' not followed by two hex digits stays as it is (as urllib's unquote).
     cdef Py_ssize_t i = 0, out = 0
     cdef int high, low
+    cdef char on_stack[PATH_BUFFER]
     cdef char* decoded
     if memchr(text, b'%', length) == NULL:
         return PyUnicode_DecodeLatin1(text, length, NULL)
-    decoded = <char*>malloc(length)
-    if decoded == NULL:
-        raise MemoryError()
+    if length <= PATH_BUFFER:
+        decoded = on_stack
+    else:
+        decoded = <char*>malloc(length)
+        if decoded == NULL:
+            raise MemoryError()
     try:
         while i < length:
             if text[i] == b'%' and i + 2 < length:
@@ -116,7 +252,8 @@ cdef str _percent_decoded(const char* text, Py_ssize_t length):
             i += 1
         return PyUnicode_DecodeLatin1(decoded, out, NULL)
     finally:
-        free(decoded)
+        if decoded != on_stack:
+            free(decoded)
 
 
 cdef class EnvironBuilder:
@@ -127,11 +264,12 @@ cdef class EnvironBuilder:
                  str url_scheme="http", bint multiprocess=False,
                  object errors=None, object file_wrapper=None,
                  dict base_environ=None, dict secure_scheme_headers=None):
-        cdef dict template = {}
+        cdef dict template = fastwsgi_presized_dict(ENVIRON_ROOM)
+        cdef dict constant = {}
         if base_environ:
-            template.update(base_environ)
+            constant.update(base_environ)
         root_path = root_path.rstrip("/")
-        template.update({
+        constant.update({
             "SCRIPT_NAME": root_path,
             "SERVER_SOFTWARE": server_software,
             "wsgi.version": (1, 0),
@@ -143,34 +281,35 @@ cdef class EnvironBuilder:
             "wsgi.input_terminated": True,
         })
         if file_wrapper is not None:
-            template["wsgi.file_wrapper"] = file_wrapper
+            constant["wsgi.file_wrapper"] = file_wrapper
+        # One by one: dict.update() into an empty dict would replace its room by a clone.
+        for key, value in constant.items():
+            template[key] = value
         self.template = template
-        self.root_path = root_path.encode("latin-1")
+        self.root_path = root_path
         self.default_server_name = server_name
         self.default_server_port = str(server_port)
         self.url_scheme = url_scheme
-        # (environ key, value that means https), for headers a trusted proxy sets.
+        # (environ key, lowered value that means https), for headers a trusted proxy sets.
         self.secure_scheme_headers = [
-            (_environ_key(name.lower().encode("latin-1")), value)
+            (_environ_key(name.lower().encode("latin-1")), value.lower())
             for name, value in (secure_scheme_headers or {}).items()
         ]
+        self.value_cache = [None] * CACHED_COUNT
+        self.last_host = None
 
     cdef dict build(self, HeadParser head, char* buf, object remote_addr, object remote_port,
                     bint trusted_proxy):
         """The environ for the head ``head`` just parsed out of ``buf``."""
         cdef dict environ = PyDict_Copy(self.template)
-        cdef Span span
-        cdef Py_ssize_t i
+        cdef Py_ssize_t i, common, size
         cdef FieldSpan* field
-        cdef object key, value, existing
-        span = head.method
-        value = METHODS.get(buf[span.off:span.off + span.len])
-        if value is None:
-            value = PyUnicode_DecodeLatin1(buf + span.off, span.len, NULL)
-        PyDict_SetItem(environ, K_REQUEST_METHOD, value)
+        cdef PyObject* existing
+        cdef object key, value
+        PyDict_SetItem(environ, K_REQUEST_METHOD, _method(buf, head.method))
         PyDict_SetItem(environ, K_RAW_URI,
                        PyUnicode_DecodeLatin1(buf + head.target.off, head.target.len, NULL))
-        PyDict_SetItem(environ, K_PATH_INFO, self._path_info(buf, head.path))
+        self._path_info(environ, buf, head.path)
         PyDict_SetItem(environ, K_QUERY_STRING,
                        PyUnicode_DecodeLatin1(buf + head.query.off, head.query.len, NULL))
         PyDict_SetItem(environ, K_SERVER_PROTOCOL, HTTP_1_1 if head.version_minor else HTTP_1_0)
@@ -178,86 +317,122 @@ cdef class EnvironBuilder:
         PyDict_SetItem(environ, K_REMOTE_PORT, remote_port)
         for i in range(head.nfields):
             field = &head.fields[i]
-            key = self._key_for(buf, field.name)
-            value = PyUnicode_DecodeLatin1(buf + field.value.off, field.value.len, NULL)
-            existing = <object>PyDict_GetItem(environ, key) if PyDict_GetItem(environ, key) != NULL else None
-            if existing is not None and PyDict_GetItem(self.template, key) == NULL:
+            common = _common_index(buf + field.name.off, field.name.len)
+            if common >= 0:
+                key = <object>common_keys[common]
+            else:
+                key = _uncommon_key(buf + field.name.off, field.name.len)
+            value = self._value_for(buf, field.value, common)
+            size = PyDict_GET_SIZE(environ)
+            existing = PyDict_SetDefault(environ, key, value)
+            if PyDict_GET_SIZE(environ) != size:
+                continue
+            # The key was there already: a repeated field, or a key of the template.
+            if key is K_CONTENT_LENGTH:
+                continue  # repeats are identical (the parser checked), so folded
+            if PyDict_GetItem(self.template, key) != NULL:
+                PyDict_SetItem(environ, key, value)
+            else:
                 # RFC 9110 §5.3: repeated field lines combine into one comma-separated list.
-                value = existing + JOINER + value
-            PyDict_SetItem(environ, key, value)
-        self._server_address(environ, buf, head)
+                PyDict_SetItem(environ, key, (<object>existing) + JOINER + value)
         if trusted_proxy and self.secure_scheme_headers:
             self._apply_secure_scheme(environ)
+        self._server_address(environ, buf, head)
         return environ
 
-    cdef object _key_for(self, char* buf, Span name):
-        cdef Py_ssize_t i, n = name.len
-        cdef char key[KEY_BUFFER]
-        cdef const char* src = buf + name.off
-        cdef char c
-        for i in range(COMMON_COUNT):
-            if common_lengths[i] == n and strncasecmp(src, common_names[i], n) == 0:
-                return common_keys[i]
-        if n + 5 > KEY_BUFFER:
-            return "HTTP_" + PyUnicode_DecodeLatin1(src, n, NULL).upper().replace("-", "_")
-        key[0] = b'H'
-        key[1] = b'T'
-        key[2] = b'T'
-        key[3] = b'P'
-        key[4] = b'_'
-        for i in range(n):
-            c = src[i]
-            if b'a' <= c <= b'z':
-                c = c - 32
-            elif c == b'-':
-                c = b'_'
-            key[5 + i] = c
-        return PyUnicode_DecodeLatin1(key, n + 5, NULL)
+    cdef object _value_for(self, char* buf, Span value, Py_ssize_t common):
+        cdef const char* text = buf + value.off
+        cdef object cached
+        if common < 0 or common >= CACHED_COUNT:
+            return PyUnicode_DecodeLatin1(text, value.len, NULL)
+        cached = <object>PyList_GET_ITEM(self.value_cache, common)
+        if (cached is not None and PyUnicode_GET_LENGTH(cached) == value.len
+                and memcmp(PyUnicode_DATA(cached), text, value.len) == 0):
+            return cached
+        cached = PyUnicode_DecodeLatin1(text, value.len, NULL)
+        # A latin-1 decoded str keeps one byte per character: what the next compare reads.
+        if PyUnicode_KIND(cached) == PyUnicode_1BYTE_KIND:
+            self.value_cache[common] = cached
+        return cached
 
-    cdef str _path_info(self, char* buf, Span path):
-        cdef Py_ssize_t skip = 0
-        cdef Py_ssize_t prefix = len(self.root_path)
+    cdef void _path_info(self, dict environ, char* buf, Span path) except *:
         cdef str decoded = _percent_decoded(buf + path.off, path.len)
+        cdef Py_ssize_t prefix = len(self.root_path)
         if prefix:
-            # gunicorn: a path under SCRIPT_NAME loses that prefix in PATH_INFO.
-            if decoded.startswith(self.root_path.decode("latin-1")) and (
+            if decoded.startswith(self.root_path) and (
                     len(decoded) == prefix or decoded[prefix] == "/"):
-                return decoded[prefix:]
-        return decoded
+                # PEP 3333: SCRIPT_NAME + PATH_INFO is the path; the mount point is cut off.
+                decoded = decoded[prefix:]
+            else:
+                # Outside the mount point: the app sees the whole path and no SCRIPT_NAME,
+                # so URLs it rebuilds stay right (gunicorn answers 500 here).
+                PyDict_SetItem(environ, K_SCRIPT_NAME, EMPTY)
+        PyDict_SetItem(environ, K_PATH_INFO, decoded)
 
     cdef void _server_address(self, dict environ, char* buf, HeadParser head) except *:
-        # gunicorn: SERVER_NAME / SERVER_PORT come from Host when present, else the listener.
+        # SERVER_NAME / SERVER_PORT come from Host when it has a value (the parser
+        # checked it is uri-host [ ":" port ]), else from the listener.
         cdef Span value
-        cdef str host, port
-        if head.host_field < 0:
+        cdef const char* text
+        cdef const char* end
+        cdef Py_ssize_t name_length
+        cdef object host, port
+        if head.host_field < 0 or head.fields[head.host_field].value.len == 0:
             PyDict_SetItem(environ, K_SERVER_NAME, self.default_server_name)
             PyDict_SetItem(environ, K_SERVER_PORT, self.default_server_port)
             return
-        value = head.fields[head.host_field].value
-        host = PyUnicode_DecodeLatin1(buf + value.off, value.len, NULL)
-        port = ""
-        if host.startswith("["):
-            end = host.find("]")
-            if end > 0 and host[end + 1:end + 2] == ":":
-                port = host[end + 2:]
-                host = host[:end + 1]
-        elif ":" in host:
-            host, _, port = host.rpartition(":")
-        if not port:
-            port = "443" if environ[K_URL_SCHEME] == "https" else "80"
-        PyDict_SetItem(environ, K_SERVER_NAME, host)
+        host = <object>PyDict_GetItem(environ, K_HTTP_HOST)
+        if host is self.last_host:
+            port = self.last_server_port
+            PyDict_SetItem(environ, K_SERVER_NAME, self.last_server_name)
+        else:
+            value = head.fields[head.host_field].value
+            text = buf + value.off
+            if text[0] == b'[':
+                # IP-literal: the name keeps its brackets, as in a URL.
+                end = <const char*>memchr(text, b']', value.len)
+                name_length = end - text + 1
+            else:
+                end = <const char*>memchr(text, b':', value.len)
+                name_length = end - text if end != NULL else value.len
+            name = PyUnicode_DecodeLatin1(text, name_length, NULL)
+            port = None
+            if name_length + 1 < value.len:
+                port = PyUnicode_DecodeLatin1(text + name_length + 1,
+                                              value.len - name_length - 1, NULL)
+            self.last_host = host
+            self.last_server_name = name
+            self.last_server_port = port
+            PyDict_SetItem(environ, K_SERVER_NAME, name)
+        if port is None:
+            port = PORT_443 if <object>PyDict_GetItem(environ, K_URL_SCHEME) == HTTPS else PORT_80
         PyDict_SetItem(environ, K_SERVER_PORT, port)
 
     cdef void _apply_secure_scheme(self, dict environ) except *:
-        # gunicorn's secure_scheme_headers: trusted only from forwarded_allow_ips.
+        # gunicorn's secure_scheme_headers, trusted only from forwarded_allow_ips.
+        # Headers that contradict each other are all ignored: the listener's scheme
+        # stays (gunicorn answers 400; the loop has no way to refuse from here).
+        cdef object scheme = None, claimed
+        cdef PyObject* value
         for key, secure_value in self.secure_scheme_headers:
-            value = environ.get(key)
-            if value is not None:
-                environ[K_URL_SCHEME] = "https" if value.lower() == secure_value.lower() else "http"
+            value = PyDict_GetItem(environ, key)
+            if value == NULL:
+                continue
+            claimed = HTTPS if (<object>value).lower() == secure_value else "http"
+            if scheme is not None and claimed != scheme:
                 return
+            scheme = claimed
+        if scheme is not None:
+            PyDict_SetItem(environ, K_URL_SCHEME, scheme)
 
+    # Python-level entries, for tests, tools and the micro-benchmark.
     def environ_for(self, ParsedRequest request, remote_addr="127.0.0.1", remote_port="0",
                     trusted_proxy=False):
-        """The environ for a request the Python-level parser produced (tests, tools)."""
+        """The environ for a request the Python-level parser produced."""
         return self.build(request.head_parser, PyBytes_AS_STRING(request.head),
                           remote_addr, str(remote_port), trusted_proxy)
+
+    def environ_from_head(self, HeadParser head, data, remote_addr="127.0.0.1", remote_port="0",
+                          trusted_proxy=False):
+        """The environ for the head ``head`` just parsed out of ``data`` (HeadParser.parse_bytes)."""
+        return self.build(head, data, remote_addr, remote_port, trusted_proxy)

@@ -28,20 +28,30 @@ cdef enum UnderscoreMode:
     UNDERSCORE_REFUSE = 1
     UNDERSCORE_PASS = 2
 
-# Chunked decoder states (RFC 9112 §7.1).
+# Chunked decoder states (RFC 9112 §7.1).  The states before CHUNK_SIZE_LF are
+# the chunk-size line: chunk-size [ chunk-ext ] CR.
 cdef enum ChunkState:
-    CHUNK_SIZE = 0
-    CHUNK_EXT = 1
-    CHUNK_SIZE_LF = 2
-    CHUNK_DATA = 3
-    CHUNK_DATA_CR = 4
-    CHUNK_DATA_LF = 5
-    CHUNK_TRAILER_START = 6
-    CHUNK_TRAILER_NAME = 7
-    CHUNK_TRAILER_VALUE = 8
-    CHUNK_TRAILER_LF = 9
-    CHUNK_END_LF = 10
-    CHUNK_DONE = 11
+    CHUNK_SIZE = 0              # 1*HEXDIG
+    CHUNK_SIZE_BWS = 1          # BWS after the size: only ";" may follow
+    CHUNK_EXT_BWS_NAME = 2      # ";" BWS, before chunk-ext-name
+    CHUNK_EXT_NAME = 3          # chunk-ext-name = token
+    CHUNK_EXT_BWS_EQUALS = 4    # BWS after the name: "=" or ";" may follow
+    CHUNK_EXT_BWS_VALUE = 5     # "=" BWS, before chunk-ext-val
+    CHUNK_EXT_TOKEN = 6         # chunk-ext-val = token
+    CHUNK_EXT_QUOTED = 7        # chunk-ext-val = quoted-string
+    CHUNK_EXT_QUOTED_PAIR = 8   # after a backslash in the quoted-string
+    CHUNK_EXT_VALUE_END = 9     # right after a value: BWS, ";" or CR
+    CHUNK_EXT_BWS_AFTER = 10    # BWS after a value: only ";" may follow
+    CHUNK_SIZE_LF = 11
+    CHUNK_DATA = 12
+    CHUNK_DATA_CR = 13
+    CHUNK_DATA_LF = 14
+    CHUNK_TRAILER_START = 15
+    CHUNK_TRAILER_NAME = 16
+    CHUNK_TRAILER_VALUE = 17
+    CHUNK_TRAILER_LF = 18
+    CHUNK_END_LF = 19
+    CHUNK_DONE = 20
 
 
 cdef class HeadParser:
@@ -82,18 +92,18 @@ cdef class HeadParser:
     cdef void reset(self) noexcept
     cdef Py_ssize_t parse(self, char* buf, Py_ssize_t length) except -2
     cdef int fail(self, int status, str reason) except -2
-    cdef Py_ssize_t _skip_leading_empty_lines(self, char* buf, Py_ssize_t length) except -2
     cdef Py_ssize_t _check_partial_line(self, Py_ssize_t partial) except -2
     cdef Py_ssize_t _parse_head(self, char* buf, Py_ssize_t head_end) except -2
     cdef Py_ssize_t _parse_request_line(self, char* buf) except -2
     cdef int _split_target(self, char* buf) except -2
-    cdef Py_ssize_t _skip_scheme_and_authority(self, char* buf, Py_ssize_t pos, Py_ssize_t end) noexcept
     cdef int _parse_fields(self, char* buf, Py_ssize_t pos, Py_ssize_t head_end) except -2
-    cdef Py_ssize_t _fold_line(self, char* buf, Py_ssize_t pos, bint onto_dropped) except -2
+    cdef Py_ssize_t _fold_line(self, char* buf, Py_ssize_t pos, bint onto_dropped,
+                               Py_ssize_t* field_size) except -2
     cdef int _check_framing(self, char* buf) except -2
     cdef int64_t _content_length(self, char* buf, Span value, int64_t previous) except -2
     cdef int _transfer_coding(self, char* buf, Span value, bint* chunked_last) except -2
-    cdef void _connection_options(self, char* buf, Span value, bint* close_token, bint* keep_alive_token) noexcept
+    cdef void _connection_options(self, char* buf, Span value, bint* close_token,
+                                  bint* keep_alive_token) noexcept
 
 
 cdef class BodyDecoder:
@@ -107,7 +117,9 @@ cdef class BodyDecoder:
     cdef Py_ssize_t trailer_fields
     cdef Py_ssize_t limit_fields
     cdef Py_ssize_t limit_field_size
-    cdef bint seen_digit
+    # lowered start of the trailer field name being read: room for the longest refused name
+    cdef char trailer_name[24]
+    cdef Py_ssize_t trailer_name_length
     cdef int error_status
     cdef str error_reason
 
@@ -116,9 +128,9 @@ cdef class BodyDecoder:
     cdef Py_ssize_t decode(self, char* buf, Py_ssize_t length, Py_ssize_t* out_length) except -2
     cdef int fail(self, int status, str reason) except -2
     cdef Py_ssize_t _decode_chunked(self, char* buf, Py_ssize_t length, Py_ssize_t* out_length) except -2
-    cdef int _count_line_byte(self) except -2
+    cdef int _size_line_byte(self, int state, unsigned char c) except -2
     cdef int _end_size_line(self) except -2
-    cdef int _trailer_byte(self, unsigned char c) except -2
+    cdef int _trailer_byte(self, int state, unsigned char c) except -2
 
 
 cdef class ParsedRequest:

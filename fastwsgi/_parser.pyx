@@ -10,15 +10,9 @@ a time stays linear.  Limits are enforced while the head is still arriving.
 The body decoder turns Content-Length or chunked framing into body bytes in
 place (the decoded bytes are moved to the front of the buffer handed in).
 """
-from libc.stdlib cimport malloc, free, realloc
-from libc.string cimport memchr, memmove
-from cpython.bytes cimport PyBytes_FromStringAndSize
-
-cdef extern from "strings.h":
-    int strncasecmp(const char* a, const char* b, size_t n)
-
-cdef extern from "Python.h":
-    char* PyBytes_AS_STRING(object)
+from libc.stdlib cimport malloc, free
+from libc.stdint cimport uint64_t
+from libc.string cimport memchr, memcmp, memcpy, memmove
 
 DEF SP = 32
 DEF HTAB = 9
@@ -30,11 +24,19 @@ DEF LF = 10
 cdef int64_t MAX_BODY_LENGTH = (<int64_t>1) << 60
 cdef Py_ssize_t UNLIMITED = (<Py_ssize_t>1) << 40
 
+# gunicorn's ceilings and defaults, so its limit settings mean the same here.
+DEF MAX_REQUEST_LINE = 8190
+DEF MAX_HEADERS = 32768
+DEF DEFAULT_FIELD_SIZE = 8190
+
 # Character classes, indexed by byte.
-cdef unsigned char TCHAR[256]          # RFC 9110 §5.6.2 tchar
+cdef unsigned char TCHAR[256]          # RFC 9110 §5.6.2 tchar: 1, or 3 for '_' (see header_map)
 cdef unsigned char FIELD_CONTENT[256]  # RFC 9110 §5.5 field-vchar / SP / HTAB / obs-text
-cdef unsigned char TARGET_CHAR[256]    # visible ASCII and obs-text; no CTL, no SP
+cdef unsigned char TARGET_CHAR[256]    # RFC 3986 §2: visible ASCII; the rest must be %-encoded
+cdef unsigned char AUTHORITY_CHAR[256]  # RFC 3986 §2.3 unreserved / §2.2 sub-delims
+cdef unsigned char QDTEXT[256]         # RFC 9110 §5.6.4 qdtext
 cdef unsigned char HEX_VALUE[256]      # 0..15, or 0xFF for a non-hex byte
+cdef char LOWER[256]
 
 
 cdef void _init_tables() noexcept:
@@ -43,17 +45,27 @@ cdef void _init_tables() noexcept:
         TCHAR[c] = 0
         FIELD_CONTENT[c] = 0
         TARGET_CHAR[c] = 0
+        AUTHORITY_CHAR[c] = 0
+        QDTEXT[c] = 0
         HEX_VALUE[c] = 0xFF
+        LOWER[c] = <char>(c + 32 if 65 <= c <= 90 else c)
     for c in b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ":
         TCHAR[c] = 1
+    TCHAR[b'_'] = 3
+    for c in b"-._~!$&'()*+,;=0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ":
+        AUTHORITY_CHAR[c] = 1
     for c in range(0x21, 0x7F):
         FIELD_CONTENT[c] = 1
         TARGET_CHAR[c] = 1
+        if c != 0x22 and c != 0x5C:
+            QDTEXT[c] = 1
     for c in range(0x80, 0x100):
         FIELD_CONTENT[c] = 1
-        TARGET_CHAR[c] = 1
+        QDTEXT[c] = 1
     FIELD_CONTENT[SP] = 1
     FIELD_CONTENT[HTAB] = 1
+    QDTEXT[SP] = 1
+    QDTEXT[HTAB] = 1
     for c in range(10):
         HEX_VALUE[48 + c] = c
     for c in range(6):
@@ -71,6 +83,7 @@ class ParseError(Exception):
         super().__init__(status, reason)
         self.status = status
         self.reason = reason
+        self.events = []
 
     def __str__(self):
         return f"{self.status} {self.reason}"
@@ -80,22 +93,148 @@ cdef inline bint _is_ows(char c) noexcept:
     return c == SP or c == HTAB
 
 
-cdef inline bint _name_is(const char* buf, Span name, const char* lowered, Py_ssize_t n) noexcept:
-    return name.len == n and strncasecmp(buf + name.off, lowered, n) == 0
+cdef extern from *:
+    """
+    /* Index of the first byte flagged in a SWAR mask (its high bit set), on a
+       little-endian machine; -1 elsewhere, where the caller reads byte by byte. */
+    static inline int fastwsgi_first_flagged(unsigned long long mask) {
+    #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        return __builtin_ctzll(mask) >> 3;
+    #else
+        (void)mask;
+        return -1;
+    #endif
+    }
+    """
+    int fastwsgi_first_flagged(uint64_t mask) noexcept
+
+
+cdef inline Py_ssize_t _skip_field_content(const char* buf, Py_ssize_t pos,
+                                           Py_ssize_t end) noexcept:
+    # Eight bytes at a time: (x - 0x20..) & ~x & 0x80.. flags the bytes below 0x20
+    # (CTLs, CR among them), and the same on x ^ 0x7F.. flags DEL.  The lowest flag
+    # is always a true one (borrows only run upwards), so it is where the field
+    # content stops, unless it is an HTAB.  The byte loop does the last few bytes,
+    # never reading past ``end``.
+    cdef uint64_t word, deletes, flags
+    cdef int first
+    while pos + 8 <= end:
+        memcpy(&word, buf + pos, 8)
+        deletes = word ^ 0x7F7F7F7F7F7F7F7FULL
+        flags = (((word - 0x2020202020202020ULL) & ~word)
+                 | ((deletes - 0x0101010101010101ULL) & ~deletes)) & 0x8080808080808080ULL
+        if flags == 0:
+            pos += 8
+            continue
+        first = fastwsgi_first_flagged(flags)
+        if first < 0:
+            break
+        pos += first
+        if buf[pos] != HTAB:
+            return pos
+        pos += 1
+    while FIELD_CONTENT[<unsigned char>buf[pos]]:
+        pos += 1
+    return pos
 
 
 cdef inline bint _span_is(const char* buf, Py_ssize_t off, Py_ssize_t n,
                           const char* lowered, Py_ssize_t m) noexcept:
-    return n == m and strncasecmp(buf + off, lowered, m) == 0
+    # Case-insensitive compare against lowercase letters, digits and '-': | 0x20
+    # folds ASCII case, and no byte a field name or value may hold folds onto
+    # one of those otherwise (CR and the other CTLs never get here).
+    cdef Py_ssize_t i
+    if n != m:
+        return False
+    for i in range(m):
+        if (<unsigned char>buf[off + i] | 0x20) != <unsigned char>lowered[i]:
+            return False
+    return True
 
 
-cdef Py_ssize_t _limit_or_unlimited(Py_ssize_t value) noexcept:
-    # gunicorn: a limit of 0 means "no limit".
-    return value if value > 0 else UNLIMITED
+cdef inline bint _name_is(const char* buf, Span name, const char* lowered, Py_ssize_t n) noexcept:
+    return _span_is(buf, name.off, name.len, lowered, n)
+
+
+cdef inline bint _method_is(const char* buf, Span method, const char* name, Py_ssize_t n) noexcept:
+    # RFC 9110 §9.1: the method token is case-sensitive.
+    return method.len == n and memcmp(buf + method.off, name, n) == 0
+
+
+cdef bint _valid_reg_name(const char* buf, Py_ssize_t pos, Py_ssize_t end, bint colon) noexcept:
+    # reg-name = *( unreserved / pct-encoded / sub-delims ), userinfo adds ":"
+    cdef unsigned char c
+    while pos < end:
+        c = <unsigned char>buf[pos]
+        if c == b'%':
+            if (end - pos < 3 or HEX_VALUE[<unsigned char>buf[pos + 1]] == 0xFF
+                    or HEX_VALUE[<unsigned char>buf[pos + 2]] == 0xFF):
+                return False
+            pos += 3
+            continue
+        if not (AUTHORITY_CHAR[c] or (colon and c == b':')):
+            return False
+        pos += 1
+    return True
+
+
+cdef bint _valid_authority(const char* buf, Py_ssize_t pos, Py_ssize_t end,
+                           bint allow_userinfo, bint require_port) noexcept:
+    # RFC 3986 §3.2: authority = [ userinfo "@" ] host [ ":" port ]
+    #   host = IP-literal / IPv4address / reg-name;  port = *DIGIT
+    # RFC 9110 §7.2: Host = uri-host [ ":" port ], without userinfo.
+    cdef Py_ssize_t i, at = -1
+    cdef unsigned char c
+    if allow_userinfo:
+        for i in range(pos, end):
+            if buf[i] == b'@':
+                at = i
+        if at >= 0:
+            # userinfo = *( unreserved / pct-encoded / sub-delims / ":" )
+            if not _valid_reg_name(buf, pos, at, True):
+                return False
+            pos = at + 1
+    if pos < end and buf[pos] == b'[':
+        # IP-literal = "[" ( IPv6address / IPvFuture ) "]"; a zone id may follow as %25.
+        i = pos + 1
+        while i < end and buf[i] != b']':
+            c = <unsigned char>buf[i]
+            if not (AUTHORITY_CHAR[c] or c == b':' or c == b'%'):
+                return False
+            i += 1
+        if i == end or i == pos + 1:
+            return False
+        pos = i + 1
+    else:
+        i = pos
+        while i < end and buf[i] != b':':
+            i += 1
+        if i == pos or not _valid_reg_name(buf, pos, i, False):
+            return False
+        pos = i
+    if pos == end:
+        return not require_port
+    if buf[pos] != b':':
+        return False
+    pos += 1
+    if require_port and pos == end:
+        return False
+    while pos < end:
+        if not (b'0' <= buf[pos] <= b'9'):
+            return False
+        pos += 1
+    return True
 
 
 cdef class HeadParser:
-    """Parses one request head (request line + field lines) out of a buffer."""
+    """Parses one request head (request line + field lines) out of a buffer.
+
+    Limits follow gunicorn's settings: ``limit_request_line`` 0 means
+    unlimited and is capped at 8190; ``limit_request_fields`` 0 means 32768;
+    ``limit_request_field_size`` counts a field line with its CRLF (folded
+    lines included) and 0 means its default, 8190; ``limit_request_body`` 0
+    means unlimited.
+    """
 
     def __cinit__(self):
         self.fields = NULL
@@ -107,11 +246,17 @@ cdef class HeadParser:
                  str header_map="drop",
                  bint strip_header_spaces=False,
                  bint permit_obsolete_folding=False):
-        if limit_request_fields <= 0 or limit_request_fields > 32768:
-            limit_request_fields = 32768
-        self.limit_line = _limit_or_unlimited(limit_request_line)
+        if limit_request_line == 0:
+            self.limit_line = UNLIMITED
+        elif limit_request_line < 0 or limit_request_line > MAX_REQUEST_LINE:
+            self.limit_line = MAX_REQUEST_LINE
+        else:
+            self.limit_line = limit_request_line
+        if limit_request_fields <= 0 or limit_request_fields > MAX_HEADERS:
+            limit_request_fields = MAX_HEADERS
         self.limit_fields = limit_request_fields
-        self.limit_field_size = _limit_or_unlimited(limit_request_field_size)
+        self.limit_field_size = (limit_request_field_size if limit_request_field_size > 0
+                                 else DEFAULT_FIELD_SIZE)
         self.limit_body = limit_request_body if limit_request_body > 0 else 0
         if header_map == "drop":
             self.underscore_mode = UNDERSCORE_DROP
@@ -123,6 +268,7 @@ cdef class HeadParser:
             raise ValueError(f"header_map must be drop, refuse or dangerous, not {header_map!r}")
         self.strip_header_spaces = strip_header_spaces
         self.permit_obsolete_folding = permit_obsolete_folding
+        free(self.fields)
         self.fields = <FieldSpan*>malloc(sizeof(FieldSpan) * self.limit_fields)
         if self.fields == NULL:
             raise MemoryError()
@@ -148,9 +294,10 @@ cdef class HeadParser:
         cdef Py_ssize_t pos, line_length, eol
         cdef char* nl
         if self.scan_pos < 0:
-            pos = self._skip_leading_empty_lines(buf, length)
-            if pos < 0:
-                return pos
+            # RFC 9112 §2.2: one empty line (CRLF) before the request line is ignored.
+            if length == 0 or (length == 1 and buf[0] == CR):
+                return PARSE_INCOMPLETE
+            pos = 2 if buf[0] == CR and buf[1] == LF else 0
             self.head_start = pos
             self.line_start = pos
             self.scan_pos = pos
@@ -161,15 +308,18 @@ cdef class HeadParser:
                 self.scan_pos = length
                 return self._check_partial_line(length - self.line_start)
             eol = nl - buf
+            # RFC 9112 §2.2: every line of the head ends in CRLF.
             if eol == self.line_start or buf[eol - 1] != CR:
                 return self.fail(400, "bare LF in request head")
             line_length = eol - 1 - self.line_start
             if self.lines_seen == 0:
                 if line_length > self.limit_line:
                     return self.fail(414, "request line too long")
+                if line_length == 0:
+                    return self.fail(400, "empty request line")
             elif line_length == 0:
                 return self._parse_head(buf, eol + 1)
-            elif line_length > self.limit_field_size:
+            elif line_length + 2 > self.limit_field_size:
                 return self.fail(431, "header field too long")
             elif self.lines_seen > self.limit_fields:
                 return self.fail(431, "too many header fields")
@@ -177,24 +327,17 @@ cdef class HeadParser:
             self.line_start = eol + 1
             pos = eol + 1
 
-    cdef Py_ssize_t _skip_leading_empty_lines(self, char* buf, Py_ssize_t length) except -2:
-        # RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line.
-        cdef Py_ssize_t pos = 0
-        while pos + 1 < length and buf[pos] == CR and buf[pos + 1] == LF:
-            pos += 2
-            if pos > self.limit_line:
-                return self.fail(400, "too many empty lines before request line")
-        return pos
-
     cdef Py_ssize_t _check_partial_line(self, Py_ssize_t partial) except -2:
         # The line still arriving counts against its limit now, not once it ends.
+        # A lone CR may still be the empty line that ends the head.
         if self.lines_seen == 0:
             if partial > self.limit_line + 1:
                 return self.fail(414, "request line too long")
-        elif partial > self.limit_field_size + 1:
-            return self.fail(431, "header field too long")
-        elif self.lines_seen > self.limit_fields:
-            return self.fail(431, "too many header fields")
+        elif partial > 1:
+            if partial + 1 > self.limit_field_size:
+                return self.fail(431, "header field too long")
+            if self.lines_seen > self.limit_fields:
+                return self.fail(431, "too many header fields")
         return PARSE_INCOMPLETE
 
     cdef Py_ssize_t _parse_head(self, char* buf, Py_ssize_t head_end) except -2:
@@ -229,14 +372,16 @@ cdef class HeadParser:
         if self._split_target(buf) < 0:
             return PARSE_ERROR
         pos += 1
-        # HTTP-version = "HTTP/" DIGIT "." DIGIT, then CRLF (checked by the line scan)
+        # RFC 9112 §2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive;
+        # the line is known to end in CRLF, so reading up to it stays inside the head.
         if (buf[pos] != b'H' or buf[pos + 1] != b'T' or buf[pos + 2] != b'T'
                 or buf[pos + 3] != b'P' or buf[pos + 4] != b'/'):
             return self.fail(400, "invalid HTTP version")
         major = <unsigned char>buf[pos + 5] - 48
+        if major > 9 or buf[pos + 6] != b'.':
+            return self.fail(400, "invalid HTTP version")
         minor = <unsigned char>buf[pos + 7] - 48
-        if (major > 9 or buf[pos + 6] != b'.' or minor > 9
-                or buf[pos + 8] != CR or buf[pos + 9] != LF):
+        if minor > 9 or buf[pos + 8] != CR or buf[pos + 9] != LF:
             return self.fail(400, "invalid HTTP version")
         if major != 1 or minor > 1:
             return self.fail(505, "HTTP version not supported")
@@ -247,27 +392,42 @@ cdef class HeadParser:
         # RFC 9112 §3.2: origin-form, absolute-form, authority-form (CONNECT), asterisk-form.
         cdef Py_ssize_t start = self.target.off
         cdef Py_ssize_t end = start + self.target.len
-        cdef Py_ssize_t pos = start
-        cdef char first = buf[start]
+        cdef Py_ssize_t pos = start, authority
+        cdef char c
+        cdef bint connect = _method_is(buf, self.method, "CONNECT", 7)
         self.query.off = end
         self.query.len = 0
-        if first == b'/':
-            pass
-        elif first == b'*' and self.target.len == 1:
-            if not _span_is(buf, self.method.off, self.method.len, "options", 7):
+        if connect:
+            # §3.2.3: authority-form = uri-host ":" port, only for CONNECT; it has no path.
+            if not _valid_authority(buf, start, end, False, True):
+                return self.fail(400, "invalid authority-form target")
+            self.path.off = end
+            self.path.len = 0
+            return 0
+        if buf[start] == b'*' and self.target.len == 1:
+            # §3.2.4: asterisk-form, only for OPTIONS.
+            if not _method_is(buf, self.method, "OPTIONS", 7):
                 return self.fail(400, "asterisk-form target outside OPTIONS")
             self.path.off = start
             self.path.len = 1
             return 0
-        elif _span_is(buf, self.method.off, self.method.len, "connect", 7):
-            # authority-form: no path; the app sees the authority in RAW_URI.
-            self.path.off = end
-            self.path.len = 0
-            return 0
-        else:
-            pos = self._skip_scheme_and_authority(buf, start, end)
-            if pos < 0:
+        if buf[start] != b'/':
+            # §3.2.2: absolute-form = scheme ":" "//" authority path-abempty [ "?" query ]
+            while pos < end:
+                c = buf[pos]
+                if not (b'a' <= c <= b'z' or b'A' <= c <= b'Z' or (pos > start and (
+                        b'0' <= c <= b'9' or c == b'+' or c == b'-' or c == b'.'))):
+                    break
+                pos += 1
+            if (pos == start or end - pos < 3 or buf[pos] != b':' or buf[pos + 1] != b'/'
+                    or buf[pos + 2] != b'/'):
                 return self.fail(400, "invalid request target")
+            pos += 3
+            authority = pos
+            while pos < end and buf[pos] != b'/' and buf[pos] != b'?' and buf[pos] != b'#':
+                pos += 1
+            if not _valid_authority(buf, authority, pos, True, False):
+                return self.fail(400, "invalid authority in absolute-form target")
         self.path.off = pos
         while pos < end and buf[pos] != b'?' and buf[pos] != b'#':
             pos += 1
@@ -280,44 +440,31 @@ cdef class HeadParser:
             self.query.len = pos - self.query.off
         return 0
 
-    cdef Py_ssize_t _skip_scheme_and_authority(self, char* buf, Py_ssize_t pos,
-                                               Py_ssize_t end) noexcept:
-        # absolute-form = absolute-URI: scheme ":" "//" authority path-abempty [ "?" query ]
-        cdef Py_ssize_t start = pos
-        cdef char c
-        while pos < end:
-            c = buf[pos]
-            if not (b'a' <= c <= b'z' or b'A' <= c <= b'Z'
-                    or (pos > start and (b'0' <= c <= b'9' or c == b'+' or c == b'-' or c == b'.'))):
-                break
-            pos += 1
-        if pos == start or end - pos < 3 or buf[pos] != b':' or buf[pos + 1] != b'/' or buf[pos + 2] != b'/':
-            return -1
-        pos += 3
-        while pos < end and buf[pos] != b'/' and buf[pos] != b'?' and buf[pos] != b'#':
-            pos += 1
-        return pos
-
     cdef int _parse_fields(self, char* buf, Py_ssize_t pos, Py_ssize_t head_end) except -2:
         # RFC 9112 §5: field-line = field-name ":" OWS field-value OWS
         cdef Py_ssize_t name_start, name_end, value_start, value_end
         cdef Py_ssize_t fields_end = head_end - 2
+        cdef Py_ssize_t field_size = 0
         cdef FieldSpan* field
         cdef bint dropped = False
+        cdef unsigned char name_chars
         self.nfields = 0
         while pos < fields_end:
             if _is_ows(buf[pos]):
-                pos = self._fold_line(buf, pos, dropped)
+                pos = self._fold_line(buf, pos, dropped, &field_size)
                 if pos < 0:
                     return PARSE_ERROR
                 continue
             name_start = pos
+            name_chars = 0
             while TCHAR[<unsigned char>buf[pos]]:
+                name_chars |= TCHAR[<unsigned char>buf[pos]]
                 pos += 1
             name_end = pos
             if pos == name_start:
                 return self.fail(400, "invalid header name")
             if buf[pos] != b':':
+                # RFC 9112 §5.1: no whitespace between field name and colon.
                 if not (_is_ows(buf[pos]) and self.strip_header_spaces):
                     return self.fail(400, "invalid header name")
                 while _is_ows(buf[pos]):
@@ -328,19 +475,20 @@ cdef class HeadParser:
             while _is_ows(buf[pos]):
                 pos += 1
             value_start = pos
-            while FIELD_CONTENT[<unsigned char>buf[pos]]:
-                pos += 1
+            pos = _skip_field_content(buf, pos, head_end)
+            # RFC 9110 §5.5: CR, LF, NUL and the other CTLs never appear in a value.
             if buf[pos] != CR or buf[pos + 1] != LF:
                 return self.fail(400, "invalid character in header value")
             value_end = pos
             while value_end > value_start and _is_ows(buf[value_end - 1]):
                 value_end -= 1
             pos += 2
-            if memchr(buf + name_start, b'_', name_end - name_start) != NULL:
+            field_size = pos - name_start
+            if name_chars & 2:
                 if self.underscore_mode == UNDERSCORE_REFUSE:
                     return self.fail(400, "invalid header name (underscore)")
                 if self.underscore_mode == UNDERSCORE_DROP:
-                    # Dropped, so CONTENT_LENGTH-alike names cannot pose as their '-' twins.
+                    # Dropped, so X_Forwarded_For cannot pose as X-Forwarded-For in the environ.
                     dropped = True
                     continue
             dropped = False
@@ -354,9 +502,11 @@ cdef class HeadParser:
             self.nfields += 1
         return 0
 
-    cdef Py_ssize_t _fold_line(self, char* buf, Py_ssize_t pos, bint onto_dropped) except -2:
-        # RFC 9112 §5.2: obs-fold is rejected, or replaced by SP when permitted.
-        cdef Py_ssize_t prev_end, line_end
+    cdef Py_ssize_t _fold_line(self, char* buf, Py_ssize_t pos, bint onto_dropped,
+                               Py_ssize_t* field_size) except -2:
+        # RFC 9112 §5.2: obs-fold is rejected, or, when permitted, replaced by one SP
+        # (the pieces are joined as gunicorn does, and the buffer stays a valid head).
+        cdef Py_ssize_t line_end, content_start, content_end, dest, n
         cdef FieldSpan* field
         if not self.permit_obsolete_folding or (self.nfields == 0 and not onto_dropped):
             return self.fail(400, "obsolete line folding")
@@ -365,25 +515,35 @@ cdef class HeadParser:
             line_end += 1
         if buf[line_end] != CR or buf[line_end + 1] != LF:
             return self.fail(400, "invalid character in header value")
+        # The folded field as a whole is held to the field size limit.
+        field_size[0] += line_end + 2 - pos
+        if field_size[0] > self.limit_field_size:
+            return self.fail(431, "header field too long")
         if onto_dropped:
             return line_end + 2
-        field = &self.fields[self.nfields - 1]
-        prev_end = field.value.off + field.value.len
-        while prev_end < pos:
-            buf[prev_end] = SP
-            prev_end += 1
-        while line_end > pos and _is_ows(buf[line_end - 1]):
-            line_end -= 1
-        if field.value.len == 0:
-            while field.value.off < line_end and _is_ows(buf[field.value.off]):
-                field.value.off += 1
-        field.value.len = line_end - field.value.off
-        while buf[line_end] != LF:
-            line_end += 1
-        return line_end + 1
+        content_start = pos
+        while content_start < line_end and _is_ows(buf[content_start]):
+            content_start += 1
+        content_end = line_end
+        while content_end > content_start and _is_ows(buf[content_end - 1]):
+            content_end -= 1
+        n = content_end - content_start
+        if n:
+            field = &self.fields[self.nfields - 1]
+            dest = field.value.off + field.value.len
+            if field.value.len:
+                buf[dest] = SP
+                dest += 1
+            memmove(buf + dest, buf + content_start, n)
+            field.value.len = dest + n - field.value.off
+            dest += n
+            while dest < line_end:
+                buf[dest] = SP
+                dest += 1
+        return line_end + 2
 
     cdef int _check_framing(self, char* buf) except -2:
-        cdef Py_ssize_t i, hosts = 0
+        cdef Py_ssize_t i, hosts = 0, content_types = 0
         cdef bint has_length = False, has_te = False, chunked_last = False
         cdef bint close_token = False, keep_alive_token = False
         cdef int64_t length = -1
@@ -407,14 +567,29 @@ cdef class HeadParser:
                 has_te = True
             elif _name_is(buf, field.name, "connection", 10):
                 self._connection_options(buf, field.value, &close_token, &keep_alive_token)
+            elif _name_is(buf, field.name, "content-type", 12):
+                content_types += 1
             elif _name_is(buf, field.name, "expect", 6):
-                if _span_is(buf, field.value.off, field.value.len, "100-continue", 12):
-                    self.expect_continue = self.version_minor == 1
-        # RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host; never more than one.
+                # RFC 9110 §10.1.1: 100-continue is the only expectation; it means
+                # nothing in HTTP/1.0; any other MAY be answered with 417.
+                if not _span_is(buf, field.value.off, field.value.len, "100-continue", 12):
+                    return self.fail(417, "unsupported expectation")
+                self.expect_continue = self.version_minor == 1
+        # RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host, never more than one,
+        # and an invalid Host value is refused.
         if hosts > 1:
             return self.fail(400, "more than one Host header")
-        if hosts == 0 and self.version_minor == 1:
-            return self.fail(400, "missing Host header")
+        if hosts == 0:
+            if self.version_minor == 1:
+                return self.fail(400, "missing Host header")
+        else:
+            field = &self.fields[self.host_field]
+            if field.value.len and not _valid_authority(
+                    buf, field.value.off, field.value.off + field.value.len, False, False):
+                return self.fail(400, "invalid Host header")
+        # RFC 9110 §5.3: Content-Type is a singleton; two of them leave the content ambiguous.
+        if content_types > 1:
+            return self.fail(400, "more than one Content-Type header")
         self.body_kind = BODY_NONE
         self.content_length = 0
         if has_te:
@@ -434,7 +609,10 @@ cdef class HeadParser:
                 self.body_kind = BODY_LENGTH
             if self.limit_body and length > self.limit_body:
                 return self.fail(413, "request body larger than limit_request_body")
-        if self.version_minor == 1:
+        if _method_is(buf, self.method, "CONNECT", 7):
+            # RFC 9110 §9.3.6: after CONNECT the connection is a tunnel, never another request.
+            self.keep_alive = False
+        elif self.version_minor == 1:
             self.keep_alive = not close_token
         else:
             self.keep_alive = keep_alive_token and not close_token
@@ -451,6 +629,8 @@ cdef class HeadParser:
             c = buf[value.off + i]
             if c < b'0' or c > b'9':
                 return self.fail(400, "invalid Content-Length")
+            if length > MAX_BODY_LENGTH // 10:
+                return self.fail(400, "Content-Length too large")
             length = length * 10 + (c - 48)
             if length > MAX_BODY_LENGTH:
                 return self.fail(400, "Content-Length too large")
@@ -459,23 +639,32 @@ cdef class HeadParser:
         return length
 
     cdef int _transfer_coding(self, char* buf, Span value, bint* chunked_last) except -2:
-        # RFC 9112 §6.1: chunked MUST be final and MUST NOT be applied twice.
-        cdef Py_ssize_t pos = value.off, end = value.off + value.len, start, token_end
+        # RFC 9112 §6.1: chunked MUST be final and MUST NOT be applied twice; a
+        # coding the server does not know SHOULD be answered with 501.  Codings
+        # before chunked are passed to the app undecoded, as gunicorn does.
+        cdef Py_ssize_t pos = value.off, end = value.off + value.len, start, n
         while pos <= end:
             while pos < end and _is_ows(buf[pos]):
                 pos += 1
             start = pos
             while pos < end and TCHAR[<unsigned char>buf[pos]]:
                 pos += 1
-            token_end = pos
+            n = pos - start
             while pos < end and _is_ows(buf[pos]):
                 pos += 1
             if pos < end and buf[pos] != b',':
                 return self.fail(400, "invalid Transfer-Encoding")
-            if token_end > start:
+            if n:
                 if chunked_last[0]:
                     return self.fail(400, "chunked is not the final transfer coding")
-                chunked_last[0] = _span_is(buf, start, token_end - start, "chunked", 7)
+                if _span_is(buf, start, n, "chunked", 7):
+                    chunked_last[0] = True
+                elif not (_span_is(buf, start, n, "gzip", 4) or _span_is(buf, start, n, "deflate", 7)
+                          or _span_is(buf, start, n, "compress", 8)
+                          or _span_is(buf, start, n, "x-gzip", 6)
+                          or _span_is(buf, start, n, "x-compress", 10)
+                          or _span_is(buf, start, n, "identity", 8)):
+                    return self.fail(501, "unsupported transfer coding")
             pos += 1
         return 0
 
@@ -497,10 +686,25 @@ cdef class HeadParser:
             elif _span_is(buf, start, token_end - start, "upgrade", 7):
                 self.upgrade = True
 
-    # Python-level views, used by tests and the environ builder's Python entry.
+    # Python-level entries, for tests, tools and the micro-benchmark.
     @property
     def error(self):
         return (self.error_status, self.error_reason)
+
+    def parse_bytes(self, data):
+        """Parses a head from the start of ``data`` (bytes or bytearray), from scratch.
+
+        Returns the head's length, or 0 when ``data`` holds no complete head;
+        raises :class:`ParseError` for a head that must be refused.  The spans
+        then point into ``data``.
+        """
+        cdef char* buf = data
+        cdef Py_ssize_t consumed
+        self.reset()
+        consumed = self.parse(buf, len(data))
+        if consumed < 0:
+            raise ParseError(self.error_status, self.error_reason)
+        return consumed
 
 
 cdef class BodyDecoder:
@@ -509,8 +713,10 @@ cdef class BodyDecoder:
     def __init__(self, int64_t limit_request_body=0, Py_ssize_t limit_request_fields=100,
                  Py_ssize_t limit_request_field_size=8190):
         self.limit_body = limit_request_body if limit_request_body > 0 else 0
-        self.limit_fields = limit_request_fields if limit_request_fields > 0 else 32768
-        self.limit_field_size = _limit_or_unlimited(limit_request_field_size)
+        self.limit_fields = (limit_request_fields if 0 < limit_request_fields <= MAX_HEADERS
+                             else MAX_HEADERS)
+        self.limit_field_size = (limit_request_field_size if limit_request_field_size > 0
+                                 else DEFAULT_FIELD_SIZE)
         # A chunk-size line with extensions gets the same room as a header field.
         self.limit_line = self.limit_field_size
         self.start(BODY_NONE, 0)
@@ -522,7 +728,7 @@ cdef class BodyDecoder:
         self.chunk_state = CHUNK_SIZE if kind == BODY_CHUNKED else CHUNK_DONE
         self.line_length = 0
         self.trailer_fields = 0
-        self.seen_digit = False
+        self.trailer_name_length = 0
         self.error_status = 0
 
     cdef bint done(self) noexcept:
@@ -560,9 +766,9 @@ cdef class BodyDecoder:
         # RFC 9112 §7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF;
         # last-chunk = 1*"0" [ chunk-ext ] CRLF; then trailer-section CRLF.
         cdef Py_ssize_t pos = 0, out = 0, n
-        cdef unsigned char c, digit
+        cdef unsigned char c
+        cdef int state
         while pos < length:
-            c = <unsigned char>buf[pos]
             state = self.chunk_state
             if state == CHUNK_DATA:
                 n = length - pos
@@ -576,30 +782,10 @@ cdef class BodyDecoder:
                 if self.remaining == 0:
                     self.chunk_state = CHUNK_DATA_CR
                 continue
+            c = <unsigned char>buf[pos]
             pos += 1
-            if state == CHUNK_SIZE:
-                digit = HEX_VALUE[c]
-                if digit != 0xFF:
-                    if self.remaining > (MAX_BODY_LENGTH >> 4):
-                        return self.fail(400, "chunk size too large")
-                    self.remaining = self.remaining * 16 + digit
-                    self.seen_digit = True
-                elif not self.seen_digit:
-                    return self.fail(400, "invalid chunk size")
-                elif c == b';' or c == SP or c == HTAB:
-                    self.chunk_state = CHUNK_EXT
-                elif c == CR:
-                    self.chunk_state = CHUNK_SIZE_LF
-                else:
-                    return self.fail(400, "invalid chunk size")
-                if self._count_line_byte() < 0:
-                    return PARSE_ERROR
-            elif state == CHUNK_EXT:
-                if c == CR:
-                    self.chunk_state = CHUNK_SIZE_LF
-                elif not FIELD_CONTENT[c]:
-                    return self.fail(400, "invalid chunk extension")
-                elif self._count_line_byte() < 0:
+            if state < CHUNK_SIZE_LF:
+                if self._size_line_byte(state, c) < 0:
                     return PARSE_ERROR
             elif state == CHUNK_SIZE_LF:
                 if c != LF:
@@ -614,22 +800,93 @@ cdef class BodyDecoder:
                 if c != LF:
                     return self.fail(400, "chunk data not followed by CRLF")
                 self.chunk_state = CHUNK_SIZE
-            elif self._trailer_byte(c) < 0:
-                return PARSE_ERROR
-            if self.chunk_state == CHUNK_DONE:
-                break
+            else:
+                if self._trailer_byte(state, c) < 0:
+                    return PARSE_ERROR
+                if self.chunk_state == CHUNK_DONE:
+                    break
         out_length[0] = out
         return pos
 
-    cdef int _count_line_byte(self) except -2:
+    cdef int _size_line_byte(self, int state, unsigned char c) except -2:
+        # RFC 9112 §7.1.1: chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+        # with chunk-ext-val = token / quoted-string; BWS comes only before a ";" or "=".
+        cdef unsigned char digit
+        cdef int next_state = state
         self.line_length += 1
         if self.line_length > self.limit_line:
             return self.fail(400, "chunk size line too long")
+        if state == CHUNK_SIZE:
+            digit = HEX_VALUE[c]
+            if digit != 0xFF:
+                if self.remaining > (MAX_BODY_LENGTH >> 4):
+                    return self.fail(400, "chunk size too large")
+                self.remaining = self.remaining * 16 + digit
+                return 0
+            if self.line_length == 1:
+                return self.fail(400, "invalid chunk size")
+            if c == CR:
+                next_state = CHUNK_SIZE_LF
+            elif c == b';':
+                next_state = CHUNK_EXT_BWS_NAME
+            elif _is_ows(c):
+                next_state = CHUNK_SIZE_BWS
+            else:
+                return self.fail(400, "invalid chunk size")
+        elif state == CHUNK_SIZE_BWS:
+            if c == b';':
+                next_state = CHUNK_EXT_BWS_NAME
+            elif not _is_ows(c):
+                return self.fail(400, "invalid chunk size")
+        elif state == CHUNK_EXT_BWS_NAME:
+            if TCHAR[c]:
+                next_state = CHUNK_EXT_NAME
+            elif not _is_ows(c):
+                return self.fail(400, "invalid chunk extension")
+        elif state == CHUNK_EXT_NAME or state == CHUNK_EXT_TOKEN or state == CHUNK_EXT_VALUE_END:
+            if TCHAR[c] and state != CHUNK_EXT_VALUE_END:
+                pass
+            elif c == CR:
+                next_state = CHUNK_SIZE_LF
+            elif c == b';':
+                next_state = CHUNK_EXT_BWS_NAME
+            elif c == b'=' and state == CHUNK_EXT_NAME:
+                next_state = CHUNK_EXT_BWS_VALUE
+            elif _is_ows(c):
+                next_state = CHUNK_EXT_BWS_EQUALS if state == CHUNK_EXT_NAME else CHUNK_EXT_BWS_AFTER
+            else:
+                return self.fail(400, "invalid chunk extension")
+        elif state == CHUNK_EXT_BWS_EQUALS or state == CHUNK_EXT_BWS_AFTER:
+            if c == b';':
+                next_state = CHUNK_EXT_BWS_NAME
+            elif c == b'=' and state == CHUNK_EXT_BWS_EQUALS:
+                next_state = CHUNK_EXT_BWS_VALUE
+            elif not _is_ows(c):
+                return self.fail(400, "invalid chunk extension")
+        elif state == CHUNK_EXT_BWS_VALUE:
+            if c == b'"':
+                next_state = CHUNK_EXT_QUOTED
+            elif TCHAR[c]:
+                next_state = CHUNK_EXT_TOKEN
+            elif not _is_ows(c):
+                return self.fail(400, "invalid chunk extension")
+        elif state == CHUNK_EXT_QUOTED:
+            if c == b'"':
+                next_state = CHUNK_EXT_VALUE_END
+            elif c == b'\\':
+                next_state = CHUNK_EXT_QUOTED_PAIR
+            elif not QDTEXT[c]:
+                return self.fail(400, "invalid chunk extension")
+        else:
+            # quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text )
+            if not (FIELD_CONTENT[c]):
+                return self.fail(400, "invalid chunk extension")
+            next_state = CHUNK_EXT_QUOTED
+        self.chunk_state = next_state
         return 0
 
     cdef int _end_size_line(self) except -2:
         self.line_length = 0
-        self.seen_digit = False
         if self.remaining == 0:
             self.chunk_state = CHUNK_TRAILER_START
             return 0
@@ -639,10 +896,11 @@ cdef class BodyDecoder:
         self.chunk_state = CHUNK_DATA
         return 0
 
-    cdef int _trailer_byte(self, unsigned char c) except -2:
+    cdef int _trailer_byte(self, int state, unsigned char c) except -2:
         # RFC 9112 §7.1.2: trailer fields are parsed like header fields, then discarded
         # (PEP 3333 has no place for them).
-        state = self.chunk_state
+        cdef const char* name
+        cdef Py_ssize_t n
         if state == CHUNK_TRAILER_START:
             if c == CR:
                 self.chunk_state = CHUNK_END_LF
@@ -652,13 +910,28 @@ cdef class BodyDecoder:
             self.trailer_fields += 1
             if self.trailer_fields > self.limit_fields:
                 return self.fail(431, "too many trailer fields")
-            self.line_length = 1
+            self.line_length = 0
+            self.trailer_name_length = 0
             self.chunk_state = CHUNK_TRAILER_NAME
-        elif state == CHUNK_TRAILER_NAME:
+            state = CHUNK_TRAILER_NAME
+        if state == CHUNK_TRAILER_NAME:
             if c == b':':
+                # RFC 9110 §6.5.1: fields that frame, route or authenticate a message
+                # have no place in a trailer; gunicorn refuses them too.
+                name = self.trailer_name
+                n = self.trailer_name_length
+                if (_span_is(name, 0, n, "host", 4) or _span_is(name, 0, n, "content-length", 14)
+                        or _span_is(name, 0, n, "transfer-encoding", 17)
+                        or _span_is(name, 0, n, "trailer", 7) or _span_is(name, 0, n, "te", 2)
+                        or _span_is(name, 0, n, "authorization", 13)):
+                    return self.fail(400, "forbidden trailer field")
                 self.chunk_state = CHUNK_TRAILER_VALUE
             elif not TCHAR[c]:
                 return self.fail(400, "invalid trailer field")
+            else:
+                if self.trailer_name_length < 24:
+                    self.trailer_name[self.trailer_name_length] = LOWER[c]
+                self.trailer_name_length += 1
         elif state == CHUNK_TRAILER_VALUE:
             if c == CR:
                 self.chunk_state = CHUNK_TRAILER_LF
@@ -674,8 +947,9 @@ cdef class BodyDecoder:
                 return self.fail(400, "bare CR after trailer section")
             self.chunk_state = CHUNK_DONE
             return 0
+        # a trailer line and its CRLF, like a header field line
         self.line_length += 1
-        if self.line_length > self.limit_field_size:
+        if self.line_length + 1 > self.limit_field_size:
             return self.fail(431, "trailer field too long")
         return 0
 
@@ -765,6 +1039,7 @@ cdef class RequestParser:
         self.in_body = False
 
     def feed(self, data):
+        """Returns the events the bytes complete; a ParseError carries those before it in ``events``."""
         cdef list events = []
         cdef Py_ssize_t consumed, decoded = 0
         cdef char* buf
@@ -774,7 +1049,9 @@ cdef class RequestParser:
             if self.in_body:
                 consumed = self.body_decoder.decode(buf, len(self.pending), &decoded)
                 if consumed < 0:
-                    raise ParseError(self.body_decoder.error_status, self.body_decoder.error_reason)
+                    error = ParseError(self.body_decoder.error_status, self.body_decoder.error_reason)
+                    error.events = events
+                    raise error
                 if decoded:
                     events.append(("body", bytes(self.pending[:decoded])))
                 del self.pending[:consumed]
@@ -785,7 +1062,9 @@ cdef class RequestParser:
                 continue
             consumed = self.head_parser.parse(buf, len(self.pending))
             if consumed < 0:
-                raise ParseError(self.head_parser.error_status, self.head_parser.error_reason)
+                error = ParseError(self.head_parser.error_status, self.head_parser.error_reason)
+                error.events = events
+                raise error
             if consumed == 0:
                 return events
             events.append(("request", self._complete_head(consumed)))
@@ -793,11 +1072,22 @@ cdef class RequestParser:
             self.head_parser.reset()
             self.in_body = True
 
+    @property
+    def buffered(self):
+        """Bytes received and not yet consumed (the start of the next request)."""
+        return bytes(self.pending)
+
+    @property
+    def awaiting_body(self):
+        """True between a request's head and the end of its body."""
+        return self.in_body
+
     cdef ParsedRequest _complete_head(self, Py_ssize_t consumed):
         cdef ParsedRequest request = ParsedRequest.__new__(ParsedRequest)
         cdef HeadParser own = HeadParser(**self.limits)
+        # The head as parsed (obs-folds already rewritten in place) parses again to the
+        # same spans, in a parser of its own that outlives this parser's next head.
         request.head = bytes(self.pending[:consumed])
-        # A parser of its own, so the request's spans outlive this parser's next head.
         if own.parse(request.head, consumed) != consumed:
             raise AssertionError("a complete head failed to parse twice")
         request.head_parser = own

@@ -3,7 +3,6 @@ import io
 import sys
 
 import pytest
-
 from fastwsgi._environ import EnvironBuilder
 from fastwsgi._parser import HeadParser, RequestParser
 from parser_helpers import corpus
@@ -351,9 +350,9 @@ BROWSER = (b"GET /static/app.js?v=3&lang=en HTTP/1.1\r\nHost: www.example.com\r\
 
 COMPARED = {
     "browser": (BROWSER, {}),
-    "post_form": (b"POST /submit?next=%2Fhome HTTP/1.1\r\nHost: example.com:8000\r\n"
-                  b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 7\r\n\r\n"
-                  b"a=1&b=2", {}),
+    "post_form": ((b"POST /submit?next=%2Fhome HTTP/1.1\r\nHost: example.com:8000\r\n"
+                   b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 7\r\n\r\n"
+                   b"a=1&b=2"), {}),
     "percent_path": (get(b"/caf%C3%A9/%2F/a%20b%zz?x=%C3%A9"), {}),
     "repeated_fields": (get(headers=b"Accept: a\r\nAccept: b, c\r\nX-Y: 1\r\nX-Y: 2\r\n"), {}),
     "underscore_dropped": (get(headers=b"X-Forwarded-For: 1.2.3.4\r\nX_Forwarded_For: 5.6.7.8\r\n"),

@@ -15,7 +15,9 @@ listed in DEVIATIONS with the reason, and expected to fail in exactly that way.
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -24,7 +26,6 @@ import types
 from pathlib import Path
 
 import pytest
-
 from fastwsgi._environ import EnvironBuilder
 from parser_helpers import feed_every_way
 
@@ -149,8 +150,11 @@ def locate_corpus(config) -> tuple[Path | None, str]:
                      else (None, f"GUNICORN_CORPUS={configured} has no valid/ directory"))
         else:
             cache = getattr(config, "cache", None)
-            cache_dir = (cache.mkdir("gunicorn-corpus") if cache is not None
-                         else Path(tempfile.mkdtemp(prefix="gunicorn-corpus-")))
+            if cache is not None:
+                cache_dir = cache.mkdir("gunicorn-corpus")
+            else:
+                cache_dir = tempfile.mkdtemp(prefix="gunicorn-corpus-")
+                atexit.register(shutil.rmtree, cache_dir, ignore_errors=True)
             path = _download(Path(cache_dir), gunicorn.__version__)
             found = (path, "") if path else (None, "gunicorn's sdist could not be downloaded")
     config._gunicorn_corpus = found
@@ -216,7 +220,8 @@ def load_expectation(path: Path) -> dict:
     module = types.ModuleType("gunicorn_case")
     module.cfg = Config()
     module.uri = uri
-    exec(compile(path.read_text(), str(path), "exec"), module.__dict__)
+    # the corpus's own expectation files, run as its test helper runs them
+    exec(compile(path.read_text(), str(path), "exec"), module.__dict__)  # noqa: S102
     return module.__dict__
 
 
@@ -267,7 +272,7 @@ def _feed(data: bytes, options: dict):
 
 
 def test_valid_case(case):
-    name, http, variant = case
+    _, http, variant = case
     data = decode_http(http.read_bytes())
     if data.startswith(PROXY_PROTOCOL_PREFIXES):
         pytest.skip("PROXY protocol is read by the loop, not the request parser")
@@ -317,7 +322,7 @@ def test_valid_case(case):
 
 
 def test_invalid_case(case):
-    name, http, variant = case
+    _, http, variant = case
     data = decode_http(http.read_bytes())
     if data.startswith(PROXY_PROTOCOL_PREFIXES):
         pytest.skip("PROXY protocol is read by the loop, not the request parser")

@@ -11,10 +11,9 @@ import re
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from parser_helpers import corpus, feed_pieces  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from parser_helpers import corpus, feed_pieces
 
 PROPERTY = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -221,6 +220,9 @@ def test_any_split_of_the_corpus_gives_the_same_outcome(case, cuts):
 
 BASES = [message for _, message, expectation in corpus("valid")
          if not expectation.get("options") and len(message) < 700]
+# framing is what mutations are after: chunked and HTTP/1.0 messages weigh more
+BASES += [message for message in BASES if b"chunked" in message.lower()] * 3
+BASES += [message for message in BASES if b" HTTP/1.0\r\n" in message]
 INTERESTING = [b"\r", b"\n", b"\r\n", b" ", b"\t", b":", b",", b";", b"=", b'"', b"0", b"5",
                b"a", b"F", b"-", b"_", b"\x00", b"\x7f", b"\x80", b"\xff", b"\r\n\r\n"]
 FRAMING_LINES = [b"Content-Length: 0", b"Content-Length: 5", b"Content-Length: 05", b"Content-Length: 3",
@@ -238,9 +240,15 @@ def _head_line_starts(data):
     return [m.end() for m in re.finditer(rb"\r\n", data[:head_end])]
 
 
+SIZE_LINE_START = re.compile(rb"\r\n[0-9A-Fa-f]+")
+
+
 def _chunk_size_ends(data):
-    # just after the hex digits of a line that starts with some: where size lines go wrong
-    return [m.end() for m in re.finditer(rb"\r\n[0-9A-Fa-f]+", data)]
+    # just after the hex digits that start a body line: where chunk-size lines go wrong
+    head_end = data.find(b"\r\n\r\n")
+    if head_end < 0:
+        return []
+    return [m.end() for m in SIZE_LINE_START.finditer(data, head_end + 2)]
 
 
 @st.composite
@@ -293,3 +301,71 @@ def test_mutations_never_crash_and_never_frame_two_ways(data, cuts):
                                    {"strip_header_spaces": True}]))
 def test_mutations_with_options_stay_consistent(data, options):
     assert_same_whichever_split(data, [len(data) // 3, len(data) // 2], **options)
+
+
+# -- framing grammars, explored directly ----------------------------------------------------
+
+# Good spellings weigh three times the bad ones, so that most bodies have one fault at most.
+AFTER_SIZE = [b"", b";a", b" ;a", b"\t; a = b", b';a="x y"', b';a="\\"'] * 3 + [
+    b" ", b"\t", b";", b";a=", b"; =b", b"x", b" 1", b"\r", b"\n", b";a b", b';a="x', b";a=b ",
+    b";\x01", b"; a ", b";a=b;"]
+LINE_ENDS = [b"\r\n"] * 12 + [b"\n", b"\r", b"\r\r\n", b"\n\r"]
+DATA_ENDS = [b"\r\n"] * 12 + [b"\n", b"", b"!\r\n", b"\r", b"\n\n"]
+TRAILERS = [b"", b"T: 1\r\n", b"T:\r\n", b"X-A: b c\r\nY: z\r\n"] * 3 + [
+    b"T : 1\r\n", b" T: 1\r\n", b"T: 1\n", b"Host: h\r\n", b"TE: x\r\n", b"T: \x01\r\n",
+    b"X\r\n", b"Content-Length: 1\r\n"]
+NEXT_REQUEST = b"GET /next HTTP/1.1\r\nHost: example.com\r\n\r\n"
+CHUNKED_HEAD = b"POST /c HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@st.composite
+def chunked_body(draw):
+    """A chunked body whose every joint is drawn from good and bad spellings."""
+    body = b""
+    for data in draw(st.lists(st.sampled_from([b"x", b"hello", b"\r\n0\r\n", b"abcdefghijk"]),
+                              max_size=3)):
+        size = draw(st.sampled_from([b"%x", b"%X", b"0%x", b"%x0"])) % len(data)
+        body += (size + draw(st.sampled_from(AFTER_SIZE)) + draw(st.sampled_from(LINE_ENDS))
+                 + data + draw(st.sampled_from(DATA_ENDS)))
+    body += (draw(st.sampled_from([b"0", b"000"])) + draw(st.sampled_from(AFTER_SIZE))
+             + draw(st.sampled_from(LINE_ENDS)) + draw(st.sampled_from(TRAILERS))
+             + draw(st.sampled_from(LINE_ENDS)))
+    return body
+
+
+@settings(PROPERTY, max_examples=500)
+@given(chunked_body(), st.lists(st.integers(0, 10**6), max_size=3))
+def test_chunked_bodies_frame_as_the_reference_reads_them(body, cuts):
+    data = CHUNKED_HEAD + body + NEXT_REQUEST
+    outcome = assert_same_whichever_split(data, cuts)
+    assert_one_framing(data, outcome)
+    reference = reference_body(data, len(CHUNKED_HEAD), True, None)
+    if reference not in (INCOMPLETE, INVALID):
+        # what the reference reads as a good body, the parser reads too
+        assert outcome.complete[:1] == [True], outcome.error
+        assert outcome.bodies[0] == reference[0]
+
+
+FIELD_LINES = [b"Content-Length: 0", b"Content-Length: 5", b"Content-Length: 05",
+               b"Content-Length: 11", b"Content-Length: 5, 5", b"Content-Length: +5",
+               b"Content-Length:  5 ", b"Content-Length: 5 5", b"Transfer-Encoding: chunked",
+               b"Transfer-Encoding: gzip, chunked", b"Transfer-Encoding: chunked, gzip",
+               b"Transfer-Encoding: identity", b"Transfer-Encoding:  chunked ",
+               b"transfer-encoding: CHUNKED", b"Transfer-Encoding: gzip", b"Transfer-Encoding:",
+               b"Transfer_Encoding: chunked", b"Content_Length: 3", b"X-Other: 5"]
+
+
+@settings(PROPERTY, max_examples=600)
+@given(st.sampled_from([b"1.0", b"1.1"]), st.lists(st.sampled_from(FIELD_LINES), max_size=4),
+       st.lists(st.integers(0, 10**6), max_size=3))
+def test_framing_fields_frame_as_the_reference_reads_them(version, lines, cuts):
+    head = (b"POST /f HTTP/" + version + b"\r\nHost: example.com\r\n"
+            + b"".join(line + b"\r\n" for line in lines) + b"\r\n")
+    data = head + b"5\r\nhello\r\n0\r\n\r\n" + NEXT_REQUEST
+    outcome = assert_same_whichever_split(data, cuts)
+    assert_one_framing(data, outcome)
+    # the fields the parser keeps: those without '_' (header_map=drop)
+    kept = [tuple(line.split(b":", 1)) for line in lines if b"_" not in line.split(b":")[0]]
+    kept = [(name, value.strip(b" \t")) for name, value in kept]
+    if reference_framing(kept, (1, int(version[-1:]))) is not INVALID:
+        assert outcome.parsed, f"refused a framing the reference accepts: {outcome.error}"
