@@ -8,6 +8,9 @@ cdef class EnvironBuilder:
     cdef str default_server_port
     cdef str url_scheme
     cdef list secure_scheme_headers
+    # which common-header slots, and which other keys, are secure_scheme_headers
+    cdef bint secure_common[38]
+    cdef frozenset secure_keys
     # per common header, the str made for its last value (values repeat across requests)
     cdef list value_cache
     # the Host value last split into SERVER_NAME / SERVER_PORT, and the split

@@ -295,6 +295,9 @@ cdef class EnvironBuilder:
             (_environ_key(name.lower().encode("latin-1")), value.lower())
             for name, value in (secure_scheme_headers or {}).items()
         ]
+        self.secure_keys = frozenset(key for key, _ in self.secure_scheme_headers)
+        for i in range(COMMON_COUNT):
+            self.secure_common[i] = (<object>common_keys[i]) in self.secure_keys
         self.value_cache = [None] * CACHED_COUNT
         self.last_host = None
 
@@ -306,6 +309,7 @@ cdef class EnvironBuilder:
         cdef FieldSpan* field
         cdef PyObject* existing
         cdef object key, value
+        cdef bint secure_header_seen = False
         PyDict_SetItem(environ, K_REQUEST_METHOD, _method(buf, head.method))
         PyDict_SetItem(environ, K_RAW_URI,
                        PyUnicode_DecodeLatin1(buf + head.target.off, head.target.len, NULL))
@@ -320,8 +324,10 @@ cdef class EnvironBuilder:
             common = _common_index(buf + field.name.off, field.name.len)
             if common >= 0:
                 key = <object>common_keys[common]
+                secure_header_seen |= self.secure_common[common]
             else:
                 key = _uncommon_key(buf + field.name.off, field.name.len)
+                secure_header_seen |= key in self.secure_keys
             value = self._value_for(buf, field.value, common)
             size = PyDict_GET_SIZE(environ)
             existing = PyDict_SetDefault(environ, key, value)
@@ -335,7 +341,7 @@ cdef class EnvironBuilder:
             else:
                 # RFC 9110 §5.3: repeated field lines combine into one comma-separated list.
                 PyDict_SetItem(environ, key, (<object>existing) + JOINER + value)
-        if trusted_proxy and self.secure_scheme_headers:
+        if trusted_proxy and secure_header_seen:
             self._apply_secure_scheme(environ)
         self._server_address(environ, buf, head)
         return environ
