@@ -244,3 +244,33 @@ def test_proxy_header_from_an_untrusted_peer_is_not_believed():
     with running(_remote_app, proxy_protocol=True, proxy_allow_ips=("192.0.2.55",)) as server:
         raw = exchange(server, b"PROXY TCP4 203.0.113.9 10.0.0.1 51000 80\r\nGET / HTTP/1.0\r\n\r\n")
     assert raw.startswith(b"HTTP/1.1 400 ")
+
+
+def test_a_flood_of_pipelined_requests_is_answered_in_order_with_bounded_buffering():
+    import threading
+
+    count = 20000
+
+    def app(environ, start_response):
+        body = environ["QUERY_STRING"].encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    with running(app) as server:
+        sock = server.connect()
+        received = bytearray()
+
+        def reader():
+            while received.count(b"HTTP/1.1 200") < count:
+                data = sock.recv(1 << 20)
+                if not data:
+                    return
+                received.extend(data)
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        sock.sendall(b"".join(b"GET /?%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(count)))
+        thread.join(30)
+        sock.close()
+        bodies = [part.rpartition(b"\r\n\r\n")[2] for part in bytes(received).split(b"HTTP/1.1 200 OK")[1:]]
+        assert bodies == [b"%d" % i for i in range(count)]
