@@ -371,6 +371,14 @@ cdef class Server:
     cdef readonly int64_t requests_served
     cdef bint send_server_header
     cdef bytes server_header
+    # the last response's status line and app header lines, encoded (queue_headers)
+    cdef object cached_status
+    cdef list cached_headers
+    cdef bytes cached_lines
+    cdef int cached_code
+    cdef int64_t cached_declared
+    cdef bint cached_has_date
+    cdef bint cached_has_server
     cdef bytes date_header
     cdef long date_second
     cdef bint use_sendfile
@@ -1074,12 +1082,59 @@ cdef class Server:
         cdef HeaderBlock block = self.header_block
         cdef object status = responder.status
         cdef object headers = responder.headers
-        cdef int kind, code
-        cdef bint has_date = False, has_server = False
-        cdef int64_t declared = -1
+        cdef int code
+        cdef int64_t declared
         if status is None:
             raise AssertionError("the application did not call start_response()")
         block.length = 0
+        if status == self.cached_status and headers == self.cached_headers:
+            # The same status and headers as the last response: reuse their
+            # checked and encoded lines (most apps answer alike, time after time).
+            block.add(PyBytes_AS_STRING(self.cached_lines), PyBytes_GET_SIZE(self.cached_lines))
+        else:
+            self._encode_app_lines(block, status, headers)
+        code = self.cached_code
+        declared = self.cached_declared
+        if code < 200 or code == 204 or code == 304:
+            # RFC 9110 §6.4.1: these responses never carry content.
+            conn.body_allowed = False
+        if declared >= 0:
+            conn.content_length_out = declared
+        elif known_length >= 0 and (conn.body_allowed or (conn.is_head and length_holds_for_head)):
+            conn.content_length_out = known_length
+            _add_content_length(block, known_length)
+        elif not conn.body_allowed:
+            pass
+        elif conn.version_minor == 1:
+            conn.chunked_out = True
+            block.add("Transfer-Encoding: chunked\r\n", 28)
+        else:
+            # HTTP/1.0 without a length: the body ends when the connection does.
+            conn.keep_alive = False
+        if not self.cached_has_date:
+            block.add(PyBytes_AS_STRING(self.date_header), PyBytes_GET_SIZE(self.date_header))
+        if not self.cached_has_server and self.send_server_header:
+            block.add(PyBytes_AS_STRING(self.server_header), PyBytes_GET_SIZE(self.server_header))
+        if self.stopping:
+            conn.keep_alive = False
+        if not conn.keep_alive:
+            block.add("Connection: close\r\n", 19)
+        elif conn.version_minor == 0:
+            block.add("Connection: keep-alive\r\n", 24)
+        block.add("\r\n", 2)
+        conn.queue(block.take())
+        conn.headers_queued = True
+        conn.status_line = status
+        conn.response_headers = headers
+
+    cdef void _encode_app_lines(self, HeaderBlock block, object status, object headers) except *:
+        """Checks and encodes the status line and the app's header lines into ``block``,
+        and remembers them, with what they declare, for the next response."""
+        cdef int kind
+        cdef bint has_date = False, has_server = False
+        cdef int64_t declared = -1
+        cdef int code
+        self.cached_status = None
         block.add("HTTP/1.1 ", 9)
         block.add_latin1(status, HEADER_VALUE_CHAR, "status")
         code = _status_code(status)
@@ -1104,37 +1159,14 @@ cdef class Server:
             block.add(": ", 2)
             block.add_latin1(value, HEADER_VALUE_CHAR, "header value")
             block.add("\r\n", 2)
-        if code < 200 or code == 204 or code == 304:
-            # RFC 9110 §6.4.1: these responses never carry content.
-            conn.body_allowed = False
-        if declared >= 0:
-            conn.content_length_out = declared
-        elif known_length >= 0 and (conn.body_allowed or (conn.is_head and length_holds_for_head)):
-            conn.content_length_out = known_length
-            _add_content_length(block, known_length)
-        elif not conn.body_allowed:
-            pass
-        elif conn.version_minor == 1:
-            conn.chunked_out = True
-            block.add("Transfer-Encoding: chunked\r\n", 28)
-        else:
-            # HTTP/1.0 without a length: the body ends when the connection does.
-            conn.keep_alive = False
-        if not has_date:
-            block.add(PyBytes_AS_STRING(self.date_header), PyBytes_GET_SIZE(self.date_header))
-        if not has_server and self.send_server_header:
-            block.add(PyBytes_AS_STRING(self.server_header), PyBytes_GET_SIZE(self.server_header))
-        if self.stopping:
-            conn.keep_alive = False
-        if not conn.keep_alive:
-            block.add("Connection: close\r\n", 19)
-        elif conn.version_minor == 0:
-            block.add("Connection: keep-alive\r\n", 24)
-        block.add("\r\n", 2)
-        conn.queue(block.take())
-        conn.headers_queued = True
-        conn.status_line = status
-        conn.response_headers = headers
+        self.cached_lines = PyBytes_FromStringAndSize(block.data, block.length)
+        self.cached_code = code
+        self.cached_declared = declared
+        self.cached_has_date = has_date
+        self.cached_has_server = has_server
+        # A copy: the app may change its list after this response.
+        self.cached_headers = list(headers)
+        self.cached_status = status
 
     # -- output ------------------------------------------------------------
 

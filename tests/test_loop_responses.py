@@ -188,3 +188,26 @@ def test_environ_reaches_the_app_as_pep3333_says():
     assert seen["HTTP_X_FORWARDED_FOR"] == "1.2.3.4"
     assert seen["REMOTE_ADDR"] == "127.0.0.1" and seen["REMOTE_PORT"].isdigit()
     assert seen["wsgi.input_terminated"] is True and seen["wsgi.url_scheme"] == "http"
+
+
+def test_header_lines_follow_each_response_even_when_the_app_reuses_its_list():
+    shared = [("Content-Type", "text/plain"), ("Content-Length", "1")]
+    answers = iter([("200 OK", None), ("200 OK", ("X-Extra", "yes")), ("404 Not Found", None)])
+
+    def app(environ, start_response):
+        status, extra = next(answers)
+        if extra:
+            shared.append(extra)
+        elif len(shared) > 2:
+            del shared[2:]
+        start_response(status, shared)
+        return [b"x"]
+
+    with running(app) as server:
+        client = Client(server.connect())
+        seen = []
+        for _ in range(3):
+            client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            response, _ = client.response()
+            seen.append((response.status_code, headers_of(response).get("x-extra")))
+    assert seen == [(200, None), (200, "yes"), (404, None)]
