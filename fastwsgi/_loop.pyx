@@ -78,6 +78,7 @@ include "_proxy.pxi"
 
 cdef dict STATUS_REASONS = {
     400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
+    417: "Expectation Failed",
     414: "URI Too Long", 431: "Request Header Fields Too Large",
     500: "Internal Server Error", 501: "Not Implemented",
     505: "HTTP Version Not Supported",
@@ -464,7 +465,7 @@ cdef class Server:
             server_software=opts.server_software,
             server_name=server_name,
             server_port=server_port,
-            multiprocess=bool(getattr(opts, "multiprocess", False)),
+            multiprocess=bool(opts.multiprocess),
             file_wrapper=FileWrapper,
             base_environ=opts.base_environ,
             secure_scheme_headers=opts.secure_scheme_headers,
@@ -1234,6 +1235,11 @@ cdef class Server:
         self.connections.pop(conn.fd, None)
         conn.out = None
         conn.environ = None
+        # The StartResponse points back at its connection and at its own write
+        # method: unlink it, so reference counting frees the connection and its
+        # buffers now rather than the cyclic gc at its next (rare, full) pass.
+        conn.responder.write_callable = None
+        conn.responder = None
         if not self.accepting and not self.stopping and self.now >= self.accept_resume_at:
             self._resume_accepting()
 

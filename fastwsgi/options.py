@@ -70,6 +70,9 @@ class ServerOptions:
     proxy_protocol: bool = False
     proxy_allow_ips: Sequence[str] = ("127.0.0.1", "::1")
 
+    # wsgi.multiprocess: true when several worker processes serve the same app.
+    multiprocess: bool = False
+
     # Extra keys every environ starts with (e.g. from raw_env); copied, not shared.
     base_environ: dict = dataclasses.field(default_factory=dict)
 

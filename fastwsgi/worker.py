@@ -40,6 +40,7 @@ def server_options(cfg: Any, max_requests: int) -> ServerOptions:
         secure_scheme_headers=dict(cfg.secure_scheme_headers),
         proxy_protocol=cfg.proxy_protocol != "off",
         proxy_allow_ips=tuple(cfg.proxy_allow_ips),
+        multiprocess=cfg.workers > 1,
     )
 
 

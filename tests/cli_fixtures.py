@@ -57,6 +57,10 @@ def application(environ, start_response):
         os._exit(7)
     elif path == "/print":
         print("printed by the app", flush=True)
+    elif path == "/multiprocess":
+        body = str(environ["wsgi.multiprocess"]).encode()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [body]
     elif path == "/whoami":
         body = f"{os.getuid()} {os.getgid()}".encode()
         start_response("200 OK", [("Content-Type", "text/plain")])

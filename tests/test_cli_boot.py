@@ -90,3 +90,9 @@ def test_env_var_args_and_web_concurrency(serve):
     server = serve("webapp", env={"GUNICORN_CMD_ARGS": "-b 127.0.0.1:0", "WEB_CONCURRENCY": "2"})
     server.wait_ready(workers=2)
     assert len(server.worker_pids()) == 2
+
+
+@pytest.mark.parametrize("workers,expected", [("1", b"False"), ("2", b"True")])
+def test_wsgi_multiprocess_follows_the_worker_count(serve, workers, expected):
+    server = serve("-b", "127.0.0.1:0", "-w", workers, "webapp").wait_ready(workers=int(workers))
+    assert server.request("/multiprocess")[1] == expected
