@@ -56,7 +56,9 @@ DEF FLUSH_FAILED = 2
 
 DEF MAX_EVENTS = 256
 DEF IOV_BATCH = 64
-DEF READ_BUFFER_INITIAL = 16384
+# A request with a body of a few tens of KiB arrives in one recv(); untouched
+# pages of an idle connection's buffer cost no memory.
+DEF READ_BUFFER_INITIAL = 65536
 DEF READ_BUFFER_BODY = 65536
 DEF ACCEPT_BATCH = 64
 # Bytes queued for one connection before the app's iterable is asked for more.
@@ -78,8 +80,7 @@ include "_proxy.pxi"
 
 cdef dict STATUS_REASONS = {
     400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
-    417: "Expectation Failed",
-    414: "URI Too Long", 431: "Request Header Fields Too Large",
+    414: "URI Too Long", 417: "Expectation Failed", 431: "Request Header Fields Too Large",
     500: "Internal Server Error", 501: "Not Implemented",
     505: "HTTP Version Not Supported",
 }
@@ -132,6 +133,10 @@ cdef class Connection(Handle):
     cdef HeadParser head
     cdef BodyDecoder body
     cdef BodyBuffer body_buffer
+    # A Content-Length body small enough is received whole into rbuf and becomes
+    # one bytes object: no buffer object, no second copy.
+    cdef bint body_in_place
+    cdef object body_bytes
 
     # the request being answered
     cdef dict environ
@@ -190,6 +195,13 @@ cdef class Connection(Handle):
         self.rbuf = grown
         self.rcap = capacity
         return 0
+
+    cdef void shrink_buffer(self, Py_ssize_t capacity) noexcept:
+        cdef char* smaller = <char*>realloc(self.rbuf, capacity)
+        if smaller != NULL:
+            self.rbuf = smaller
+            self.rcap = capacity
+            self.rstart = 0
 
     cdef inline char* data(self) noexcept:
         """The first unread byte; parser spans are offsets from here."""
@@ -820,12 +832,19 @@ cdef class Server:
                     return
                 self._on_head(conn, consumed)
             if conn.state == STATE_BODY:
+                if conn.body_in_place and conn.rlen < conn.body.remaining:
+                    if conn.peer_closed:
+                        self._close(conn)
+                    return
                 consumed = conn.body.decode(conn.data(), conn.rlen, &decoded)
                 if consumed < 0:
                     self._reject(conn, conn.body.error_status, conn.body.error_reason)
                     return
                 if decoded:
-                    conn.body_buffer.append(conn.data(), decoded)
+                    if conn.body_in_place:
+                        conn.body_bytes = PyBytes_FromStringAndSize(conn.data(), decoded)
+                    else:
+                        conn.body_buffer.append(conn.data(), decoded)
                 conn.consume(consumed)
                 if not conn.body.done():
                     if conn.peer_closed:
@@ -865,6 +884,9 @@ cdef class Server:
         conn.status_line = None
         conn.response_headers = None
         conn.state = STATE_HEAD
+        if conn.rlen == 0 and conn.rcap > READ_BUFFER_BODY:
+            # A large body grew the buffer; an idle connection keeps only a small one.
+            conn.shrink_buffer(READ_BUFFER_INITIAL)
         if conn.rlen:
             conn.deadline = self.now + self.header_timeout
         else:
@@ -885,7 +907,11 @@ cdef class Server:
         conn.consume(head_length)
         head.reset()
         conn.body.start(head.body_kind, length)
-        if head.body_kind != BODY_NONE:
+        conn.body_in_place = head.body_kind == BODY_LENGTH and length <= self.spool_threshold
+        if conn.body_in_place:
+            if conn.rlen < length:
+                conn.ensure_room(<Py_ssize_t>length - conn.rlen)
+        elif head.body_kind != BODY_NONE:
             conn.body_buffer = BodyBuffer(self.spool_threshold, self.spool_dir)
         conn.state = STATE_BODY
         conn.deadline = self.now + self.io_timeout
@@ -914,7 +940,10 @@ cdef class Server:
         cdef StartResponse responder = conn.responder
         cdef object result
         cdef int64_t known_length = -1
-        if conn.body_buffer is None:
+        if conn.body_bytes is not None:
+            environ[K_INPUT] = memory_input(conn.body_bytes)
+            conn.body_bytes = None
+        elif conn.body_buffer is None:
             environ[K_INPUT] = memory_input(EMPTY_BYTES)
         else:
             environ[K_INPUT] = conn.body_buffer.stream()
