@@ -922,12 +922,18 @@ cdef class Server:
     cdef void _reject(self, Connection conn, int status, str reason) except *:
         """Answers a request that cannot be served with ``status``, then closes."""
         cdef str phrase = STATUS_REASONS.get(status, "Bad Request")
+        cdef bint head_request
         body = f"{phrase}\n{reason}\n".encode("latin-1", "replace")
         self.error_log.debug("refused request from %s: %d %s", conn.remote_addr, status, reason)
+        if conn.state == STATE_BODY:
+            head_request = conn.is_head
+        else:
+            head_request = _starts_head_request(conn.data(), conn.rlen)
         conn.queue(
             f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n".encode("latin-1")
-            + self.date_header + b"\r\n" + body
+            # RFC 9110 §9.3.2: no content in an answer to HEAD, refusals included.
+            + self.date_header + b"\r\n" + (b"" if head_request else body)
         )
         conn.keep_alive = False
         conn.response_done = True
@@ -1283,6 +1289,14 @@ cdef class Server:
         if self.epfd >= 0:
             close(self.epfd)
             self.epfd = -1
+
+
+cdef bint _starts_head_request(const char* data, Py_ssize_t length) noexcept:
+    """Whether unparsed request bytes begin a HEAD request (leading empty lines skipped)."""
+    cdef Py_ssize_t pos = 0
+    while pos + 1 < length and data[pos] == b'\r' and data[pos + 1] == b'\n':
+        pos += 2
+    return length - pos >= 5 and memcmp(data + pos, b"HEAD ", 5) == 0
 
 
 cdef int _status_code(object status) except -1:
