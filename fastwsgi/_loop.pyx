@@ -1292,11 +1292,25 @@ cdef class Server:
 
 
 cdef bint _starts_head_request(const char* data, Py_ssize_t length) noexcept:
-    """Whether unparsed request bytes begin a HEAD request (leading empty lines skipped)."""
-    cdef Py_ssize_t pos = 0
+    """Whether unparsed bytes begin with a well-formed HEAD request line.
+
+    Only then may a refusal leave out its content: when the request line itself
+    is malformed, the client's idea of the method cannot be known.
+    """
+    cdef Py_ssize_t pos = 0, target
     while pos + 1 < length and data[pos] == b'\r' and data[pos + 1] == b'\n':
         pos += 2
-    return length - pos >= 5 and memcmp(data + pos, b"HEAD ", 5) == 0
+    if length - pos < 5 or memcmp(data + pos, b"HEAD ", 5) != 0:
+        return False
+    pos += 5
+    target = pos
+    while pos < length and 0x21 <= <unsigned char>data[pos] <= 0x7E:
+        pos += 1
+    if pos == target or length - pos < 11 or data[pos] != b' ':
+        return False
+    return (memcmp(data + pos + 1, b"HTTP/1.", 7) == 0
+            and (data[pos + 8] == b'0' or data[pos + 8] == b'1')
+            and data[pos + 9] == b'\r' and data[pos + 10] == b'\n')
 
 
 cdef int _status_code(object status) except -1:
