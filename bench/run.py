@@ -18,6 +18,7 @@ See README.md in this directory for how to set up the peers.
 
 import argparse
 import datetime as _dt
+import fcntl
 import http.client
 import json
 import os
@@ -933,6 +934,15 @@ def main(argv=None):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, _sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
+
+    # One benchmark per machine at a time: two would measure each other.
+    os.makedirs(BENCH_HOME, exist_ok=True)
+    lock = open(os.path.join(BENCH_HOME, "run.lock"), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log("another bench/run.py is running on this machine; waiting for it to finish ...")
+        fcntl.flock(lock, fcntl.LOCK_EX)
 
     os.makedirs(args.out_dir, exist_ok=True)
     logdir = args.log_dir
