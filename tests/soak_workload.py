@@ -15,8 +15,7 @@ import struct
 import time
 
 import h11
-
-TIMEOUT = 10.0
+from loop_harness import TIMEOUT, Client, headers_of
 
 
 @dataclasses.dataclass
@@ -30,17 +29,17 @@ class Target:
     body_limit: int | None = 2 * 1024 * 1024
 
 
-class Connection:
+class Connection(Client):
     """A client connection whose responses h11 reads; requests are raw bytes."""
 
     def __init__(self, target: Target, receive_buffer: int = 0):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if receive_buffer:
             # A small window, so the server is still writing when the client vanishes.
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-        self.sock.settimeout(TIMEOUT)
-        self.sock.connect(("127.0.0.1", target.port))
-        self.conn = h11.Connection(h11.CLIENT)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.settimeout(TIMEOUT)
+        sock.connect(("127.0.0.1", target.port))
+        super().__init__(sock)
 
     def __enter__(self) -> Connection:  # noqa: PYI034
         return self
@@ -48,33 +47,10 @@ class Connection:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
     def response(self, method: bytes = b"GET") -> tuple[int, dict, bytes]:
         """Reads one final response: (status, lower-cased headers, body)."""
-        if self.conn.our_state is h11.IDLE:
-            self.conn.send(h11.Request(method=method, target="/", headers=[("Host", "x")]))
-            self.conn.send(h11.EndOfMessage())
-        head, body = None, bytearray()
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            event = self.conn.next_event()
-            if event is h11.NEED_DATA:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("no complete response")
-                self.conn.receive_data(self.sock.recv(65536))
-            elif isinstance(event, h11.Response):
-                head = event
-            elif isinstance(event, h11.Data):
-                body += event.data
-            elif isinstance(event, h11.EndOfMessage):
-                if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE:
-                    self.conn.start_next_cycle()
-                headers = {k.decode().lower(): v.decode("latin-1") for k, v in head.headers}
-                return head.status_code, headers, bytes(body)
-            elif isinstance(event, h11.ConnectionClosed):
-                raise ConnectionError("closed before a complete response")
+        head, body = super().response(method)
+        return head.status_code, headers_of(head), body
 
     def closed_by_server(self) -> bool:
         """True once the server has closed its side (no more bytes follow)."""
