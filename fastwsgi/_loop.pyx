@@ -10,6 +10,7 @@ make the worker buffer without bound.
 """
 import logging
 import os
+import select
 import socket
 import stat
 import sys
@@ -59,7 +60,6 @@ DEF IOV_BATCH = 64
 # A request with a body of a few tens of KiB arrives in one recv(); untouched
 # pages of an idle connection's buffer cost no memory.
 DEF READ_BUFFER_INITIAL = 65536
-DEF READ_BUFFER_BODY = 65536
 DEF ACCEPT_BATCH = 64
 # Bytes queued for one connection before the app's iterable is asked for more.
 DEF HIGH_WATERMARK = 262144
@@ -97,6 +97,21 @@ cdef inline double monotonic() noexcept nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+cdef class AllowList:
+    """Peer addresses trusted for a setting (gunicorn's *_allow_ips); "*" trusts all."""
+
+    cdef bint everyone
+    cdef frozenset addresses
+
+    def __cinit__(self, ips):
+        addresses = [ip.strip() for ip in ips]
+        self.everyone = "*" in addresses
+        self.addresses = frozenset(addresses)
+
+    cdef inline bint allows(self, str address):
+        return self.everyone or address in self.addresses
 
 
 cdef class Handle:
@@ -398,11 +413,9 @@ cdef class Server:
     cdef Py_ssize_t spool_threshold
     cdef object spool_dir
     cdef dict head_limits
-    cdef frozenset forwarded_allow
-    cdef bint forwarded_any
+    cdef AllowList forwarded_allow
     cdef bint proxy_protocol
-    cdef frozenset proxy_allow
-    cdef bint proxy_any
+    cdef AllowList proxy_allow
 
     cdef bint running
     cdef bint stopping
@@ -446,13 +459,9 @@ cdef class Server:
             strip_header_spaces=opts.strip_header_spaces,
             permit_obsolete_folding=opts.permit_obsolete_folding,
         )
-        allowed = [ip.strip() for ip in opts.forwarded_allow_ips]
-        self.forwarded_any = "*" in allowed
-        self.forwarded_allow = frozenset(allowed)
+        self.forwarded_allow = AllowList(opts.forwarded_allow_ips)
         self.proxy_protocol = bool(opts.proxy_protocol)
-        proxy_allowed = [ip.strip() for ip in opts.proxy_allow_ips]
-        self.proxy_any = "*" in proxy_allowed
-        self.proxy_allow = frozenset(proxy_allowed)
+        self.proxy_allow = AllowList(opts.proxy_allow_ips)
         self.pre_request = self.hooks.pre_request
         self.post_request = self.hooks.post_request
         self.access_log = self.hooks.access_log
@@ -680,9 +689,8 @@ cdef class Server:
         if ip != NULL and inet_ntop(address.ss_family, ip, text, sizeof(text)) != NULL:
             conn.remote_addr = text.decode("ascii")
             conn.remote_port = str(port)
-            conn.trusted_proxy = self.forwarded_any or conn.remote_addr in self.forwarded_allow
-            conn.proxy_header_expected = self.proxy_protocol and (
-                self.proxy_any or conn.remote_addr in self.proxy_allow)
+            conn.trusted_proxy = self.forwarded_allow.allows(conn.remote_addr)
+            conn.proxy_header_expected = self.proxy_protocol and self.proxy_allow.allows(conn.remote_addr)
         else:
             conn.remote_addr = ""
             conn.remote_port = ""
@@ -730,10 +738,9 @@ cdef class Server:
         if conn.state == STATE_CLOSING:
             self._drain_closing(conn)
             return
-        if conn.state == STATE_BODY and conn.rcap < READ_BUFFER_BODY:
-            conn.ensure_room(READ_BUFFER_BODY)
-        elif conn.rstart or conn.rlen == conn.rcap:
-            conn.ensure_room(conn.rcap - conn.rlen if conn.rlen < conn.rcap else conn.rcap)
+        if conn.rstart or conn.rlen == conn.rcap:
+            # compacts the unread bytes to the front, and grows a full buffer
+            conn.ensure_room(1)
         room = conn.rcap - conn.rstart - conn.rlen
         n = recv(conn.fd, conn.rbuf + conn.rstart + conn.rlen, room, 0)
         if n < 0:
@@ -884,7 +891,7 @@ cdef class Server:
         conn.status_line = None
         conn.response_headers = None
         conn.state = STATE_HEAD
-        if conn.rlen == 0 and conn.rcap > READ_BUFFER_BODY:
+        if conn.rlen == 0 and conn.rcap > READ_BUFFER_INITIAL:
             # A large body grew the buffer; an idle connection keeps only a small one.
             conn.shrink_buffer(READ_BUFFER_INITIAL)
         if conn.rlen:
@@ -1217,7 +1224,6 @@ cdef class Server:
 
     cdef void flush_blocking(self, Connection conn) except *:
         """For the app's write(): wait (bounded by io_timeout) until the socket takes the data."""
-        import select
         cdef int outcome
         deadline = monotonic() + self.io_timeout
         while True:
