@@ -98,7 +98,12 @@ cdef str HTTPS = sys.intern("https")
 cdef str PORT_80 = sys.intern("80")
 cdef str PORT_443 = sys.intern("443")
 cdef str EMPTY = ""
-cdef str JOINER = ", "
+# Repeated field lines are joined as gunicorn and wsgiref join them (RFC 9110 §5.3
+# allows either spacing); Cookie lines join with "; ", the separator within one Cookie
+# line (RFC 6265 §5.4, RFC 9113 §8.2.3), or frameworks would see one mangled cookie.
+cdef str JOINER = ","
+cdef str COOKIE_JOINER = "; "
+cdef str K_HTTP_COOKIE = sys.intern("HTTP_COOKIE")
 
 
 cdef str _environ_key(bytes lowered_name):
@@ -340,7 +345,8 @@ cdef class EnvironBuilder:
                 PyDict_SetItem(environ, key, value)
             else:
                 # RFC 9110 §5.3: repeated field lines combine into one comma-separated list.
-                PyDict_SetItem(environ, key, (<object>existing) + JOINER + value)
+                PyDict_SetItem(environ, key, (<object>existing)
+                               + (COOKIE_JOINER if key == K_HTTP_COOKIE else JOINER) + value)
         if trusted_proxy and secure_header_seen:
             self._apply_secure_scheme(environ)
         self._server_address(environ, buf, head)

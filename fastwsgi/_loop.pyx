@@ -8,6 +8,7 @@ one read are answered with a single sendmsg().  Output waits on EPOLLOUT
 with reading paused, so neither a slow reader nor a pipelining client can
 make the worker buffer without bound.
 """
+import errno as errno_module
 import logging
 import os
 import select
@@ -48,7 +49,9 @@ DEF HEADER_OTHER = 0
 DEF HEADER_CONTENT_LENGTH = 1
 DEF HEADER_DATE = 2
 DEF HEADER_SERVER = 3
-DEF HEADER_HOP_BY_HOP = 4
+DEF HEADER_HOP_BY_HOP = 4   # refused (500): would change how the body is framed
+DEF HEADER_CONNECTION = 5
+DEF HEADER_DROPPED = 6      # hop-by-hop, left out of the response
 
 # Results of a flush.
 DEF FLUSH_DONE = 0
@@ -81,7 +84,7 @@ include "_proxy.pxi"
 cdef dict STATUS_REASONS = {
     400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
     414: "URI Too Long", 417: "Expectation Failed", 431: "Request Header Fields Too Large",
-    500: "Internal Server Error", 501: "Not Implemented",
+    500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",
     505: "HTTP Version Not Supported",
 }
 cdef bytes CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -89,6 +92,7 @@ cdef bytes CRLF = b"\r\n"
 cdef bytes LAST_CHUNK = b"0\r\n\r\n"
 cdef str K_INPUT = sys.intern("wsgi.input")
 cdef str K_CONTENT_LENGTH = sys.intern("CONTENT_LENGTH")
+cdef str K_HTTP_TRANSFER_ENCODING = sys.intern("HTTP_TRANSFER_ENCODING")
 
 logger = logging.getLogger("fastwsgi.error")
 
@@ -152,6 +156,9 @@ cdef class Connection(Handle):
     # one bytes object: no buffer object, no second copy.
     cdef bint body_in_place
     cdef object body_bytes
+    # for the minimum upload rate: when the body began, and the bytes read since
+    cdef double body_started_at
+    cdef int64_t body_received
 
     # the request being answered
     cdef dict environ
@@ -167,6 +174,9 @@ cdef class Connection(Handle):
     cdef Py_ssize_t list_index
     cdef bint headers_queued
     cdef bint response_done
+    # The body is complete (or abandoned): a write() from here on, such as one made
+    # from the iterable's close(), must not reach the wire after the last chunk.
+    cdef bint writes_closed
     cdef bint chunked_out
     cdef bint body_allowed
     cdef int64_t content_length_out
@@ -308,6 +318,8 @@ cdef class Connection(Handle):
 
     cdef int write_from_app(self, object data) except -1:
         """PEP 3333 write(): queued in order; blocks (bounded) if too much is pending."""
+        if self.writes_closed or self.state != STATE_RESPONSE:
+            raise RuntimeError("write() called after the response was complete")
         self.add_body(data)
         if self.out_pending > HIGH_WATERMARK:
             self.server.flush_blocking(self)
@@ -348,6 +360,7 @@ cdef class Connection(Handle):
 
     cdef void close_result(self) except *:
         cdef object result = self.result
+        self.writes_closed = True
         self.result = None
         self.iterator = None
         if result is not None and type(result) is not list and type(result) is not tuple:
@@ -393,6 +406,7 @@ cdef class Server:
     cdef double keepalive
     cdef double header_timeout
     cdef double io_timeout
+    cdef double min_upload_rate
     cdef double graceful_timeout
     cdef Py_ssize_t worker_connections
     cdef int64_t max_requests
@@ -407,6 +421,7 @@ cdef class Server:
     cdef int64_t cached_declared
     cdef bint cached_has_date
     cdef bint cached_has_server
+    cdef bint cached_close
     cdef bytes date_header
     cdef long date_second
     cdef bint use_sendfile
@@ -442,6 +457,7 @@ cdef class Server:
         self.keepalive = opts.keepalive
         self.header_timeout = opts.header_timeout
         self.io_timeout = opts.io_timeout
+        self.min_upload_rate = opts.min_upload_rate
         self.graceful_timeout = opts.graceful_timeout
         self.worker_connections = opts.worker_connections if opts.worker_connections > 0 else 1 << 30
         self.max_requests = opts.max_requests
@@ -585,14 +601,25 @@ cdef class Server:
                     raise OSError(errno, os.strerror(errno))
                 count = 0
             self.now = monotonic()
-            for i in range(count):
-                handle = <Handle>events[i].data.ptr
-                if handle.kind == HANDLE_CONNECTION:
-                    self._on_connection_event(<Connection>handle, events[i].events)
-                elif handle.kind == HANDLE_LISTENER:
-                    self._accept(<Listener>handle)
-                else:
-                    read(self.waker_fd, &drained, sizeof(drained))
+            i = 0
+            while i < count:
+                # One try per batch, not per event: after a failure the batch goes on
+                # with the next event.
+                try:
+                    while i < count:
+                        handle = <Handle>events[i].data.ptr
+                        i += 1
+                        if handle.kind == HANDLE_CONNECTION:
+                            self._on_connection_event(<Connection>handle, events[i - 1].events)
+                        elif handle.kind == HANDLE_LISTENER:
+                            self._accept(<Listener>handle)
+                        else:
+                            read(self.waker_fd, &drained, sizeof(drained))
+                except Exception:
+                    if handle.kind != HANDLE_CONNECTION:
+                        raise
+                    # An unexpected error while serving one connection closes it alone.
+                    self._connection_failed(<Connection>handle)
             if self.now >= self.next_tick:
                 self._tick()
             if self.stopping and self._drain_for_stop():
@@ -601,13 +628,18 @@ cdef class Server:
     cdef bint _drain_for_stop(self) except -1:
         """During a graceful stop: True once nothing is left in flight."""
         cdef Connection conn
-        self._pause_accepting()
+        if self.accepting:
+            self._accept_backlog()
+            self._pause_accepting()
         for conn in list(self.connections.values()):
-            if conn.state != STATE_HEAD or conn.rlen or conn.out_pending:
+            if conn.state != STATE_HEAD or conn.rlen or conn.out_pending or conn.idle:
+                # Idle keep-alive connections stay until their keep-alive time ends
+                # (the sweep closes them): a request sent meanwhile is answered, with
+                # Connection: close, rather than lost to a close racing it.
                 continue
-            # Idle keep-alive connections go now; a fresh one whose request may
-            # still be in flight gets a moment (STOP_FIRST_REQUEST_GRACE) to send it.
-            if conn.idle or self.now - conn.accepted_at > STOP_FIRST_REQUEST_GRACE:
+            # A fresh connection whose request may still be in flight gets a moment
+            # (STOP_FIRST_REQUEST_GRACE) to send it; bytes already waiting keep it.
+            if self.now - conn.accepted_at > STOP_FIRST_REQUEST_GRACE and not _input_waiting(conn.fd):
                 self._close(conn)
         if not self.connections:
             return True
@@ -615,6 +647,20 @@ cdef class Server:
             self.error_log.warning("graceful timeout: closing %d connection(s)", len(self.connections))
             return True
         return False
+
+    cdef void _accept_backlog(self) except *:
+        """Takes in the connections the kernel already completed: their clients may
+        have sent a request, which closing the listener would answer with a reset."""
+        cdef Listener listener
+        cdef Py_ssize_t before
+        for listener in self.listeners:
+            if not listener.registered:
+                continue
+            while len(self.connections) < self.worker_connections:
+                before = len(self.connections)
+                self._accept(listener)
+                if len(self.connections) - before < ACCEPT_BATCH:
+                    break
 
     cdef void _tick(self) except *:
         cdef Connection conn
@@ -759,7 +805,8 @@ cdef class Server:
                 conn.idle = False
                 conn.deadline = self.now + self.header_timeout
             elif conn.state == STATE_BODY:
-                conn.deadline = self.now + self.io_timeout
+                conn.body_received += n
+                conn.deadline = self._body_deadline(conn)
             conn.rlen += n
         self._drive(conn)
 
@@ -851,7 +898,11 @@ cdef class Server:
                     if conn.body_in_place:
                         conn.body_bytes = PyBytes_FromStringAndSize(conn.data(), decoded)
                     else:
-                        conn.body_buffer.append(conn.data(), decoded)
+                        try:
+                            conn.body_buffer.append(conn.data(), decoded)
+                        except OSError as error:
+                            self._spool_failed(conn, error)
+                            return
                 conn.consume(consumed)
                 if not conn.body.done():
                     if conn.peer_closed:
@@ -900,6 +951,19 @@ cdef class Server:
             conn.idle = True
             conn.deadline = self.now + self.keepalive
 
+    cdef inline double _body_deadline(self, Connection conn) noexcept:
+        """io_timeout from the last progress, and, with a minimum rate, no later than
+        io_timeout plus one second per min_upload_rate bytes since the body began
+        (Apache mod_reqtimeout's MinRate): a trickle of bytes cannot hold a
+        connection open indefinitely by re-arming the timeout with each one."""
+        cdef double deadline = self.now + self.io_timeout
+        cdef double allowed
+        if self.min_upload_rate > 0:
+            allowed = conn.body_started_at + self.io_timeout + conn.body_received / self.min_upload_rate
+            if allowed < deadline:
+                return allowed
+        return deadline
+
     cdef void _on_head(self, Connection conn, Py_ssize_t head_length) except *:
         cdef HeadParser head = conn.head
         cdef int64_t length = head.content_length
@@ -908,8 +972,8 @@ cdef class Server:
             head, request_bytes, conn.remote_addr, conn.remote_port, conn.trusted_proxy)
         conn.keep_alive = head.keep_alive and self.keepalive > 0
         conn.version_minor = head.version_minor
-        conn.is_head = head.method.len == 4 and request_bytes[head.method.off] == b'H' \
-            and request_bytes[head.method.off + 1] == b'E'
+        # The whole token: a method that merely starts like HEAD (HEAL, HEXX) has a body.
+        conn.is_head = head.method.len == 4 and memcmp(request_bytes + head.method.off, b"HEAD", 4) == 0
         conn.request_start = self.now
         conn.consume(head_length)
         head.reset()
@@ -921,10 +985,28 @@ cdef class Server:
         elif head.body_kind != BODY_NONE:
             conn.body_buffer = BodyBuffer(self.spool_threshold, self.spool_dir)
         conn.state = STATE_BODY
+        conn.body_started_at = self.now
+        conn.body_received = 0
         conn.deadline = self.now + self.io_timeout
         if head.expect_continue and head.body_kind != BODY_NONE and conn.rlen == 0:
             # RFC 9110 §10.1.1: the head passed every check, so invite the body.
             conn.queue(CONTINUE_100)
+
+    cdef void _spool_failed(self, Connection conn, object error) except *:
+        """The request body could not be stored (disk full, out of descriptors, I/O
+        error): this request is refused and its connection closed; the worker serves on."""
+        cdef int status = 413 if error.errno in (errno_module.ENOSPC, errno_module.EDQUOT,
+                                                   errno_module.EFBIG) else 503
+        self.error_log.error("cannot store the request body from %s: %s", conn.remote_addr, error)
+        if conn.body_buffer is not None:
+            conn.body_buffer.discard()
+            conn.body_buffer = None
+        self._reject(conn, status, f"request body could not be stored: {error.strerror or error}")
+
+    cdef void _connection_failed(self, Connection conn) except *:
+        """An unexpected error while serving one connection: it alone is closed."""
+        self.error_log.exception("Error serving connection from %s; closing it", conn.remote_addr)
+        self._close(conn)
 
     cdef void _reject(self, Connection conn, int status, str reason) except *:
         """Answers a request that cannot be served with ``status``, then closes."""
@@ -959,14 +1041,22 @@ cdef class Server:
         elif conn.body_buffer is None:
             environ[K_INPUT] = memory_input(EMPTY_BYTES)
         else:
-            environ[K_INPUT] = conn.body_buffer.stream()
+            try:
+                environ[K_INPUT] = conn.body_buffer.stream()
+            except OSError as error:
+                self._spool_failed(conn, error)
+                return
             if conn.body.kind == BODY_CHUNKED:
-                # The whole body is in: give frameworks that read CONTENT_LENGTH its size.
+                # The whole body is in: give frameworks that read CONTENT_LENGTH its
+                # size, and drop the coding the server already removed (RFC 3875
+                # §4.1.18 lets a server leave out what it processed; waitress does).
                 environ[K_CONTENT_LENGTH] = str(conn.body_buffer.size)
+                environ.pop(K_HTTP_TRANSFER_ENCODING, None)
             conn.body_buffer = None
         conn.state = STATE_RESPONSE
         conn.headers_queued = False
         conn.response_done = False
+        conn.writes_closed = False
         conn.chunked_out = False
         conn.body_allowed = not conn.is_head
         conn.content_length_out = -1
@@ -1055,6 +1145,7 @@ cdef class Server:
     cdef void _finish_response(self, Connection conn) except *:
         if not conn.headers_queued:
             self.queue_headers(conn, 0)
+        conn.writes_closed = True
         if conn.chunked_out:
             conn.queue(LAST_CHUNK)
         elif (conn.content_length_out >= 0 and conn.body_allowed and conn.file_remaining == 0
@@ -1158,7 +1249,7 @@ cdef class Server:
             block.add(PyBytes_AS_STRING(self.date_header), PyBytes_GET_SIZE(self.date_header))
         if not self.cached_has_server and self.send_server_header:
             block.add(PyBytes_AS_STRING(self.server_header), PyBytes_GET_SIZE(self.server_header))
-        if self.stopping:
+        if self.stopping or self.cached_close:
             conn.keep_alive = False
         if not conn.keep_alive:
             block.add("Connection: close\r\n", 19)
@@ -1174,13 +1265,21 @@ cdef class Server:
         """Checks and encodes the status line and the app's header lines into ``block``,
         and remembers them, with what they declare, for the next response."""
         cdef int kind
-        cdef bint has_date = False, has_server = False
+        cdef bint has_date = False, has_server = False, close = False
         cdef int64_t declared = -1
         cdef int code
         self.cached_status = None
         block.add("HTTP/1.1 ", 9)
         block.add_latin1(status, HEADER_VALUE_CHAR, "status")
         code = _status_code(status)
+        if code < 200:
+            # RFC 9110 §15.2: a 1xx is interim; the response would never end.
+            raise ValueError(f"status {status!r} is not a final status")
+        if PyUnicode_GET_LENGTH(status) == 3:
+            # RFC 9112 §4: the SP before the (possibly empty) reason is required;
+            # a bare "200" (which gunicorn accepts) gets its standard phrase.
+            block.add(" ", 1)
+            block.add_latin1(_reason_phrase(code), HEADER_VALUE_CHAR, "status")
         block.add("\r\n", 2)
         for header in headers:
             if type(header) is not tuple or PyTuple_GET_SIZE(header) != 2:
@@ -1196,6 +1295,13 @@ cdef class Server:
                 has_date = True
             elif kind == HEADER_SERVER:
                 has_server = True
+            elif kind == HEADER_CONNECTION:
+                # "close" is honoured (the connection ends after this response); the
+                # header itself is the server's to write, as gunicorn does.
+                close = close or connection_asks_close(value)
+                continue
+            elif kind == HEADER_DROPPED:
+                continue
             elif kind == HEADER_HOP_BY_HOP:
                 raise ValueError(f"hop-by-hop header {name!r} is not allowed from an application (PEP 3333)")
             block.add_latin1(name, HEADER_NAME_CHAR, "header name")
@@ -1207,6 +1313,7 @@ cdef class Server:
         self.cached_declared = declared
         self.cached_has_date = has_date
         self.cached_has_server = has_server
+        self.cached_close = close
         # A copy: the app may change its list after this response.
         self.cached_headers = list(headers)
         self.cached_status = status
@@ -1256,6 +1363,10 @@ cdef class Server:
             self._reject(conn, 408, "request head not received in time")
             self._drive(conn)
             return
+        if conn.state == STATE_BODY:
+            self._reject(conn, 408, "request body not received in time")
+            self._drive(conn)
+            return
         if conn.state == STATE_RESPONSE:
             self.error_log.info("closing connection from %s: no write progress in %.0fs",
                                 conn.remote_addr, self.io_timeout)
@@ -1297,6 +1408,11 @@ cdef class Server:
             self.epfd = -1
 
 
+cdef bint _input_waiting(int fd) noexcept:
+    cdef char byte
+    return recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0
+
+
 cdef bint _starts_head_request(const char* data, Py_ssize_t length) noexcept:
     """Whether unparsed bytes begin with a well-formed HEAD request line.
 
@@ -1320,14 +1436,25 @@ cdef bint _starts_head_request(const char* data, Py_ssize_t length) noexcept:
 
 
 cdef int _status_code(object status) except -1:
-    # PEP 3333: status is "NNN Reason"; RFC 9110 §15: three digits.
-    # add_latin1() already made sure the status is a 1-byte-kind str.
+    # PEP 3333: status is "NNN Reason"; RFC 9110 §15: three digits. A bare "NNN"
+    # is accepted as gunicorn accepts it. add_latin1() already made sure the
+    # status is a 1-byte-kind str.
     cdef const unsigned char* chars = <const unsigned char*>PyUnicode_DATA(status)
     cdef Py_ssize_t n = PyUnicode_GET_LENGTH(status)
-    if (n < 4 or not (48 <= chars[0] <= 57) or not (48 <= chars[1] <= 57)
-            or not (48 <= chars[2] <= 57) or chars[3] != 32):
+    if (n < 3 or not (48 <= chars[0] <= 57) or not (48 <= chars[1] <= 57)
+            or not (48 <= chars[2] <= 57) or (n > 3 and chars[3] != 32)):
         raise ValueError(f"invalid status {status!r}")
     return (chars[0] - 48) * 100 + (chars[1] - 48) * 10 + (chars[2] - 48)
+
+
+cdef str _reason_phrase(int code):
+    # Imported here, on this rare path: a worker may have dropped privileges
+    # since start-up, and the loop needs nothing else of the module.
+    from http import HTTPStatus
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return ""
 
 
 cdef void _add_content_length(HeaderBlock block, int64_t length) except *:

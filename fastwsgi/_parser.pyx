@@ -383,9 +383,11 @@ cdef class HeadParser:
         minor = <unsigned char>buf[pos + 7] - 48
         if minor > 9 or buf[pos + 8] != CR or buf[pos + 9] != LF:
             return self.fail(400, "invalid HTTP version")
-        if major != 1 or minor > 1:
+        if major != 1:
             return self.fail(505, "HTTP version not supported")
-        self.version_minor = minor
+        # RFC 9110 §2.5: a higher minor version of a major version we implement is
+        # processed as the highest minor we conform to (505 is for other majors).
+        self.version_minor = minor if minor < 1 else 1
         return pos + 10
 
     cdef int _split_target(self, char* buf) except -2:

@@ -197,13 +197,25 @@ cdef int header_kind(object name) except -1:
         return HEADER_DATE if _named(chars, "date", 4) else HEADER_OTHER
     if n == 6:
         return HEADER_SERVER if _named(chars, "server", 6) else HEADER_OTHER
-    # RFC 9110 §7.6.1 and PEP 3333 (as wsgiref.util.is_hop_by_hop): not the app's to send
-    if ((n == 10 and (_named(chars, "connection", 10) or _named(chars, "keep-alive", 10)))
+    # RFC 9110 §7.6.1 and PEP 3333 (as wsgiref.util.is_hop_by_hop): not the app's to send.
+    if n == 10 and _named(chars, "connection", 10):
+        return HEADER_CONNECTION
+    # Dropped, as gunicorn drops them: the server speaks for its own connection.
+    if ((n == 10 and _named(chars, "keep-alive", 10))
             or (n == 2 and _named(chars, "te", 2))
-            or (n == 7 and _named(chars, "upgrade", 7))
             or (n == 8 and _named(chars, "trailers", 8))
-            or (n == 17 and _named(chars, "transfer-encoding", 17))
             or (n == 18 and _named(chars, "proxy-authenticate", 18))
             or (n == 19 and _named(chars, "proxy-authorization", 19))):
+        return HEADER_DROPPED
+    # Refused: the server frames the body itself, and cannot switch protocols.
+    if ((n == 17 and _named(chars, "transfer-encoding", 17))
+            or (n == 7 and _named(chars, "upgrade", 7))):
         return HEADER_HOP_BY_HOP
     return HEADER_OTHER
+
+
+cdef bint connection_asks_close(object value) except -1:
+    """Whether an app's Connection header value lists the "close" option (RFC 9112 §9.6)."""
+    if not PyUnicode_Check(value):
+        raise TypeError(f"header value must be str, not {type(value).__name__}")
+    return any(option.strip(" \t").lower() == "close" for option in value.split(","))

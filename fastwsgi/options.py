@@ -22,7 +22,7 @@ class ServerOptions:
     limit_request_fields: int = 100
     limit_request_field_size: int = 8190
     # Largest request body accepted, in bytes; 0 means no limit (gunicorn has none).
-    limit_request_body: int = 0
+    limit_request_body: int = 1024 ** 3
 
     # Seconds an idle keep-alive connection is kept open (gunicorn: keepalive=2).
     keepalive: float = 2.0
@@ -30,6 +30,9 @@ class ServerOptions:
     header_timeout: float = 30.0
     # Seconds a request body or a response write may go without progress.
     io_timeout: float = 30.0
+    # A request body must arrive within io_timeout plus one second per this many
+    # bytes received (Apache mod_reqtimeout's MinRate); 0 disables the rate.
+    min_upload_rate: int = 500
     # Seconds in-flight requests get to finish after a graceful stop.
     graceful_timeout: float = 30.0
 

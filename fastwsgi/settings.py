@@ -151,6 +151,23 @@ SETTINGS: list[Setting] = [
       "The maximum number of header fields in a request.", meta="INT", cli_type=int),
     S("limit_request_field_size", "Security", ("--limit-request-field_size",), v.pos_int, 8190,
       "The maximum size of one request header field in bytes.", meta="INT", cli_type=int),
+    # Beyond gunicorn, which has none of these: limits on bodies and slow clients.
+    S("limit_request_body", "Security", ("--limit-request-body",), v.pos_int, 1024 ** 3,
+      "The largest request body accepted, in bytes (413 above it); 0 means no limit.",
+      meta="INT", cli_type=int),
+    S("header_timeout", "Security", ("--header-timeout",), v.pos_number, 30,
+      "Seconds a client has to send a complete request head (408 after it).",
+      meta="SECONDS", cli_type=float),
+    S("io_timeout", "Security", ("--io-timeout",), v.pos_number, 30,
+      "Seconds a request body or a response write may go without progress before the "
+      "connection is closed.", meta="SECONDS", cli_type=float),
+    S("min_upload_rate", "Security", ("--min-upload-rate",), v.pos_int, 500,
+      "A request body must arrive within --io-timeout plus one second per this many bytes "
+      "received (as Apache's mod_reqtimeout MinRate); a client trickling a body is dropped "
+      "with a 408. 0 disables the rate.", meta="BYTES", cli_type=int),
+    S("spool_threshold", "Security", ("--spool-threshold",), v.pos_int, 1024 * 1024,
+      "Request bodies larger than this many bytes are spooled to a file in tmp_upload_dir.",
+      meta="INT", cli_type=int),
     # --- Debugging ---
     S("reload", "Debugging", ("--reload",), v.boolean, False,
       "Restart workers when a loaded module or an extra file changes. Development only.",

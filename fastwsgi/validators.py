@@ -41,6 +41,14 @@ def pos_int(val: Any) -> int:
     return number
 
 
+def pos_number(val: Any) -> float:
+    """Seconds: a non-negative int or float, or its text."""
+    number = float(val)
+    if not number >= 0:  # also refuses NaN
+        raise ValueError(f"Value must be positive: {val}")
+    return number
+
+
 def octal_int(val: Any) -> int:
     """umask: a leading 0 means octal ("022"), as shells and gunicorn read it."""
     if isinstance(val, str) and re.match(r"0\d", val):

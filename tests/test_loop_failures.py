@@ -61,8 +61,8 @@ def test_app_error_after_headers_closes_the_connection_and_calls_close():
 
 
 @pytest.mark.parametrize("headers,body", [
-    ([("Connection", "close")], [b"x"]),
     ([("Transfer-Encoding", "chunked")], [b"x"]),
+    ([("Upgrade", "websocket")], [b"x"]),
     ([("X-Bad", "a\r\nInjected: yes")], [b"x"]),
     ([("Bad Name", "x")], [b"x"]),
     ([("Content-Type", "text/plain")], ["a str, not bytes"]),

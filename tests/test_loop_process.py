@@ -118,3 +118,26 @@ def test_descriptor_exhaustion_does_not_spin_and_recovers(process):
             pass
         assert time.monotonic() < deadline, "did not recover from descriptor exhaustion"
         time.sleep(0.2)
+
+
+def test_a_full_disk_while_spooling_refuses_that_upload_and_the_worker_serves_on(process):
+    # RLIMIT_FSIZE makes the kernel fail the spool file's writes (EFBIG, as ENOSPC
+    # would on a full disk; Python ignores SIGXFSZ): that request gets a 413.
+    def small_file_limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
+
+    server = process("demo", small_file_limit)
+    bystander = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    body = b"x" * (3 * 1024 * 1024)   # past the 1 MiB spool threshold
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+        try:
+            sock.sendall(body)
+        except OSError:
+            pass  # the server may close before reading it all
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 413 Content Too Large\r\n"), answer[:100]
+    bystander.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    assert read_all(bystander).startswith(b"HTTP/1.1 200 OK")
+    bystander.close()
+    assert server.proc.poll() is None

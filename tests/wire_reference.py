@@ -54,6 +54,11 @@ class ReferenceReading:
 HEAD_LINE = re.compile(rb"(?:\r\n)*HEAD [\x21-\x7e]+ HTTP/1\.[01]\r\n")
 
 
+
+def _processed_as(version: bytes) -> bytes:
+    # RFC 9110 §2.5: a higher 1.x minor is processed as HTTP/1.1, the highest we conform to.
+    return b"1.1" if version.startswith(b"1.") and version > b"1.1" else version
+
 def reference_requests(data: bytes) -> ReferenceReading:
     """The requests h11 reads from ``data`` followed by end of stream.
 
@@ -94,7 +99,7 @@ def _read_one(data: bytes):
             while True:
                 event = conn.next_event()
                 if isinstance(event, h11.Request):
-                    current = SeenRequest(event.method, event.target, event.http_version,
+                    current = SeenRequest(event.method, event.target, _processed_as(event.http_version),
                                           headers=list(event.headers))
                 elif isinstance(event, h11.Data):
                     current.body += event.data

@@ -73,6 +73,8 @@ cdef extern from "<sys/socket.h>" nogil:
         SOCK_NONBLOCK
         SOCK_CLOEXEC
         MSG_NOSIGNAL
+        MSG_PEEK
+        MSG_DONTWAIT
         MSG_MORE
         SHUT_WR
         SOL_SOCKET
