@@ -73,6 +73,9 @@ DEF LINGER_SECONDS = 2.0
 DEF STOP_FIRST_REQUEST_GRACE = 1.0
 # Seconds accepting pauses after EMFILE/ENFILE, so the loop does not spin.
 DEF ACCEPT_BACKOFF = 0.5
+# Seconds between scans for connections to shed at capacity: a scan sorts every
+# connection, so an attack cannot make the loop do it for each accept.
+DEF SHED_RESCAN = 0.1
 
 cdef class Connection
 cdef class Server
@@ -156,6 +159,8 @@ cdef class Connection(Handle):
     # one bytes object: no buffer object, no second copy.
     cdef bint body_in_place
     cdef object body_bytes
+    # bytes of the worker's body memory budget this request holds (Server.body_memory)
+    cdef Py_ssize_t body_memory
     # for the minimum upload rate: when the body began, and the bytes read since
     cdef double body_started_at
     cdef int64_t body_received
@@ -426,6 +431,11 @@ cdef class Server:
     cdef long date_second
     cdef bint use_sendfile
     cdef Py_ssize_t spool_threshold
+    # Request bodies held in memory, summed over connections, and the bound on that
+    # sum: past it, bodies are spooled from their first byte (unfinished bodies of
+    # many clients must not add up to the worker's memory).
+    cdef Py_ssize_t body_memory
+    cdef Py_ssize_t body_memory_limit
     cdef object spool_dir
     cdef dict head_limits
     cdef AllowList forwarded_allow
@@ -437,6 +447,10 @@ cdef class Server:
     cdef bint stop_now
     cdef double stop_deadline
     cdef bint accepting
+    # At capacity, the connections that may be closed for a new one, best victim last;
+    # rescanned at most every SHED_RESCAN seconds.
+    cdef list shed_candidates
+    cdef double shed_scanned_at
     cdef double accept_resume_at
     cdef object pre_request
     cdef object post_request
@@ -465,6 +479,7 @@ cdef class Server:
         self.server_header = f"Server: {opts.server_software}\r\n".encode("latin-1")
         self.use_sendfile = opts.sendfile
         self.spool_threshold = opts.spool_threshold
+        self.body_memory_limit = opts.body_memory_limit
         self.spool_dir = opts.spool_dir
         self.head_limits = dict(
             limit_request_line=opts.limit_request_line,
@@ -666,9 +681,10 @@ cdef class Server:
         cdef Connection conn
         self.next_tick = self.now + 1.0
         self._refresh_date()
-        if not self.accepting and not self.stopping and self.now >= self.accept_resume_at \
-                and len(self.connections) < self.worker_connections:
+        if not self.accepting and not self.stopping and self.now >= self.accept_resume_at:
+            # at capacity too: the next accept sheds a connection, or pauses again
             self._resume_accepting()
+        self.shed_candidates = None
         for conn in list(self.connections.values()):
             if conn.deadline <= self.now:
                 self._on_timeout(conn)
@@ -697,10 +713,15 @@ cdef class Server:
         cdef sockaddr_storage address
         cdef socklen_t address_length
         cdef int fd, attempts, one = 1
+        cdef bint at_capacity
         for attempts in range(ACCEPT_BATCH):
-            if len(self.connections) >= self.worker_connections:
+            if len(self.connections) > self.worker_connections:
                 self._pause_accepting()
                 return
+            # At capacity the client is taken in first and room made after, so that a
+            # connection is shed only for a client that is really there; if none can
+            # be shed, the one extra connection stays and accepting pauses.
+            at_capacity = len(self.connections) == self.worker_connections
             address_length = sizeof(address)
             fd = accept4(listener.fd, <sockaddr*>&address, &address_length,
                          SOCK_NONBLOCK | SOCK_CLOEXEC)
@@ -721,6 +742,39 @@ cdef class Server:
             if not listener.is_unix:
                 setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
             self._add_connection(listener, fd, &address)
+            if at_capacity and not self._shed_one():
+                self._pause_accepting()
+                return
+
+    cdef bint _shed_one(self) except -1:
+        """At capacity: closes the connection that costs most and gives least, so that
+        a new client is not left waiting in the backlog — an idle keep-alive first
+        (the longest idle), then the oldest incomplete request head. False when every
+        connection is busy with a request."""
+        cdef Connection conn
+        if not self.shed_candidates and self.now - self.shed_scanned_at >= SHED_RESCAN:
+            self._scan_shed_candidates()
+        while self.shed_candidates:
+            conn = self.shed_candidates.pop()
+            if conn.state != STATE_HEAD or conn.out_pending or _input_waiting(conn.fd):
+                continue  # it moved on since the scan, or its next bytes are waiting
+            self.error_log.debug("at %d connections: closing %s connection from %s",
+                                 len(self.connections), "an idle" if conn.idle else "a slow",
+                                 conn.remote_addr)
+            self._close(conn)
+            return True
+        return False
+
+    cdef void _scan_shed_candidates(self) except *:
+        cdef Connection conn
+        cdef list found = []
+        self.shed_scanned_at = self.now
+        for conn in self.connections.values():
+            if conn.state == STATE_HEAD and not conn.out_pending and conn.accepted_at < self.now:
+                # the deadline orders them: the earliest began (or went idle) first
+                found.append((0 if conn.idle else 1, conn.deadline, conn.fd, conn))
+        found.sort(reverse=True)   # pop() takes the best victim from the end
+        self.shed_candidates = [entry[3] for entry in found]
 
     cdef void _add_connection(self, Listener listener, int fd, sockaddr_storage* address) except *:
         cdef Connection conn = Connection.__new__(Connection)
@@ -978,12 +1032,9 @@ cdef class Server:
         conn.consume(head_length)
         head.reset()
         conn.body.start(head.body_kind, length)
-        conn.body_in_place = head.body_kind == BODY_LENGTH and length <= self.spool_threshold
-        if conn.body_in_place:
-            if conn.rlen < length:
-                conn.ensure_room(<Py_ssize_t>length - conn.rlen)
-        elif head.body_kind != BODY_NONE:
-            conn.body_buffer = BodyBuffer(self.spool_threshold, self.spool_dir)
+        conn.body_in_place = False
+        if head.body_kind != BODY_NONE:
+            self._reserve_body_memory(conn, head.body_kind, length)
         conn.state = STATE_BODY
         conn.body_started_at = self.now
         conn.body_received = 0
@@ -1007,6 +1058,30 @@ cdef class Server:
         """An unexpected error while serving one connection: it alone is closed."""
         self.error_log.exception("Error serving connection from %s; closing it", conn.remote_addr)
         self._close(conn)
+
+    cdef void _reserve_body_memory(self, Connection conn, int body_kind, int64_t length) except *:
+        """Where this body is received: whole into the read buffer, into a buffer that
+        spools past spool_threshold, or, with the worker's body memory spent, into a
+        spool file from the first byte."""
+        cdef Py_ssize_t wanted = self.spool_threshold
+        if body_kind == BODY_LENGTH and length <= self.spool_threshold:
+            wanted = <Py_ssize_t>length
+        if self.body_memory_limit and self.body_memory + wanted > self.body_memory_limit:
+            conn.body_in_place = False
+            conn.body_buffer = BodyBuffer(0, self.spool_dir)
+            return
+        conn.body_memory = wanted
+        self.body_memory += wanted
+        conn.body_in_place = body_kind == BODY_LENGTH and length <= self.spool_threshold
+        if conn.body_in_place:
+            if conn.rlen < length:
+                conn.ensure_room(<Py_ssize_t>length - conn.rlen)
+        else:
+            conn.body_buffer = BodyBuffer(self.spool_threshold, self.spool_dir)
+
+    cdef inline void _release_body_memory(self, Connection conn) noexcept:
+        self.body_memory -= conn.body_memory
+        conn.body_memory = 0
 
     cdef void _reject(self, Connection conn, int status, str reason) except *:
         """Answers a request that cannot be served with ``status``, then closes."""
@@ -1035,6 +1110,8 @@ cdef class Server:
         cdef StartResponse responder = conn.responder
         cdef object result
         cdef int64_t known_length = -1
+        if conn.body_memory:
+            self._release_body_memory(conn)
         if conn.body_bytes is not None:
             environ[K_INPUT] = memory_input(conn.body_bytes)
             conn.body_bytes = None
@@ -1379,6 +1456,8 @@ cdef class Server:
             # PEP 3333: close() is called even when the client went away.
             self.error_log.debug("client %s went away mid-response", conn.remote_addr)
         conn.close_result()
+        if conn.body_memory:
+            self._release_body_memory(conn)
         if conn.body_buffer is not None:
             conn.body_buffer.discard()
             conn.body_buffer = None

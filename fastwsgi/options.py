@@ -50,6 +50,9 @@ class ServerOptions:
     sendfile: bool = True
     # Request bodies above this many bytes are spooled to a temporary file.
     spool_threshold: int = 1024 * 1024
+    # Request bodies held in memory at once, summed over a worker's connections;
+    # past it, new bodies are spooled from their first byte. 0 means no bound.
+    body_memory_limit: int = 64 * 1024 * 1024
     # Directory for spooled bodies; None means tempfile's default.
     spool_dir: Optional[str] = None
 

@@ -168,6 +168,9 @@ SETTINGS: list[Setting] = [
     S("spool_threshold", "Security", ("--spool-threshold",), v.pos_int, 1024 * 1024,
       "Request bodies larger than this many bytes are spooled to a file in tmp_upload_dir.",
       meta="INT", cli_type=int),
+    S("body_memory_limit", "Security", ("--body-memory-limit",), v.pos_int, 64 * 1024 * 1024,
+      "Request bodies one worker holds in memory at once, in bytes; past it, new bodies are "
+      "spooled to a file from their first byte. 0 means no bound.", meta="INT", cli_type=int),
     # --- Debugging ---
     S("reload", "Debugging", ("--reload",), v.boolean, False,
       "Restart workers when a loaded module or an extra file changes. Development only.",

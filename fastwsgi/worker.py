@@ -32,6 +32,7 @@ def server_options(cfg: Any, max_requests: int) -> ServerOptions:
         io_timeout=float(cfg.io_timeout),
         min_upload_rate=cfg.min_upload_rate,
         spool_threshold=cfg.spool_threshold,
+        body_memory_limit=cfg.body_memory_limit,
         graceful_timeout=float(cfg.graceful_timeout),
         worker_connections=cfg.worker_connections,
         max_requests=max_requests,

@@ -174,3 +174,72 @@ def test_a_steady_upload_above_the_rate_is_received_whole():
         response, body = client.response(b"POST")
         assert (response.status_code, body) == (200, b"6000")
         client.close()
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    sock.settimeout(0.05)
+    try:
+        return sock.recv(1) == b""
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
+def test_at_capacity_the_oldest_incomplete_head_makes_room_for_a_new_client():
+    with running(hello_app, worker_connections=4, header_timeout=30) as server:
+        slow = []
+        for _ in range(4):
+            sock = server.connect()
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")   # a head that never ends
+            slow.append(sock)
+            time.sleep(0.05)
+        time.sleep(0.2)
+        client = Client(server.connect())
+        client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.response()[0].status_code == 200
+        closed = [_closed_by_server(sock) for sock in slow]
+        assert closed == [True, False, False, False], closed
+        client.close()
+        for sock in slow:
+            sock.close()
+
+
+def test_at_capacity_idle_keep_alives_go_before_incomplete_heads():
+    with running(hello_app, worker_connections=3, keepalive=30) as server:
+        slow = server.connect()
+        slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        idle = []
+        for _ in range(2):
+            client = Client(server.connect())
+            client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert client.response()[0].status_code == 200
+            idle.append(client)
+        time.sleep(0.2)
+        newcomer = Client(server.connect())
+        newcomer.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert newcomer.response()[0].status_code == 200
+        assert [_closed_by_server(c.sock) for c in idle] == [True, False]
+        assert not _closed_by_server(slow)
+        for sock in [slow, newcomer.sock] + [c.sock for c in idle]:
+            sock.close()
+
+
+def test_at_capacity_with_every_connection_busy_new_clients_wait_in_the_backlog():
+    release = threading.Event()
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/wait":
+            release.wait(TIMEOUT)
+        return hello_app(environ, start_response)
+
+    with running(app, worker_connections=1) as server:
+        busy = server.connect()
+        busy.sendall(b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.2)
+        waiting = server.connect()
+        waiting.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        release.set()
+        assert read_all(waiting).startswith(b"HTTP/1.1 200 OK")
+        busy.close()
+        waiting.close()
