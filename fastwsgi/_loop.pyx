@@ -63,7 +63,16 @@ DEF IOV_BATCH = 64
 # A request with a body of a few tens of KiB arrives in one recv(); untouched
 # pages of an idle connection's buffer cost no memory.
 DEF READ_BUFFER_INITIAL = 65536
+# Connections one wake-up accepts: many when this worker is the listener's only
+# one (fewer epoll_wait rounds under a connection storm); one when workers share
+# it, since the app runs on the loop: a worker that took a burst would serve it
+# one by one while its siblings sat idle (the listener is level-triggered, so it
+# is reported again on the next round, between the requests this worker serves).
 DEF ACCEPT_BATCH = 64
+DEF ACCEPT_BATCH_SHARED = 1
+# TCP_DEFER_ACCEPT with a shared listener: the kernel's wait for a silent client's
+# first bytes before handing it over anyway.
+DEF DEFER_ACCEPT_SECONDS = 1
 # Bytes queued for one connection before the app's iterable is asked for more.
 DEF HIGH_WATERMARK = 262144
 DEF SENDFILE_CHUNK = 1048576
@@ -447,6 +456,8 @@ cdef class Server:
     cdef bint stop_now
     cdef double stop_deadline
     cdef bint accepting
+    cdef int accept_batch
+    cdef uint32_t listener_events
     # At capacity, the connections that may be closed for a new one, best victim last;
     # rescanned at most every SHED_RESCAN seconds.
     cdef list shed_candidates
@@ -479,6 +490,18 @@ cdef class Server:
         self.server_header = f"Server: {opts.server_software}\r\n".encode("latin-1")
         self.use_sendfile = opts.sendfile
         self.spool_threshold = opts.spool_threshold
+        if opts.multiprocess:
+            # Workers that share a listener all wait on it, and each accepts one
+            # connection per wake-up: the app runs on the loop, so a busy worker is
+            # not in epoll_wait and whichever worker is free takes the next one, as
+            # gunicorn's sync workers do. EPOLLEXCLUSIVE would hand every wake-up to
+            # the first worker that registered, free or not, and a burst of slow
+            # requests would queue on it while the others sat idle.
+            self.accept_batch = ACCEPT_BATCH_SHARED
+            self.listener_events = EPOLLIN
+        else:
+            self.accept_batch = ACCEPT_BATCH
+            self.listener_events = EPOLLIN | EPOLLEXCLUSIVE
         self.body_memory_limit = opts.body_memory_limit
         self.spool_dir = opts.spool_dir
         self.head_limits = dict(
@@ -507,6 +530,13 @@ cdef class Server:
         listener.fd = sock.fileno()
         listener.is_unix = sock.family == socket.AF_UNIX
         sock.setblocking(False)
+        if opts.multiprocess and not listener.is_unix and hasattr(socket, "TCP_DEFER_ACCEPT"):
+            # Workers that share the listener take a connection once its request has
+            # arrived: a connection accepted while still silent would tie its request
+            # to a worker that may be busy in the app by the time it comes, while a
+            # sibling sits idle. A silent client is handed over after a few seconds
+            # all the same, and its header timeout runs from then.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, DEFER_ACCEPT_SECONDS)
         if listener.is_unix:
             server_name, server_port = "localhost", ""
         else:
@@ -582,8 +612,7 @@ cdef class Server:
         for listener in self.listeners:
             if listener.registered:
                 continue
-            # EPOLLEXCLUSIVE: with several workers on one socket, wake one, not all.
-            event.events = EPOLLIN | EPOLLEXCLUSIVE
+            event.events = self.listener_events
             event.data.ptr = <void*>listener
             if epoll_ctl(self.epfd, EPOLL_CTL_ADD, listener.fd, &event) < 0:
                 raise OSError(errno, os.strerror(errno))
@@ -602,6 +631,7 @@ cdef class Server:
         cdef int count, i, timeout_ms
         cdef Handle handle
         cdef unsigned long long drained
+        cdef list ready_listeners = []
         while not self.stop_now:
             # Python runs signal handlers only when asked: a signal that came
             # while the loop was busy in C is handled here, before sleeping.
@@ -627,7 +657,7 @@ cdef class Server:
                         if handle.kind == HANDLE_CONNECTION:
                             self._on_connection_event(<Connection>handle, events[i - 1].events)
                         elif handle.kind == HANDLE_LISTENER:
-                            self._accept(<Listener>handle)
+                            ready_listeners.append(handle)
                         else:
                             read(self.waker_fd, &drained, sizeof(drained))
                 except Exception:
@@ -635,6 +665,11 @@ cdef class Server:
                         raise
                     # An unexpected error while serving one connection closes it alone.
                     self._connection_failed(<Connection>handle)
+            # New connections are taken after this round's requests are served: a
+            # worker that has just spent time in the app should not also take the
+            # connection a free sibling was woken for.
+            while ready_listeners:
+                self._accept(<Listener>ready_listeners.pop())
             if self.now >= self.next_tick:
                 self._tick()
             if self.stopping and self._drain_for_stop():
@@ -674,7 +709,7 @@ cdef class Server:
             while len(self.connections) < self.worker_connections:
                 before = len(self.connections)
                 self._accept(listener)
-                if len(self.connections) - before < ACCEPT_BATCH:
+                if len(self.connections) - before < self.accept_batch:
                     break
 
     cdef void _tick(self) except *:
@@ -714,7 +749,7 @@ cdef class Server:
         cdef socklen_t address_length
         cdef int fd, attempts, one = 1
         cdef bint at_capacity
-        for attempts in range(ACCEPT_BATCH):
+        for attempts in range(self.accept_batch):
             if len(self.connections) > self.worker_connections:
                 self._pause_accepting()
                 return
