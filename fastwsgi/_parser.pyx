@@ -310,6 +310,10 @@ cdef class HeadParser:
             eol = nl - buf
             # RFC 9112 §2.2: every line of the head ends in CRLF.
             if eol == self.line_start or buf[eol - 1] != CR:
+                # The bytes before the LF are held to the limits first, as they are
+                # when they arrive without it: the answer must not depend on the reads.
+                if self._check_partial_line(eol - self.line_start) < 0:
+                    return PARSE_ERROR
                 return self.fail(400, "bare LF in request head")
             line_length = eol - 1 - self.line_start
             if self.lines_seen == 0:
