@@ -323,10 +323,10 @@ cdef class HeadParser:
                     return self.fail(400, "empty request line")
             elif line_length == 0:
                 return self._parse_head(buf, eol + 1)
-            elif line_length + 2 > self.limit_field_size:
-                return self.fail(431, "header field too long")
             elif self.lines_seen > self.limit_fields:
                 return self.fail(431, "too many header fields")
+            elif line_length + 2 > self.limit_field_size:
+                return self.fail(431, "header field too long")
             self.lines_seen += 1
             self.line_start = eol + 1
             pos = eol + 1
@@ -338,10 +338,11 @@ cdef class HeadParser:
             if partial > self.limit_line + 1:
                 return self.fail(414, "request line too long")
         elif partial > 1:
-            if partial + 1 > self.limit_field_size:
-                return self.fail(431, "header field too long")
+            # The count first: it is known from the line's second byte, its size later.
             if self.lines_seen > self.limit_fields:
                 return self.fail(431, "too many header fields")
+            if partial + 1 > self.limit_field_size:
+                return self.fail(431, "header field too long")
         return PARSE_INCOMPLETE
 
     cdef Py_ssize_t _parse_head(self, char* buf, Py_ssize_t head_end) except -2:
