@@ -72,16 +72,21 @@ def reference_body(data, pos, chunked, length):
             return INVALID
 
 
-def assert_one_framing(data, outcome, limited=False):
+def assert_one_framing(data, outcome, limited=False, folded=False):
     """Every request accepted from ``data`` sits where the reference reading puts it.
 
     ``limited``: the parser had limits below its defaults, so it may refuse a body
     the reference (which has none) reads as good, and then only for a limit.
+    ``folded``: obs-fold was permitted, and a folded head is rewritten in place
+    (RFC 9112 §5.2), so only where it ends is compared.
     """
     cursor = 0
     for index, request in enumerate(outcome.parsed):
         head = request.head
-        assert data[cursor:cursor + len(head)] == head, "a head not where the last body ended"
+        if folded:
+            assert data[cursor + len(head) - 4:cursor + len(head)] == b"\r\n\r\n", "a head not where it ends"
+        else:
+            assert data[cursor:cursor + len(head)] == head, "a head not where the last body ended"
         framing = reference_framing(request.headers, request.version)
         assert framing is not INVALID, f"accepted a framing the reference refuses: {request.headers}"
         chunked, length = framing
@@ -98,5 +103,5 @@ def assert_one_framing(data, outcome, limited=False):
                 assert reference == INCOMPLETE, reference
             else:
                 # refused inside this body: the reference must not see a good one there
-                assert reference in (INCOMPLETE, INVALID) or (
-                    limited and any(words in outcome.error[1] for words in LIMIT_REASONS)), "refused a body the reference accepts"
+                for_a_limit = limited and any(words in outcome.error[1] for words in LIMIT_REASONS)
+                assert reference in (INCOMPLETE, INVALID) or for_a_limit, "refused a body the reference accepts"

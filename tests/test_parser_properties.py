@@ -11,9 +11,15 @@ import re
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
+from framing_reference import (
+    INCOMPLETE,
+    INVALID,
+    assert_one_framing,
+    reference_body,
+    reference_framing,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from framing_reference import INCOMPLETE, INVALID, assert_one_framing, reference_body, reference_framing
 from parser_helpers import corpus, feed_pieces
 
 PROPERTY = settings(max_examples=150, deadline=None, derandomize=True, database=None,
