@@ -22,8 +22,8 @@ for name in "$@"; do
         echo "fuzz/build.sh: fastwsgi/$name.c missing: run pip install -e . first" >&2
         exit 1
     fi
-    for source in fastwsgi/*.pyx fastwsgi/*.pxd fastwsgi/*.pxi; do
-        if [ "$source" -nt "fastwsgi/$name.c" ]; then
+    for source in "fastwsgi/$name.pyx" "fastwsgi/$name.pxd"; do
+        if [ -f "$source" ] && [ "$source" -nt "fastwsgi/$name.c" ]; then
             echo "fuzz/build.sh: fastwsgi/$name.c is older than $source: run pip install -e . first" >&2
             exit 1
         fi
