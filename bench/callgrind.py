@@ -42,7 +42,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-import apps  # noqa: E402  (bench/apps.py: the apps and their expected bodies)
+import apps  # bench/apps.py: the apps and their expected bodies
 
 HOST = "127.0.0.1"
 SERVE = os.path.join(HERE, "callgrind_serve.py")
@@ -132,7 +132,7 @@ def read_totals(path):
     """The instruction count (Ir) of a callgrind output file."""
     with open(path) as f:
         for line in f:
-            if line.startswith("totals:") or line.startswith("summary:"):
+            if line.startswith(("totals:", "summary:")):
                 return int(line.split()[1])
     raise ValueError("no totals line in the callgrind output")
 
@@ -212,7 +212,7 @@ def measure(args, scenario, workdir, progress):
 
 def _git(*argv):
     try:
-        p = subprocess.run(["git", "-C", REPO, *argv], capture_output=True, text=True, timeout=30)
+        p = subprocess.run(["git", "-C", REPO, *argv], capture_output=True, text=True, timeout=30, check=False)
     except OSError:
         return ""
     return p.stdout.strip() if p.returncode == 0 else ""
@@ -232,7 +232,7 @@ def _cpu_model():
 def metadata(args):
     measured = ("fastwsgi", "setup.py", "pyproject.toml")
     python = subprocess.run([args.python, "-c", "import platform; print(platform.python_version())"],
-                            capture_output=True, text=True).stdout.strip()
+                            capture_output=True, text=True, check=False).stdout.strip()
     return {
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         # The last commit that changed the measured code, and whether the tree differs from it.
@@ -240,7 +240,7 @@ def metadata(args):
         "uncommitted_changes": bool(_git("status", "--porcelain", "--", *measured)),
         "python": python,
         "valgrind": subprocess.run([args.valgrind, "--version"], capture_output=True,
-                                   text=True).stdout.strip(),
+                                   text=True, check=False).stdout.strip(),
         "machine": f"{platform.machine()}, {_cpu_model()}, {os.cpu_count()} cores, "
                    f"Linux {platform.release()}",
         "factor": args.factor, "repeats": args.repeats,

@@ -14,9 +14,9 @@ import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import apps  # noqa: E402  (bench/apps.py, the apps every benchmark serves)
+import apps  # bench/apps.py, the apps every benchmark serves
 
-import fastwsgi  # noqa: E402
+import fastwsgi
 
 
 def main(argv):
