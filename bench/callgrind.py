@@ -255,11 +255,16 @@ def print_table(results):
               f"{r['requests'][0]}, {r['requests'][1]} |")
 
 
-def compare(results, baseline, threshold):
+def compare(results, meta, baseline, threshold):
     """Print the delta per scenario against a baseline; True if any is over threshold."""
     print(f"\nagainst the baseline of {baseline['meta'].get('date', '?')} "
           f"(commit {baseline['meta'].get('commit', '?')[:12]}, "
           f"Python {baseline['meta'].get('python', '?')}); threshold +{threshold:g}%\n")
+    then = baseline["meta"]
+    for key in ("python", "valgrind", "machine"):
+        if then.get(key) != meta.get(key):
+            print(f"note: {key} differs (baseline: {then.get(key)!r}, now: {meta.get(key)!r}); "
+                  "instruction counts are comparable only on the same one")
     print("| scenario | baseline | now | delta |")
     print("|---|---:|---:|---:|")
     over = False
@@ -348,7 +353,7 @@ def main(argv=None):
         json.dump(data, f, indent=1)
         f.write("\n")
     print(f"\nwrote {args.out}")
-    if baseline is not None and compare(data["scenarios"], baseline, args.threshold):
+    if baseline is not None and compare(data["scenarios"], data["meta"], baseline, args.threshold):
         return 1
     return 0
 
