@@ -84,6 +84,9 @@ DEF ACCEPT_BACKOFF = 0.5
 # Seconds between scans for connections to shed at capacity: a scan sorts every
 # connection, so an attack cannot make the loop do it for each accept.
 DEF SHED_RESCAN = 0.1
+# At capacity, an upload below min_upload_rate may be shed once it has had this
+# long to show its rate (a connection's first second says little about it).
+DEF SLOW_UPLOAD_GRACE = 1.0
 
 cdef class Connection
 cdef class Server
@@ -91,6 +94,7 @@ cdef class Server
 include "_input.pxi"
 include "_response.pxi"
 include "_proxy.pxi"
+include "_framing.pxi"
 
 cdef dict STATUS_REASONS = {
     400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
@@ -101,6 +105,16 @@ cdef dict STATUS_REASONS = {
 cdef bytes CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
 cdef bytes CRLF = b"\r\n"
 cdef bytes LAST_CHUNK = b"0\r\n\r\n"
+cdef bytes TRANSFER_CHUNKED = b"Transfer-Encoding: chunked\r\n"
+cdef bytes CONNECTION_CLOSE = b"Connection: close\r\n"
+cdef bytes CONNECTION_KEEP_ALIVE = b"Connection: keep-alive\r\n"
+# The answer to an app that failed before its response began.
+cdef bytes INTERNAL_ERROR_BODY = b"Internal Server Error\n"
+cdef list INTERNAL_ERROR_HEADERS = [("Content-Type", "text/plain"),
+                                    ("Content-Length", str(len(INTERNAL_ERROR_BODY)))]
+cdef bytes INTERNAL_ERROR_HEAD = (
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: %d\r\nConnection: close\r\n" % len(INTERNAL_ERROR_BODY))
 cdef str K_INPUT = sys.intern("wsgi.input")
 cdef str K_CONTENT_LENGTH = sys.intern("CONTENT_LENGTH")
 cdef str K_HTTP_TRANSFER_ENCODING = sys.intern("HTTP_TRANSFER_ENCODING")
@@ -796,7 +810,10 @@ cdef class Server:
         self.shed_candidates = None
         for conn in list(self.connections.values()):
             if conn.deadline <= self.now:
-                self._on_timeout(conn)
+                try:
+                    self._on_timeout(conn)
+                except Exception:
+                    self._connection_failed(conn)
         if self.on_tick is not None:
             try:
                 self.on_tick()
@@ -858,21 +875,32 @@ cdef class Server:
     cdef bint _shed_one(self) except -1:
         """At capacity: closes the connection that costs most and gives least, so that
         a new client is not left waiting in the backlog — an idle keep-alive first
-        (the longest idle), then the oldest incomplete request head. False when every
-        connection is busy with a request."""
+        (the longest idle), then the oldest incomplete request head, then the oldest
+        upload already below the minimum rate (its deadline would close it anyway).
+        False when every connection is busy with a request."""
         cdef Connection conn
         if not self.shed_candidates and self.now - self.shed_scanned_at >= SHED_RESCAN:
             self._scan_shed_candidates()
         while self.shed_candidates:
             conn = self.shed_candidates.pop()
-            if conn.state != STATE_HEAD or conn.out_pending or _input_waiting(conn.fd):
-                continue  # it moved on since the scan, or its next bytes are waiting
+            if conn.out_pending or _input_waiting(conn.fd):
+                continue  # its next bytes are waiting
+            if conn.state == STATE_HEAD:
+                what = "an idle" if conn.idle else "a slow"
+            elif conn.state == STATE_BODY and self._uploading_slowly(conn):
+                what = "a slow upload's"
+            else:
+                continue  # it moved on since the scan
             self.error_log.debug("at %d connections: closing %s connection from %s",
-                                 len(self.connections), "an idle" if conn.idle else "a slow",
-                                 conn.remote_addr)
+                                 len(self.connections), what, conn.remote_addr)
             self._close(conn)
             return True
         return False
+
+    cdef inline bint _uploading_slowly(self, Connection conn) noexcept:
+        cdef double elapsed = self.now - conn.body_started_at
+        return (self.min_upload_rate > 0 and elapsed >= SLOW_UPLOAD_GRACE
+                and conn.body_received < elapsed * self.min_upload_rate)
 
     cdef void _scan_shed_candidates(self) except *:
         cdef Connection conn
@@ -882,6 +910,8 @@ cdef class Server:
             if conn.state == STATE_HEAD and not conn.out_pending and conn.accepted_at < self.now:
                 # the deadline orders them: the earliest began (or went idle) first
                 found.append((0 if conn.idle else 1, conn.deadline, conn.fd, conn))
+            elif conn.state == STATE_BODY and not conn.out_pending and self._uploading_slowly(conn):
+                found.append((2, conn.body_started_at, conn.fd, conn))
         found.sort(reverse=True)   # pop() takes the best victim from the end
         self.shed_candidates = [entry[3] for entry in found]
 
@@ -1147,7 +1177,8 @@ cdef class Server:
             self._reserve_body_memory(conn, head.body_kind, length)
         conn.state = STATE_BODY
         conn.body_started_at = self.now
-        conn.body_received = 0
+        # what came in with the head counts toward the upload's rate
+        conn.body_received = conn.rlen
         conn.deadline = self.now + self.io_timeout
         if head.expect_continue and head.body_kind != BODY_NONE and conn.rlen == 0:
             # RFC 9110 §10.1.1: the head passed every check, so invite the body.
@@ -1381,14 +1412,12 @@ cdef class Server:
             conn.flush()
             self._close(conn)
             return
-        body = b"Internal Server Error\n"
         conn.status_line = "500 Internal Server Error"
-        conn.response_headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
-        conn.queue(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
-                   b"Content-Length: 22\r\nConnection: close\r\n" + self.date_header + b"\r\n"
-                   + (body if not conn.is_head else b""))
+        conn.response_headers = list(INTERNAL_ERROR_HEADERS)
+        conn.queue(INTERNAL_ERROR_HEAD + self.date_header + b"\r\n"
+                   + (INTERNAL_ERROR_BODY if not conn.is_head else b""))
         conn.headers_queued = True
-        conn.body_sent = len(body)
+        conn.body_sent = len(INTERNAL_ERROR_BODY)
         conn.response_done = True
         self._request_done(conn)
 
@@ -1405,6 +1434,7 @@ cdef class Server:
         cdef object headers = responder.headers
         cdef int code
         cdef int64_t declared
+        cdef Framing framing
         if status is None:
             raise AssertionError("the application did not call start_response()")
         block.length = 0
@@ -1416,21 +1446,20 @@ cdef class Server:
             self._encode_app_lines(block, status, headers)
         code = self.cached_code
         declared = self.cached_declared
-        if code < 200 or code == 204 or code == 304:
-            # RFC 9110 §6.4.1: these responses never carry content.
+        framing = response_framing(code, conn.is_head, declared >= 0 or known_length >= 0,
+                                   conn.version_minor)
+        if framing == FRAMING_NONE:
             conn.body_allowed = False
         if declared >= 0:
             conn.content_length_out = declared
-        elif known_length >= 0 and (conn.body_allowed or (conn.is_head and length_holds_for_head)):
+        elif known_length >= 0 and (framing == FRAMING_LENGTH or (conn.is_head and length_holds_for_head)):
+            # A HEAD answer states the length only when it is the one GET would send.
             conn.content_length_out = known_length
             _add_content_length(block, known_length)
-        elif not conn.body_allowed:
-            pass
-        elif conn.version_minor == 1:
+        elif framing == FRAMING_CHUNKED:
             conn.chunked_out = True
-            block.add("Transfer-Encoding: chunked\r\n", 28)
-        else:
-            # HTTP/1.0 without a length: the body ends when the connection does.
+            block.add(PyBytes_AS_STRING(TRANSFER_CHUNKED), PyBytes_GET_SIZE(TRANSFER_CHUNKED))
+        elif framing == FRAMING_CLOSE:
             conn.keep_alive = False
         if not self.cached_has_date:
             block.add(PyBytes_AS_STRING(self.date_header), PyBytes_GET_SIZE(self.date_header))
@@ -1439,9 +1468,9 @@ cdef class Server:
         if self.stopping or self.cached_close:
             conn.keep_alive = False
         if not conn.keep_alive:
-            block.add("Connection: close\r\n", 19)
+            block.add(PyBytes_AS_STRING(CONNECTION_CLOSE), PyBytes_GET_SIZE(CONNECTION_CLOSE))
         elif conn.version_minor == 0:
-            block.add("Connection: keep-alive\r\n", 24)
+            block.add(PyBytes_AS_STRING(CONNECTION_KEEP_ALIVE), PyBytes_GET_SIZE(CONNECTION_KEEP_ALIVE))
         block.add("\r\n", 2)
         conn.queue(block.take())
         conn.headers_queued = True
@@ -1514,7 +1543,10 @@ cdef class Server:
         conn.interest = interest
         event.events = interest
         event.data.ptr = <void*>conn
-        epoll_ctl(self.epfd, EPOLL_CTL_MOD, conn.fd, &event)
+        if epoll_ctl(self.epfd, EPOLL_CTL_MOD, conn.fd, &event) < 0:
+            # Without its events the connection would hang until its deadline: it
+            # fails now, alone (the loop closes a connection whose handling raised).
+            raise OSError(errno, f"epoll_ctl: {os.strerror(errno)}")
 
     # -- closing -----------------------------------------------------------
 
