@@ -466,6 +466,8 @@ cdef class Server:
     cdef object pre_request
     cdef object post_request
     cdef object access_log
+    cdef object flush_access_log
+    cdef bint access_pending
     cdef object on_tick
 
     def __init__(self, app, listeners, options=None, hooks=None):
@@ -519,6 +521,7 @@ cdef class Server:
         self.pre_request = self.hooks.pre_request
         self.post_request = self.hooks.post_request
         self.access_log = self.hooks.access_log
+        self.flush_access_log = self.hooks.flush_access_log
         self.on_tick = self.hooks.on_tick
         self.date_second = -1
         self.listeners = [self._listener(sock, opts) for sock in listeners]
@@ -583,6 +586,8 @@ cdef class Server:
         finally:
             self._close_all()
             self.running = False
+            if self.access_pending:
+                self._flush_access_log()
 
     cdef void _open(self) except *:
         cdef epoll_event event
@@ -670,6 +675,8 @@ cdef class Server:
             # connection a free sibling was woken for.
             while ready_listeners:
                 self._accept(<Listener>ready_listeners.pop())
+            if self.access_pending:
+                self._flush_access_log()
             if self.now >= self.next_tick:
                 self._tick()
             if self.stopping and self._drain_for_stop():
@@ -1280,12 +1287,19 @@ cdef class Server:
             if self.access_log is not None:
                 self._run_hook(self.access_log, (conn.environ, conn.status_line,
                                                  conn.response_headers, sent, elapsed))
+                self.access_pending = self.flush_access_log is not None
             if self.post_request is not None:
                 self._run_hook(self.post_request, (conn.environ, conn.status_line,
                                                    conn.response_headers, sent, elapsed))
         if self.max_requests and self.requests_served >= self.max_requests and not self.stopping:
             self.error_log.info("Autorestarting worker after current request.")
             self.stop(True)
+
+    cdef void _flush_access_log(self) except *:
+        """The lines of this iteration's requests reach the file before the loop
+        sleeps: one write for all of them, none lost if the worker is killed."""
+        self.access_pending = False
+        self._run_hook(self.flush_access_log, ())
 
     cdef void _run_hook(self, object hook, tuple args) except *:
         try:

@@ -135,6 +135,7 @@ class Worker:
             hooks.post_request = post_request
         if self.log.access_enabled:
             hooks.access_log = self.log.access
+            hooks.flush_access_log = self.log.flush_access
         return hooks
 
     def on_tick(self) -> None:
