@@ -10,6 +10,7 @@ import os
 import random
 import signal
 import time
+import traceback
 from typing import Any, Callable
 
 from . import settings
@@ -48,6 +49,16 @@ def server_options(cfg: Any, max_requests: int) -> ServerOptions:
         proxy_allow_ips=tuple(cfg.proxy_allow_ips),
         multiprocess=cfg.workers > 1,
     )
+
+
+LOAD_FAILED_BODY = b"Internal Server Error\nThe application failed to load; the error log says why.\n"
+
+
+def load_failed_app(environ: dict, start_response: Callable) -> list[bytes]:
+    # The traceback goes to the error log only: the wire never carries one.
+    start_response("500 Internal Server Error", [("Content-Type", "text/plain"),
+                                                 ("Content-Length", str(len(LOAD_FAILED_BODY)))])
+    return [LOAD_FAILED_BODY]
 
 
 def _load_server_class() -> Callable[..., Any]:
@@ -107,12 +118,29 @@ class Worker:
             self.log.warning("Reloader is on. Use in development only!")
         # Before booted: a broken build is a boot error (exit 3), not a crash loop.
         self.server_class = _load_server_class()
-        self.wsgi = self.app.wsgi()
+        broken_files = self.load_wsgi()
         if self.cfg.reload:
-            self.reloader = Reloader(self.cfg.reload_extra_files)
+            self.reloader = Reloader(list(self.cfg.reload_extra_files) + broken_files)
         self.cfg.post_worker_init(self)
         self.booted = True
         self.run()
+
+    def load_wsgi(self) -> list[str]:
+        """Loads the app. Under --reload an app that fails to import (a typo saved
+        mid-edit) does not end the worker: it answers 500 and the files of the
+        failure are watched, so that the fix reloads it. Returns those files."""
+        try:
+            self.wsgi = self.app.wsgi()
+            return []
+        except Exception as e:
+            if not self.cfg.reload:
+                raise
+            self.log.exception(e)
+            self.wsgi = load_failed_app
+            files = [frame.filename for frame in traceback.extract_tb(e.__traceback__)]
+            if isinstance(e, SyntaxError) and e.filename:
+                files.append(e.filename)
+            return [path for path in dict.fromkeys(files) if os.path.isfile(path)]
 
     def run(self) -> None:
         self.server = self.server_class(self.wsgi, [listener.sock for listener in self.sockets],
@@ -154,7 +182,9 @@ class Worker:
                 if changed:
                     self.log.info("Worker reloading: %s modified", changed)
                     self.cfg.worker_int(self)
-                    self.stop(graceful=False)
+                    # Gracefully: a request accepted in this last moment is answered,
+                    # and the next ones wait in the backlog for the new worker.
+                    self.stop(graceful=True)
 
     def stop(self, graceful: bool) -> None:
         self.alive = False
