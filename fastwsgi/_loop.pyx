@@ -102,6 +102,13 @@ cdef dict STATUS_REASONS = {
 cdef bytes CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
 cdef bytes CRLF = b"\r\n"
 cdef bytes LAST_CHUNK = b"0\r\n\r\n"
+# What gunicorn's worker writes for a request its app was stuck in (util.write_error).
+cdef bytes TIMEOUT_500_BODY = (
+    b"<html>\n  <head>\n    <title>Internal Server Error</title>\n  </head>\n  <body>\n"
+    b"    <h1><p>Internal Server Error</p></h1>\n    \n  </body>\n</html>\n")
+cdef bytes TIMEOUT_500 = (
+    b"HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Type: text/html\r\n"
+    b"Content-Length: %d\r\n\r\n" % len(TIMEOUT_500_BODY) + TIMEOUT_500_BODY)
 cdef str K_INPUT = sys.intern("wsgi.input")
 cdef str K_CONTENT_LENGTH = sys.intern("CONTENT_LENGTH")
 cdef str K_HTTP_TRANSFER_ENCODING = sys.intern("HTTP_TRANSFER_ENCODING")
@@ -468,6 +475,8 @@ cdef class Server:
     cdef object access_log
     cdef object flush_access_log
     cdef bint access_pending
+    # The connection whose request the app is being called for, for abort_app_call.
+    cdef Connection in_app
     cdef object on_tick
 
     def __init__(self, app, listeners, options=None, hooks=None):
@@ -570,6 +579,31 @@ cdef class Server:
             self.stop_now = True
         if self.waker_fd >= 0:
             write(self.waker_fd, &one, sizeof(one))
+
+    def abort_app_call(self):
+        """For a worker about to be killed while the app is stuck in a request (the
+        master's timeout): answers the request as gunicorn does — a 500 if nothing of
+        the response was sent yet — and writes its access line. Returns the request's
+        environ, or None when the app is not serving one."""
+        cdef Connection conn = self.in_app
+        if conn is None:
+            return None
+        self.in_app = None
+        conn.keep_alive = False
+        status, headers, sent = conn.status_line, conn.response_headers, conn.body_sent
+        if not conn.headers_queued:
+            conn.queue(TIMEOUT_500)
+            status, headers, sent = "500 Internal Server Error", [], 0
+        try:
+            conn.flush()
+        except OSError:
+            pass
+        if self.access_log is not None:
+            self._run_hook(self.access_log, (conn.environ, status, headers, sent,
+                                             monotonic() - conn.request_start))
+            if self.flush_access_log is not None:
+                self._flush_access_log()
+        return conn.environ
 
     @property
     def connection_count(self):
@@ -1187,6 +1221,7 @@ cdef class Server:
             conn.keep_alive = False
         if self.pre_request is not None:
             self._run_hook(self.pre_request, (environ,))
+        self.in_app = conn
         try:
             result = self.app(environ, responder)
             conn.result = result
@@ -1201,6 +1236,7 @@ cdef class Server:
             self._produce(conn, known_length)
         except Exception:
             self._app_failed(conn)
+        self.in_app = None
 
     cdef int64_t _sequence_length(self, object items) except -2:
         """A list/tuple body's total length, so the response can carry Content-Length."""

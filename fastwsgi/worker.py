@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sys
+import threading
 import time
 import traceback
 from typing import Any, Callable
@@ -49,6 +51,20 @@ def server_options(cfg: Any, max_requests: int) -> ServerOptions:
         proxy_allow_ips=tuple(cfg.proxy_allow_ips),
         multiprocess=cfg.workers > 1,
     )
+
+
+def thread_stacks(main_frame: Any) -> str:
+    """Every thread's Python stack, most recent call last; the main thread's as it
+    was when the signal came (``main_frame``), not inside the signal handler."""
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    main = threading.main_thread().ident
+    parts = []
+    for ident, frame in sys._current_frames().items():
+        if ident == main and main_frame is not None:
+            frame = main_frame
+        stack = "".join(traceback.format_stack(frame))
+        parts.append(f"Thread {names.get(ident, '?')} ({ident}), most recent call last:\n{stack}")
+    return "\n".join(parts).rstrip("\n")
 
 
 LOAD_FAILED_BODY = b"Internal Server Error\nThe application failed to load; the error log says why.\n"
@@ -216,8 +232,16 @@ class Worker:
         self.server.stop(graceful=False)
 
     def handle_abort(self, sig: int, frame: Any) -> None:
-        # The master's timeout kill: the app is stuck; say so, then go.
+        # The master's timeout kill: the app is stuck; say where, answer the request
+        # it is stuck in as gunicorn does, then go.
         self.alive = False
+        environ = self.server.abort_app_call() if self.server is not None else None
+        if environ is not None:
+            what = f"{environ.get('REQUEST_METHOD')} {environ.get('RAW_URI')}"
+        else:
+            what = "(no request in the app)"
+        self.log.error("Error handling request %s: worker timeout (pid:%s); the stack of every "
+                       "thread:\n%s", what, self.pid, thread_stacks(frame))
         self.cfg.worker_abort(self)
         # Exit from here: an exception raised into the stuck app could be caught by it.
         self.exit_process(1)
