@@ -1164,7 +1164,12 @@ cdef class Server:
         cdef str phrase = STATUS_REASONS.get(status, "Bad Request")
         cdef bint head_request
         body = f"{phrase}\n{reason}\n".encode("latin-1", "replace")
-        self.error_log.debug("refused request from %s: %d %s", conn.remote_addr, status, reason)
+        if status == 408 or status >= 500:
+            # Slow clients and our own storage failures (logged where they happen).
+            self.error_log.debug("refused request from %s: %d %s", conn.remote_addr, status, reason)
+        else:
+            # gunicorn's handle_error: a malformed request is a WARNING, seen by default.
+            self.error_log.warning("Invalid request from ip=%s: %s", conn.remote_addr, reason)
         if conn.state == STATE_BODY:
             head_request = conn.is_head
         else:
