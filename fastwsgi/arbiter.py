@@ -22,7 +22,7 @@ import traceback
 from typing import Any, NoReturn
 
 from . import __version__
-from .errors import AppImportError, HaltServer
+from .errors import AppImportError, ConfigFileError, HaltServer
 from .glogging import Logger
 from .pidfile import Pidfile
 from .process import set_proc_title
@@ -325,8 +325,11 @@ class Arbiter:
                 os.environ.pop(key, None)
         try:
             self.app.reload()
-        except Exception as e:
+        except ConfigFileError as e:
             # Unlike gunicorn (which exits), keep serving with the working config.
+            self.log.error("Reload failed, keeping the current configuration: %s", e.detail.rstrip())
+            return
+        except Exception as e:
             self.log.error("Reload failed, keeping the current configuration: %s", e)
             return
         self.setup(self.app)

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from . import config as config_module
 from .app import AppLoader, add_pythonpath
 from .config import Config
+from .errors import ConfigFileError
 
 
 class Application:
@@ -72,6 +73,10 @@ def check_app(application: Application) -> int:
 def run(argv: Sequence[str], prog: str | None = None) -> int:
     try:
         application = Application(argv, prog=prog)
+    except ConfigFileError as e:
+        sys.stderr.write(e.detail)
+        sys.stderr.flush()
+        return 1
     except SystemExit:
         raise
     except Exception as e:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from . import __version__
-from .errors import ConfigError
+from .errors import ConfigError, ConfigFileError
 from .settings import BY_NAME, IGNORED, REFUSED, SETTINGS, Setting
 from .sockets import Address, parse_address
 
@@ -233,11 +233,9 @@ def read_config_file(location: str) -> dict[str, Any]:
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         spec.loader.exec_module(module)
-    except Exception:
-        print(f"Failed to read config file: {filename}", file=sys.stderr)
-        traceback.print_exc()
-        sys.stderr.flush()
-        sys.exit(1)
+    except (Exception, SystemExit):
+        # A config file calling sys.exit() is a broken config file too.
+        raise ConfigFileError(f"Failed to read config file: {filename}\n{traceback.format_exc()}") from None
     return vars(module)
 
 
