@@ -82,6 +82,12 @@ def run(argv: Sequence[str], prog: str | None = None) -> int:
     except Exception as e:
         _print_error(str(e))
         return 1
+    return serve(application)
+
+
+def serve(application: Any) -> int:
+    """Runs the master for a loaded application (the command's, or an embedding
+    one: fastwsgi.app.base); returns the exit status."""
     cfg = application.cfg
 
     if cfg.print_config:
