@@ -270,8 +270,13 @@ class Logger:
         if cfg.accesslog is not None:
             self._add_handler(self.access_log, cfg.accesslog, logging.Formatter(self.access_fmt),
                               sys.stdout, batched=True)
+        if cfg.syslog:
+            self._add_syslog(self.error_log, cfg, "error")
+            if not cfg.disable_redirect_access_to_syslog:
+                self._add_syslog(self.access_log, cfg, "access")
         self.access_enabled = bool(cfg.accesslog or cfg.logconfig or cfg.logconfig_dict
-                                   or cfg.logconfig_json)
+                                   or cfg.logconfig_json
+                                   or (cfg.syslog and not cfg.disable_redirect_access_to_syslog))
         self.access_format = AccessFormat(cfg.access_log_format)
 
         if cfg.logconfig_dict:
@@ -307,6 +312,12 @@ class Logger:
         self.logfile = open(self.cfg.errorlog, "a+")
         os.dup2(self.logfile.fileno(), sys.stdout.fileno())
         os.dup2(self.logfile.fileno(), sys.stderr.fileno())
+
+    def _add_syslog(self, log: logging.Logger, cfg: Any, name: str) -> None:
+        from .syslog_handler import syslog_handler  # only when asked for
+        handler = syslog_handler(cfg, name)
+        setattr(handler, _OURS, True)
+        log.addHandler(handler)
 
     def _add_handler(self, log: logging.Logger, output: str | None, fmt: logging.Formatter,
                      stream: Any, batched: bool = False) -> None:
