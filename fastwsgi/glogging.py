@@ -210,27 +210,86 @@ def access_atoms(environ: dict, status: str, response_headers: Iterable[tuple[st
     return atoms
 
 
+def _clock_atom() -> str:
+    """%(t)s, formatted once a second rather than once a line."""
+    now = int(time.time())
+    if now != _clock_cache[0]:
+        _clock_cache[0] = now
+        _clock_cache[1] = time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(now))
+    return _clock_cache[1]
+
+
+_clock_cache: list[Any] = [None, ""]
+
+
+def _duration_atom(name: str, request_time: datetime.timedelta) -> Any:
+    if name == "T":
+        return request_time.seconds
+    if name == "D":
+        return request_time.seconds * 1000000 + request_time.microseconds
+    if name == "M":
+        return request_time.seconds * 1000 + int(request_time.microseconds / 1000)
+    return f"{request_time.seconds}.{request_time.microseconds:06d}"
+
+
+# One function per simple atom: (environ, status, sent) -> value, as access_atoms has it.
+SIMPLE_ATOMS: dict[str, Any] = {
+    "h": lambda environ, status, sent: environ.get("REMOTE_ADDR", "-"),
+    "l": lambda environ, status, sent: "-",
+    "u": lambda environ, status, sent: _remote_user(environ) or "-",
+    "t": lambda environ, status, sent: _clock_atom(),
+    "r": lambda environ, status, sent: (f"{environ.get('REQUEST_METHOD')} {raw_uri(environ)} "
+                                        f"{environ.get('SERVER_PROTOCOL')}"),
+    "s": lambda environ, status, sent: status.split(None, 1)[0] if isinstance(status, str) else status,
+    "m": lambda environ, status, sent: environ.get("REQUEST_METHOD"),
+    "U": lambda environ, status, sent: environ.get("PATH_INFO"),
+    "q": lambda environ, status, sent: environ.get("QUERY_STRING"),
+    "H": lambda environ, status, sent: environ.get("SERVER_PROTOCOL"),
+    "b": lambda environ, status, sent: str(sent) if sent is not None else "-",
+    "B": lambda environ, status, sent: sent,
+    "f": lambda environ, status, sent: environ.get("HTTP_REFERER", "-"),
+    "a": lambda environ, status, sent: environ.get("HTTP_USER_AGENT", "-"),
+    "p": lambda environ, status, sent: f"<{os.getpid()}>",
+}
+DURATION_ATOMS = frozenset("TDML")
+
+
 class AccessFormat:
-    """An access_log_format compiled once: the line is built from the atoms the
-    format names, not from all of them (the {name}e atoms alone are one per
-    environ key), with SafeAtoms' rules."""
+    """An access_log_format compiled once: each line computes only the atoms the
+    format names (access_atoms computes them all, the {name}e ones alone one per
+    environ key), under SafeAtoms' rules; the line is the same."""
 
     def __init__(self, fmt: str) -> None:
         self.fmt = fmt
         self.names = tuple(dict.fromkeys(ATOM_NAME.findall(fmt)))
-        self.fields = any(name.startswith("{") for name in self.names)
+        self.simple = tuple((name, SIMPLE_ATOMS[name]) for name in self.names if name in SIMPLE_ATOMS)
+        self.durations = tuple(name for name in self.names if name in DURATION_ATOMS)
+        self.fields = tuple(name for name in self.names if name.startswith("{"))
+        self.unknown = tuple(name for name in self.names if name not in SIMPLE_ATOMS
+                             and name not in DURATION_ATOMS and not name.startswith("{"))
         # A format with no named atom is rendered the general way (gunicorn's).
         self.general = not self.names
 
     def atoms(self, environ: dict, status: str, response_headers: Iterable[tuple[str, str]],
-              sent: int | None, request_time: datetime.timedelta) -> dict[str, Any]:
-        every = access_atoms(environ, status, response_headers, sent, request_time, self.fields)
-        if self.general:
-            return SafeAtoms(every)
-        named = {}
-        for name in self.names:
-            value = every.get(name.lower() if name.startswith("{") else name, "-")
-            named[name] = value.replace('"', '\\"') if isinstance(value, str) else value
+              sent: int | None, request_seconds: float) -> dict[str, Any]:
+        if self.general or self.fields:
+            every = access_atoms(environ, status, response_headers, sent,
+                                 datetime.timedelta(seconds=request_seconds), bool(self.fields))
+            if self.general:
+                return SafeAtoms(every)
+            named = {name: every.get(name.lower() if name.startswith("{") else name, "-")
+                     for name in self.names}
+        else:
+            named = {name: atom(environ, status, sent) for name, atom in self.simple}
+            if self.durations:
+                request_time = datetime.timedelta(seconds=request_seconds)
+                for name in self.durations:
+                    named[name] = _duration_atom(name, request_time)
+            for name in self.unknown:
+                named[name] = "-"
+        for name, value in named.items():
+            if isinstance(value, str) and '"' in value:
+                named[name] = value.replace('"', '\\"')
         return named
 
 
@@ -373,9 +432,8 @@ class Logger:
         """One access log line; the signature of ServerHooks.access_log."""
         if not self.access_enabled:
             return
-        request_time = datetime.timedelta(seconds=request_seconds)
         try:
-            atoms = self.access_format.atoms(environ, status, response_headers, sent, request_time)
+            atoms = self.access_format.atoms(environ, status, response_headers, sent, request_seconds)
             log = self.access_log
             buffer = self.access_buffer
             if (buffer is not None and log.handlers == [buffer] and not log.filters
