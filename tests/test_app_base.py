@@ -128,3 +128,51 @@ def test_broken_settings_exit_1_with_the_error(tmp_path, server_name):
         assert "Error: " in server.log
     finally:
         server.close()
+
+
+FROM_FILE = '''
+import json
+
+import {server}.app.base
+
+
+def handler_app(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'from file']
+
+
+class FileConfigured({server}.app.base.BaseApplication):
+
+    def load_config(self):
+        with open('options.json') as f:
+            for key, value in json.load(f).items():
+                self.cfg.set(key, value)
+
+    def load(self):
+        return handler_app
+
+
+FileConfigured().run()
+'''
+
+
+def test_hup_with_failing_load_config_keeps_the_running_settings(tmp_path, server_name):
+    if server_name == "gunicorn":
+        pytest.skip("gunicorn's BaseApplication exits when load_config raises on HUP")
+    options = tmp_path / "options.json"
+    options.write_text('{"bind": "127.0.0.1:0", "workers": 1, "control_socket_disable": true}')
+    server = _start(tmp_path, server_name, FROM_FILE)
+    try:
+        server.wait_ready()
+        workers = server.worker_pids()
+        options.write_text('{"bind": ')
+        server.signal(signal.SIGHUP)
+        server.wait_for_log(r"\[ERROR\] Reload failed, keeping the current configuration")
+        assert server.proc.poll() is None and server.worker_pids() == workers
+        assert server.request("/")[:2] == (200, b"from file")
+        options.write_text('{"bind": "127.0.0.1:0", "workers": 2, "control_socket_disable": true}')
+        server.signal(signal.SIGHUP)
+        server.wait_until(lambda: len(server.worker_pids() - workers) == 2, timeout=15,
+                          message="for two new workers")
+    finally:
+        server.close()
