@@ -56,6 +56,9 @@ DEF HEADER_DROPPED = 6      # hop-by-hop, left out of the response
 DEF FLUSH_DONE = 0
 DEF FLUSH_BLOCKED = 1
 DEF FLUSH_FAILED = 2
+# _sendfile_some()'s answers besides a byte count
+DEF SENDFILE_BLOCKED = -1   # the socket is full (EAGAIN)
+DEF SENDFILE_FAILED = -2    # any other error: the connection is lost
 
 DEF MAX_EVENTS = 256
 DEF IOV_BATCH = 64
@@ -345,16 +348,10 @@ cdef class Connection(Handle):
 
     cdef int flush_file(self) except -1:
         cdef ssize_t sent
-        cdef size_t chunk
         while self.file_remaining > 0:
-            chunk = SENDFILE_CHUNK if self.file_remaining > SENDFILE_CHUNK else <size_t>self.file_remaining
-            sent = sendfile(self.fd, self.file_fd, &self.file_offset, chunk)
+            sent = _sendfile_some(self.fd, self.file_fd, &self.file_offset, self.file_remaining)
             if sent < 0:
-                if errno == EINTR:
-                    continue
-                if errno == EAGAIN:
-                    return FLUSH_BLOCKED
-                return FLUSH_FAILED
+                return FLUSH_BLOCKED if sent == SENDFILE_BLOCKED else FLUSH_FAILED
             if sent == 0:
                 # The file is shorter than it was: the promised length cannot be met.
                 self.keep_alive = False
@@ -405,19 +402,13 @@ cdef class Connection(Handle):
 
     cdef int flush_spool(self) except -1:
         cdef ssize_t sent
-        cdef long remaining
         while self.spool_sent < self.spool_end:
-            remaining = self.spool_end - self.spool_sent
-            sent = sendfile(self.fd, self.spool_fd, &self.spool_sent,
-                            SENDFILE_CHUNK if remaining > SENDFILE_CHUNK else <size_t>remaining)
+            sent = _sendfile_some(self.fd, self.spool_fd, &self.spool_sent,
+                                  self.spool_end - self.spool_sent)
             if sent < 0:
-                if errno == EINTR:
-                    continue
-                if errno == EAGAIN:
-                    return FLUSH_BLOCKED
-                return FLUSH_FAILED
+                return FLUSH_BLOCKED if sent == SENDFILE_BLOCKED else FLUSH_FAILED
             if sent == 0:
-                return FLUSH_FAILED
+                return FLUSH_FAILED   # the spool is shorter than what was written to it
             self.out_pending -= sent
         if self.writes_closed:
             # Sent, and no write() of this response can follow: the file goes.
@@ -482,6 +473,19 @@ cdef class Connection(Handle):
         if self.file_obj is not None:
             self.file_obj = None
             self.file_remaining = 0
+
+
+cdef inline ssize_t _sendfile_some(int sock, int fd, long* offset, int64_t remaining) noexcept:
+    """One sendfile() of at most SENDFILE_CHUNK bytes, retried on EINTR: the bytes
+    sent (0 at the file's end), SENDFILE_BLOCKED or SENDFILE_FAILED."""
+    cdef ssize_t sent
+    cdef size_t chunk = SENDFILE_CHUNK if remaining > SENDFILE_CHUNK else <size_t>remaining
+    while True:
+        sent = sendfile(sock, fd, offset, chunk)
+        if sent >= 0:
+            return sent
+        if errno != EINTR:
+            return SENDFILE_BLOCKED if errno == EAGAIN else SENDFILE_FAILED
 
 
 cdef inline void memset_msghdr(msghdr* msg) noexcept:
