@@ -56,6 +56,9 @@ DEF HEADER_DROPPED = 6      # hop-by-hop, left out of the response
 DEF FLUSH_DONE = 0
 DEF FLUSH_BLOCKED = 1
 DEF FLUSH_FAILED = 2
+# _sendfile_some()'s answers besides a byte count
+DEF SENDFILE_BLOCKED = -1   # the socket is full (EAGAIN)
+DEF SENDFILE_FAILED = -2    # any other error: the connection is lost
 
 DEF MAX_EVENTS = 256
 DEF IOV_BATCH = 64
@@ -115,6 +118,13 @@ cdef list INTERNAL_ERROR_HEADERS = [("Content-Type", "text/plain"),
 cdef bytes INTERNAL_ERROR_HEAD = (
     b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
     b"Content-Length: %d\r\nConnection: close\r\n" % len(INTERNAL_ERROR_BODY))
+# What gunicorn's worker writes for a request its app was stuck in (util.write_error).
+cdef bytes TIMEOUT_500_BODY = (
+    b"<html>\n  <head>\n    <title>Internal Server Error</title>\n  </head>\n  <body>\n"
+    b"    <h1><p>Internal Server Error</p></h1>\n    \n  </body>\n</html>\n")
+cdef bytes TIMEOUT_500 = (
+    b"HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Type: text/html\r\n"
+    b"Content-Length: %d\r\n\r\n" % len(TIMEOUT_500_BODY) + TIMEOUT_500_BODY)
 cdef str K_INPUT = sys.intern("wsgi.input")
 cdef str K_CONTENT_LENGTH = sys.intern("CONTENT_LENGTH")
 cdef str K_HTTP_TRANSFER_ENCODING = sys.intern("HTTP_TRANSFER_ENCODING")
@@ -338,16 +348,10 @@ cdef class Connection(Handle):
 
     cdef int flush_file(self) except -1:
         cdef ssize_t sent
-        cdef size_t chunk
         while self.file_remaining > 0:
-            chunk = SENDFILE_CHUNK if self.file_remaining > SENDFILE_CHUNK else <size_t>self.file_remaining
-            sent = sendfile(self.fd, self.file_fd, &self.file_offset, chunk)
+            sent = _sendfile_some(self.fd, self.file_fd, &self.file_offset, self.file_remaining)
             if sent < 0:
-                if errno == EINTR:
-                    continue
-                if errno == EAGAIN:
-                    return FLUSH_BLOCKED
-                return FLUSH_FAILED
+                return FLUSH_BLOCKED if sent == SENDFILE_BLOCKED else FLUSH_FAILED
             if sent == 0:
                 # The file is shorter than it was: the promised length cannot be met.
                 self.keep_alive = False
@@ -398,19 +402,13 @@ cdef class Connection(Handle):
 
     cdef int flush_spool(self) except -1:
         cdef ssize_t sent
-        cdef long remaining
         while self.spool_sent < self.spool_end:
-            remaining = self.spool_end - self.spool_sent
-            sent = sendfile(self.fd, self.spool_fd, &self.spool_sent,
-                            SENDFILE_CHUNK if remaining > SENDFILE_CHUNK else <size_t>remaining)
+            sent = _sendfile_some(self.fd, self.spool_fd, &self.spool_sent,
+                                  self.spool_end - self.spool_sent)
             if sent < 0:
-                if errno == EINTR:
-                    continue
-                if errno == EAGAIN:
-                    return FLUSH_BLOCKED
-                return FLUSH_FAILED
+                return FLUSH_BLOCKED if sent == SENDFILE_BLOCKED else FLUSH_FAILED
             if sent == 0:
-                return FLUSH_FAILED
+                return FLUSH_FAILED   # the spool is shorter than what was written to it
             self.out_pending -= sent
         if self.writes_closed:
             # Sent, and no write() of this response can follow: the file goes.
@@ -475,6 +473,19 @@ cdef class Connection(Handle):
         if self.file_obj is not None:
             self.file_obj = None
             self.file_remaining = 0
+
+
+cdef inline ssize_t _sendfile_some(int sock, int fd, long* offset, int64_t remaining) noexcept:
+    """One sendfile() of at most SENDFILE_CHUNK bytes, retried on EINTR: the bytes
+    sent (0 at the file's end), SENDFILE_BLOCKED or SENDFILE_FAILED."""
+    cdef ssize_t sent
+    cdef size_t chunk = SENDFILE_CHUNK if remaining > SENDFILE_CHUNK else <size_t>remaining
+    while True:
+        sent = sendfile(sock, fd, offset, chunk)
+        if sent >= 0:
+            return sent
+        if errno != EINTR:
+            return SENDFILE_BLOCKED if errno == EAGAIN else SENDFILE_FAILED
 
 
 cdef inline void memset_msghdr(msghdr* msg) noexcept:
@@ -554,6 +565,10 @@ cdef class Server:
     cdef object pre_request
     cdef object post_request
     cdef object access_log
+    cdef object flush_access_log
+    cdef bint access_pending
+    # The connection whose request the app is being called for, for abort_app_call.
+    cdef Connection in_app
     cdef object on_tick
 
     def __init__(self, app, listeners, options=None, hooks=None):
@@ -607,6 +622,7 @@ cdef class Server:
         self.pre_request = self.hooks.pre_request
         self.post_request = self.hooks.post_request
         self.access_log = self.hooks.access_log
+        self.flush_access_log = self.hooks.flush_access_log
         self.on_tick = self.hooks.on_tick
         self.date_second = -1
         self.listeners = [self._listener(sock, opts) for sock in listeners]
@@ -656,6 +672,31 @@ cdef class Server:
         if self.waker_fd >= 0:
             write(self.waker_fd, &one, sizeof(one))
 
+    def abort_app_call(self):
+        """For a worker about to be killed while the app is stuck in a request (the
+        master's timeout): answers the request as gunicorn does — a 500 if nothing of
+        the response was sent yet — and writes its access line. Returns the request's
+        environ, or None when the app is not serving one."""
+        cdef Connection conn = self.in_app
+        if conn is None:
+            return None
+        self.in_app = None
+        conn.keep_alive = False
+        status, headers, sent = conn.status_line, conn.response_headers, conn.body_sent
+        if not conn.headers_queued:
+            conn.queue(TIMEOUT_500)
+            status, headers, sent = "500 Internal Server Error", [], 0
+        try:
+            conn.flush()
+        except OSError:
+            pass
+        if self.access_log is not None:
+            self._run_hook(self.access_log, (conn.environ, status, headers, sent,
+                                             monotonic() - conn.request_start))
+            if self.flush_access_log is not None:
+                self._flush_access_log()
+        return conn.environ
+
     @property
     def connection_count(self):
         return len(self.connections)
@@ -671,6 +712,8 @@ cdef class Server:
         finally:
             self._close_all()
             self.running = False
+            if self.access_pending:
+                self._flush_access_log()
 
     cdef void _open(self) except *:
         cdef epoll_event event
@@ -758,6 +801,8 @@ cdef class Server:
             # connection a free sibling was woken for.
             while ready_listeners:
                 self._accept(<Listener>ready_listeners.pop())
+            if self.access_pending:
+                self._flush_access_log()
             if self.now >= self.next_tick:
                 self._tick()
             if self.stopping and self._drain_for_stop():
@@ -1229,7 +1274,12 @@ cdef class Server:
         cdef str phrase = STATUS_REASONS.get(status, "Bad Request")
         cdef bint head_request
         body = f"{phrase}\n{reason}\n".encode("latin-1", "replace")
-        self.error_log.debug("refused request from %s: %d %s", conn.remote_addr, status, reason)
+        if status == 408 or status >= 500:
+            # Slow clients and our own storage failures (logged where they happen).
+            self.error_log.debug("refused request from %s: %d %s", conn.remote_addr, status, reason)
+        else:
+            # gunicorn's handle_error: a malformed request is a WARNING, seen by default.
+            self.error_log.warning("Invalid request from ip=%s: %s", conn.remote_addr, reason)
         if conn.state == STATE_BODY:
             head_request = conn.is_head
         else:
@@ -1286,6 +1336,7 @@ cdef class Server:
             conn.keep_alive = False
         if self.pre_request is not None:
             self._run_hook(self.pre_request, (environ,))
+        self.in_app = conn
         try:
             result = self.app(environ, responder)
             conn.result = result
@@ -1300,6 +1351,7 @@ cdef class Server:
             self._produce(conn, known_length)
         except Exception:
             self._app_failed(conn)
+        self.in_app = None
 
     cdef int64_t _sequence_length(self, object items) except -2:
         """A list/tuple body's total length, so the response can carry Content-Length."""
@@ -1386,12 +1438,19 @@ cdef class Server:
             if self.access_log is not None:
                 self._run_hook(self.access_log, (conn.environ, conn.status_line,
                                                  conn.response_headers, sent, elapsed))
+                self.access_pending = self.flush_access_log is not None
             if self.post_request is not None:
                 self._run_hook(self.post_request, (conn.environ, conn.status_line,
                                                    conn.response_headers, sent, elapsed))
         if self.max_requests and self.requests_served >= self.max_requests and not self.stopping:
             self.error_log.info("Autorestarting worker after current request.")
             self.stop(True)
+
+    cdef void _flush_access_log(self) except *:
+        """The lines of this iteration's requests reach the file before the loop
+        sleeps: one write for all of them, none lost if the worker is killed."""
+        self.access_pending = False
+        self._run_hook(self.flush_access_log, ())
 
     cdef void _run_hook(self, object hook, tuple args) except *:
         try:

@@ -101,6 +101,9 @@ class ServerHooks:
     post_request: Optional[Callable[[Environ, str, list, int, float], None]] = None
     # Same signature as post_request; the access logger.
     access_log: Optional[Callable[[Environ, str, list, int, float], None]] = None
+    # Called at the end of a loop iteration in which access_log was called, before
+    # the loop waits again: the access logger writes out what it buffered.
+    flush_access_log: Optional[Callable[[], None]] = None
     # Logger for errors and app tracebacks.
     error_log: logging.Logger = dataclasses.field(
         default_factory=lambda: logging.getLogger("fastwsgi.error")
