@@ -414,6 +414,7 @@ cdef class Server:
     cdef Handle waker
     cdef dict connections
     cdef HeaderBlock header_block
+    cdef EarlyHints early_hints
 
     cdef double now
     cdef double next_tick
@@ -476,6 +477,7 @@ cdef class Server:
         self.error_log = self.hooks.error_log or logger
         self.connections = {}
         self.header_block = HeaderBlock()
+        self.early_hints = EarlyHints()
         self.epfd = -1
         self.waker_fd = -1
         opts = self.options
@@ -549,7 +551,7 @@ cdef class Server:
             server_port=server_port,
             multiprocess=bool(opts.multiprocess),
             file_wrapper=FileWrapper,
-            base_environ=opts.base_environ,
+            base_environ=dict(opts.base_environ, **{"wsgi.early_hints": self.early_hints}),
             secure_scheme_headers=opts.secure_scheme_headers,
         )
         return listener
@@ -1180,6 +1182,7 @@ cdef class Server:
             conn.keep_alive = False
         if self.pre_request is not None:
             self._run_hook(self.pre_request, (environ,))
+        self.early_hints.connection = conn
         try:
             result = self.app(environ, responder)
             conn.result = result
@@ -1224,6 +1227,8 @@ cdef class Server:
                     return
             self._finish_response(conn)
             return
+        # A generator resumed after backpressure may send hints before its first chunk.
+        self.early_hints.connection = conn
         while conn.out_pending <= HIGH_WATERMARK:
             chunk = next(conn.iterator, None)
             if chunk is None:
@@ -1506,6 +1511,8 @@ cdef class Server:
         # buffers now rather than the cyclic gc at its next (rare, full) pass.
         conn.responder.write_callable = None
         conn.responder = None
+        if self.early_hints.connection is conn:
+            self.early_hints.connection = None
         if not self.accepting and not self.stopping and self.now >= self.accept_resume_at:
             self._resume_accepting()
 
