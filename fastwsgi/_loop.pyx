@@ -92,6 +92,7 @@ cdef class Server
 include "_input.pxi"
 include "_response.pxi"
 include "_proxy.pxi"
+include "_metrics.pxi"
 
 cdef dict STATUS_REASONS = {
     400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
@@ -180,6 +181,8 @@ cdef class Connection(Handle):
     cdef bint is_head
     cdef int version_minor
     cdef double request_start
+    cdef int method_index
+    cdef bint in_flight      # counted in the metrics' in-flight gauge
 
     # the response
     cdef StartResponse responder
@@ -290,6 +293,8 @@ cdef class Connection(Handle):
                     return FLUSH_BLOCKED
                 return FLUSH_FAILED
             self.out_pending -= sent
+            if self.server.metrics != NULL:
+                self.server.metrics[M_BYTES_OUT] += sent
             # drop what went out; keep the unsent tail of a partly sent item
             i = self.out_head
             while sent > 0:
@@ -328,6 +333,8 @@ cdef class Connection(Handle):
                 break
             self.file_remaining -= sent
             self.body_sent += sent
+            if self.server.metrics != NULL:
+                self.server.metrics[M_BYTES_OUT] += sent
         return FLUSH_DONE
 
     cdef int write_from_app(self, object data) except -1:
@@ -468,6 +475,13 @@ cdef class Server:
     cdef object post_request
     cdef object access_log
     cdef object on_tick
+    cdef object request_metrics
+    # (status line, seconds) of the requests completed in this loop iteration, for
+    # request_metrics; None when nobody asked.
+    cdef list completed
+    # The shared metrics slot's counters, or NULL: metrics are off.
+    cdef MetricsSlot metrics_slot
+    cdef int64_t* metrics
 
     def __init__(self, app, listeners, options=None, hooks=None):
         from fastwsgi.options import ServerOptions, ServerHooks
@@ -522,6 +536,11 @@ cdef class Server:
         self.post_request = self.hooks.post_request
         self.access_log = self.hooks.access_log
         self.on_tick = self.hooks.on_tick
+        self.request_metrics = self.hooks.request_metrics
+        self.completed = [] if self.request_metrics is not None else None
+        if getattr(opts, "metrics", None) is not None:
+            self.metrics_slot = MetricsSlot(opts.metrics)
+            self.metrics = self.metrics_slot.counters
         self.date_second = -1
         self.listeners = [self._listener(sock, opts) for sock in listeners]
 
@@ -584,6 +603,8 @@ cdef class Server:
             self._serve()
         finally:
             self._close_all()
+            if self.completed:
+                self._report_completed()
             self.running = False
 
     cdef void _open(self) except *:
@@ -672,6 +693,8 @@ cdef class Server:
             # connection a free sibling was woken for.
             while ready_listeners:
                 self._accept(<Listener>ready_listeners.pop())
+            if self.completed:
+                self._report_completed()
             if self.now >= self.next_tick:
                 self._tick()
             if self.stopping and self._drain_for_stop():
@@ -730,6 +753,14 @@ cdef class Server:
                 self.on_tick()
             except Exception:
                 self.error_log.exception("on_tick hook failed")
+
+    cdef void _report_completed(self) except *:
+        cdef list completed = self.completed
+        self.completed = []
+        try:
+            self.request_metrics(completed)
+        except Exception:
+            self.error_log.exception("request_metrics hook failed")
 
     cdef void _refresh_date(self) except *:
         cdef time_t seconds = time(NULL)
@@ -855,6 +886,8 @@ cdef class Server:
             close(fd)
             return
         self.connections[fd] = conn
+        if self.metrics != NULL:
+            self.metrics[M_OPEN_CONNECTIONS] += 1
 
     # -- connection events -------------------------------------------------
 
@@ -899,6 +932,8 @@ cdef class Server:
                 conn.body_received += n
                 conn.deadline = self._body_deadline(conn)
             conn.rlen += n
+            if self.metrics != NULL:
+                self.metrics[M_BYTES_IN] += n
         self._drive(conn)
 
     cdef void _drain_closing(self, Connection conn) except *:
@@ -1066,6 +1101,10 @@ cdef class Server:
         # The whole token: a method that merely starts like HEAD (HEAL, HEXX) has a body.
         conn.is_head = head.method.len == 4 and memcmp(request_bytes + head.method.off, b"HEAD", 4) == 0
         conn.request_start = self.now
+        if self.metrics != NULL:
+            conn.method_index = method_index(request_bytes + head.method.off, head.method.len)
+            conn.in_flight = True
+            self.metrics[M_IN_FLIGHT] += 1
         conn.consume(head_length)
         head.reset()
         conn.body.start(head.body_kind, length)
@@ -1126,6 +1165,9 @@ cdef class Server:
         cdef bint head_request
         body = f"{phrase}\n{reason}\n".encode("latin-1", "replace")
         self.error_log.debug("refused request from %s: %d %s", conn.remote_addr, status, reason)
+        if self.metrics != NULL:
+            count_refusal(self.metrics, status)
+            self._end_in_flight(conn)
         if conn.state == STATE_BODY:
             head_request = conn.is_head
         else:
@@ -1278,7 +1320,15 @@ cdef class Server:
         self._request_done(conn)
 
     cdef void _request_done(self, Connection conn) except *:
+        cdef double elapsed
         self.requests_served += 1
+        if self.completed is not None or self.metrics != NULL:
+            elapsed = monotonic() - conn.request_start
+            if self.completed is not None:
+                self.completed.append((conn.status_line, elapsed))
+            if self.metrics != NULL:
+                count_request(self.metrics, conn.method_index, _status_code(conn.status_line), elapsed)
+                self._end_in_flight(conn)
         if self.post_request is not None or self.access_log is not None:
             elapsed = monotonic() - conn.request_start
             sent = conn.body_sent + conn.file_remaining
@@ -1291,6 +1341,11 @@ cdef class Server:
         if self.max_requests and self.requests_served >= self.max_requests and not self.stopping:
             self.error_log.info("Autorestarting worker after current request.")
             self.stop(True)
+
+    cdef inline void _end_in_flight(self, Connection conn) noexcept:
+        if conn.in_flight:
+            conn.in_flight = False
+            self.metrics[M_IN_FLIGHT] -= 1
 
     cdef void _run_hook(self, object hook, tuple args) except *:
         try:
@@ -1502,6 +1557,9 @@ cdef class Server:
             conn.body_buffer.discard()
             conn.body_buffer = None
         conn.state = STATE_CLOSED
+        if self.metrics != NULL:
+            self.metrics[M_OPEN_CONNECTIONS] -= 1
+            self._end_in_flight(conn)
         close(conn.fd)
         self.connections.pop(conn.fd, None)
         conn.out = None
