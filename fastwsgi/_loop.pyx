@@ -11,7 +11,6 @@ make the worker buffer without bound.
 import errno as errno_module
 import logging
 import os
-import select
 import socket
 import stat
 import sys
@@ -210,6 +209,15 @@ cdef class Connection(Handle):
     cdef int file_fd
     cdef long file_offset
     cdef int64_t file_remaining
+    # PEP 3333 write() output past HIGH_WATERMARK goes to a temporary file that is
+    # sent before `out` (as nginx buffers a slow client's response on disk): the
+    # app runs on the loop, so write() must not wait for a client that reads
+    # slowly or not at all. spool_fd is -1 while none is open; its bytes count in
+    # out_pending.
+    cdef object write_spool
+    cdef int spool_fd
+    cdef long spool_sent
+    cdef long spool_end
 
     def __cinit__(self):
         self.rbuf = NULL
@@ -269,6 +277,11 @@ cdef class Connection(Handle):
         cdef msghdr msg
         cdef Py_ssize_t count, i, end, sent, size
         cdef object item
+        cdef int outcome
+        if self.spool_fd >= 0:
+            outcome = self.flush_spool()
+            if outcome != FLUSH_DONE:
+                return outcome
         while self.out_head < PyList_GET_SIZE(self.out):
             end = PyList_GET_SIZE(self.out)
             count = 0
@@ -338,13 +351,76 @@ cdef class Connection(Handle):
         return FLUSH_DONE
 
     cdef int write_from_app(self, object data) except -1:
-        """PEP 3333 write(): queued in order; blocks (bounded) if too much is pending."""
+        """PEP 3333 write(): queued in order and sent as far as the socket takes it
+        now; past HIGH_WATERMARK the rest waits in the write spool, never the loop."""
+        cdef int outcome
         if self.writes_closed or self.state != STATE_RESPONSE:
             raise RuntimeError("write() called after the response was complete")
         self.add_body(data)
-        if self.out_pending > HIGH_WATERMARK:
-            self.server.flush_blocking(self)
+        if self.spool_fd < 0 and self.out_pending <= HIGH_WATERMARK:
+            return 0
+        if self.spool_fd >= 0:
+            # Behind spooled bytes, new ones join the spool to keep their order.
+            self.move_to_spool()
+        outcome = self.flush()
+        if outcome == FLUSH_FAILED:
+            raise ConnectionError("client went away during write()")
+        if self.out_pending > HIGH_WATERMARK and self.spool_fd < 0:
+            self.move_to_spool()
         return 0
+
+    cdef int move_to_spool(self) except -1:
+        """Moves what `out` holds to the end of the write spool, opening it if needed."""
+        cdef Py_ssize_t written
+        if self.out_head >= PyList_GET_SIZE(self.out):
+            return 0
+        if self.spool_fd < 0:
+            self.write_spool = tempfile.TemporaryFile(dir=self.server.spool_dir)
+            self.spool_fd = self.write_spool.fileno()
+            self.spool_sent = 0
+            self.spool_end = 0
+        pending = memoryview(b"".join(self.out[self.out_head:]))[self.out_offset:]
+        while len(pending):
+            written = os.write(self.spool_fd, pending)
+            self.spool_end += written
+            pending = pending[written:]
+        del self.out[:]
+        self.out_head = 0
+        self.out_offset = 0
+        return 0
+
+    cdef int flush_spool(self) except -1:
+        cdef ssize_t sent
+        cdef long remaining
+        while self.spool_sent < self.spool_end:
+            remaining = self.spool_end - self.spool_sent
+            sent = sendfile(self.fd, self.spool_fd, &self.spool_sent,
+                            SENDFILE_CHUNK if remaining > SENDFILE_CHUNK else <size_t>remaining)
+            if sent < 0:
+                if errno == EINTR:
+                    continue
+                if errno == EAGAIN:
+                    return FLUSH_BLOCKED
+                return FLUSH_FAILED
+            if sent == 0:
+                return FLUSH_FAILED
+            self.out_pending -= sent
+            if self.server.metrics != NULL:
+                self.server.metrics[M_BYTES_OUT] += sent
+        if self.writes_closed:
+            # Sent, and no write() of this response can follow: the file goes.
+            self.discard_spool()
+        return FLUSH_DONE
+
+    cdef void discard_spool(self) noexcept:
+        if self.spool_fd < 0:
+            return
+        self.spool_fd = -1
+        spool, self.write_spool = self.write_spool, None
+        try:
+            spool.close()
+        except BaseException:
+            pass
 
     # -- response body -----------------------------------------------------
 
@@ -876,6 +952,7 @@ cdef class Server:
         conn.responder = StartResponse(conn)
         conn.out = []
         conn.file_fd = -1
+        conn.spool_fd = -1
         conn.state = STATE_HEAD
         conn.deadline = self.now + self.header_timeout
         conn.accepted_at = self.now
@@ -1501,21 +1578,6 @@ cdef class Server:
         event.data.ptr = <void*>conn
         epoll_ctl(self.epfd, EPOLL_CTL_MOD, conn.fd, &event)
 
-    cdef void flush_blocking(self, Connection conn) except *:
-        """For the app's write(): wait (bounded by io_timeout) until the socket takes the data."""
-        cdef int outcome
-        deadline = monotonic() + self.io_timeout
-        while True:
-            outcome = conn.flush()
-            if outcome == FLUSH_DONE:
-                return
-            if outcome == FLUSH_FAILED:
-                raise ConnectionError("client went away during write()")
-            remaining = deadline - monotonic()
-            if remaining <= 0:
-                raise TimeoutError("client stopped reading during write()")
-            select.select([], [conn.fd], [], remaining)
-
     # -- closing -----------------------------------------------------------
 
     cdef void _close_gracefully(self, Connection conn) except *:
@@ -1560,6 +1622,7 @@ cdef class Server:
         if self.metrics != NULL:
             self.metrics[M_OPEN_CONNECTIONS] -= 1
             self._end_in_flight(conn)
+        conn.discard_spool()
         close(conn.fd)
         self.connections.pop(conn.fd, None)
         conn.out = None

@@ -1,0 +1,362 @@
+#!/usr/bin/env python3
+"""Instructions per request: fastwsgi's user-space cost under valgrind's callgrind.
+
+Wall-clock benchmarks on a shared 2-core machine move by 10-20 % from run to
+run; instruction counts do not, so this is the guard a hot-path change is
+checked against.  For each scenario the server (one fastwsgi loop, in-process,
+``callgrind_serve.py``) runs under ``valgrind --tool=callgrind`` twice, once
+for N requests and once for FACTOR x N, each time stopping by itself after its
+count.  A client in this process, outside valgrind, sends the requests over
+loopback and checks every response.  Start-up and shutdown cost the same in
+both runs, so
+
+    instructions per request = (total_big - total_small) / (FACTOR x N - N)
+
+is the steady-state cost of one request, warm caches included.  Each scenario
+is measured --repeats times; the table shows the median and the spread.
+
+A scenario is one row of SCENARIOS: the app, the bytes of one request, how
+many are written per batch (pipelining) and the server options for that row.
+A later row for threads or TLS adds its options (and, for TLS, its client
+transport) there; nothing else changes.
+
+Outputs: a table on stdout and a JSON file (--out).  With --baseline FILE the
+delta against that file is printed per scenario and the exit status is 1 when
+any scenario costs more than --threshold percent over its baseline.
+"""
+import argparse
+import dataclasses
+import datetime as _dt
+import json
+import os
+import platform
+import select
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import apps  # bench/apps.py: the apps and their expected bodies
+
+HOST = "127.0.0.1"
+SERVE = os.path.join(HERE, "callgrind_serve.py")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    name: str
+    desc: str
+    app: str                     # key of apps.APPS
+    request: bytes               # one request, as written on the wire
+    pipeline: int = 1            # requests per write; all answers are read before the next write
+    options: dict = dataclasses.field(default_factory=dict)   # ServerOptions fields for this row
+
+    @property
+    def expected_body(self):
+        return apps.APPS[self.app][1]
+
+
+_GET = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+_POST = (b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+         b"Content-Length: %d\r\n\r\n" % len(apps.POST_BODY)) + apps.POST_BODY
+
+SCENARIOS = {s.name: s for s in (
+    Scenario("hello", "GET, 13-byte body, keep-alive, one connection", "hello", _GET),
+    Scenario("post16k", "POST 16 KiB body, the app reads wsgi.input fully", "echo", _POST),
+    Scenario("pipeline16", "GET hello, 16 requests pipelined per write", "hello", _GET, pipeline=16),
+)}
+
+
+# --------------------------------------------------------------------------- client
+
+
+class ResponseReader:
+    """Reads HTTP/1.1 responses framed by Content-Length off one socket."""
+
+    def __init__(self, sock):
+        self.sock, self.buf = sock, b""
+
+    def _fill(self):
+        chunk = self.sock.recv(262144)
+        if not chunk:
+            raise ConnectionError("server closed the connection mid-response")
+        self.buf += chunk
+
+    def read(self):
+        """One response: (status, body)."""
+        while (end := self.buf.find(b"\r\n\r\n")) < 0:
+            self._fill()
+        head, self.buf = self.buf[:end].decode("latin-1"), self.buf[end + 4:]
+        lines = head.split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length = None
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        if length is None:
+            raise ValueError(f"response without Content-Length: {lines[0]!r}")
+        while len(self.buf) < length:
+            self._fill()
+        body, self.buf = self.buf[:length], self.buf[length:]
+        return status, body
+
+
+def drive(port, scenario, requests, timeout):
+    """Send `requests` requests on one keep-alive connection; check every answer."""
+    batch = scenario.request * scenario.pipeline
+    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        reader = ResponseReader(sock)
+        for _ in range(requests // scenario.pipeline):
+            sock.sendall(batch)
+            for _ in range(scenario.pipeline):
+                status, body = reader.read()
+                if status != 200 or body != scenario.expected_body:
+                    raise RuntimeError(f"{scenario.name}: bad response: status {status}, "
+                                       f"{len(body)}-byte body")
+    # Closing right after the last answer lets the stopping server exit at once
+    # instead of keeping an idle keep-alive connection until its timeout.
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def read_totals(path):
+    """The instruction count (Ir) of a callgrind output file."""
+    with open(path) as f:
+        for line in f:
+            if line.startswith(("totals:", "summary:")):
+                return int(line.split()[1])
+    raise ValueError("no totals line in the callgrind output")
+
+
+def _read_port(proc, deadline):
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {proc.returncode} before listening:\n"
+                               + proc.stderr.read()[-2000:])
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if ready:
+            line = proc.stdout.readline()
+            if line.strip().isdigit():
+                return int(line)
+            raise RuntimeError(f"server did not print its port: {line!r}")
+    raise RuntimeError("server did not listen in time")
+
+
+def server_env():
+    env = dict(os.environ)
+    # Same hash seed and no .pyc writes: the two runs of a pair must do the
+    # same start-up work, or its difference lands in the per-request figure.
+    env.update(PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
+    return env
+
+
+def measure_once(args, scenario, requests, workdir):
+    """Total instructions of one server run that serves `requests` requests."""
+    out = os.path.join(workdir, f"callgrind.{scenario.name}.{requests}.out")
+    cmd = [args.valgrind, "--tool=callgrind", "-q", f"--callgrind-out-file={out}",
+           args.python, SERVE, scenario.app, str(requests), json.dumps(scenario.options)]
+    proc = subprocess.Popen(cmd, cwd=workdir, env=server_env(), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        port = _read_port(proc, time.monotonic() + args.timeout)
+        drive(port, scenario, requests, args.timeout)
+        try:
+            _, err = proc.communicate(timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError("server did not stop after its last request") from None
+        if proc.returncode != 0:
+            raise RuntimeError(f"server exited with code {proc.returncode}:\n{err[-2000:]}")
+        return read_totals(out)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if os.path.exists(out):
+            os.unlink(out)
+
+
+def measure(args, scenario, workdir, progress):
+    """Instructions per request of one scenario, --repeats times."""
+    small = args.requests - args.requests % scenario.pipeline or scenario.pipeline
+    big = small * args.factor
+    runs = []
+    for i in range(1, args.repeats + 1):
+        total_small = measure_once(args, scenario, small, workdir)
+        total_big = measure_once(args, scenario, big, workdir)
+        per_request = (total_big - total_small) / (big - small)
+        runs.append({"total_small": total_small, "total_big": total_big,
+                     "instructions_per_request": round(per_request, 1)})
+        progress(f"run {i}/{args.repeats}: {per_request:,.0f} instructions/request "
+                 f"({total_small:,} for {small}, {total_big:,} for {big})")
+    figures = [r["instructions_per_request"] for r in runs]
+    median = statistics.median(figures)
+    return {"desc": scenario.desc, "requests": [small, big], "options": scenario.options,
+            "instructions_per_request": round(median, 1),
+            # half the range, in % of the median: the figure is median +/- spread
+            "spread_pct": round(50 * (max(figures) - min(figures)) / median, 3),
+            "runs": runs}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _git(*argv):
+    try:
+        p = subprocess.run(["git", "-C", REPO, *argv], capture_output=True, text=True, timeout=30, check=False)
+    except OSError:
+        return ""
+    return p.stdout.strip() if p.returncode == 0 else ""
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def metadata(args):
+    measured = ("fastwsgi", "setup.py", "pyproject.toml")
+    python = subprocess.run([args.python, "-c", "import platform; print(platform.python_version())"],
+                            capture_output=True, text=True, check=False).stdout.strip()
+    return {
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        # The last commit that changed the measured code, and whether the tree differs from it.
+        "commit": _git("log", "-1", "--format=%H", "--", *measured),
+        "uncommitted_changes": bool(_git("status", "--porcelain", "--", *measured)),
+        "python": python,
+        "valgrind": subprocess.run([args.valgrind, "--version"], capture_output=True,
+                                   text=True, check=False).stdout.strip(),
+        "machine": f"{platform.machine()}, {_cpu_model()}, {os.cpu_count()} cores, "
+                   f"Linux {platform.release()}",
+        "factor": args.factor, "repeats": args.repeats,
+    }
+
+
+def print_table(results):
+    print("\n| scenario | instructions/request | spread | requests (small, big) |")
+    print("|---|---:|---:|---|")
+    for name, r in results.items():
+        print(f"| {name} | {r['instructions_per_request']:,.0f} | ±{r['spread_pct']:.2f}% | "
+              f"{r['requests'][0]}, {r['requests'][1]} |")
+
+
+def compare(results, meta, baseline, threshold):
+    """Print the delta per scenario against a baseline; True if any is over threshold."""
+    print(f"\nagainst the baseline of {baseline['meta'].get('date', '?')} "
+          f"(commit {baseline['meta'].get('commit', '?')[:12]}, "
+          f"Python {baseline['meta'].get('python', '?')}); threshold +{threshold:g}%\n")
+    then = baseline["meta"]
+    for key in ("python", "valgrind", "machine"):
+        if then.get(key) != meta.get(key):
+            print(f"note: {key} differs (baseline: {then.get(key)!r}, now: {meta.get(key)!r}); "
+                  "instruction counts are comparable only on the same one")
+    print("| scenario | baseline | now | delta |")
+    print("|---|---:|---:|---:|")
+    over = False
+    for name, r in results.items():
+        base = baseline["scenarios"].get(name)
+        if not base:
+            print(f"| {name} | — | {r['instructions_per_request']:,.0f} | (no baseline) |")
+            continue
+        delta = 100 * (r["instructions_per_request"] / base["instructions_per_request"] - 1)
+        mark = ""
+        if delta > threshold:
+            over, mark = True, " **over**"
+        print(f"| {name} | {base['instructions_per_request']:,.0f} | "
+              f"{r['instructions_per_request']:,.0f} | {delta:+.2f}%{mark} |")
+    return over
+
+
+def stale_extensions():
+    """Compiled modules older than their Cython sources (a rebuild is due)."""
+    pkg = os.path.join(REPO, "fastwsgi")
+    sources = [os.path.join(root, f) for root, _, files in os.walk(pkg)
+               for f in files if f.endswith((".pyx", ".pxi", ".pxd"))]
+    newest = max((os.path.getmtime(p) for p in sources), default=0)
+    return [f for f in os.listdir(pkg) if f.endswith(".so")
+            and os.path.getmtime(os.path.join(pkg, f)) < newest]
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="scenarios: " + ", ".join(SCENARIOS))
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated (default: all)")
+    ap.add_argument("--requests", type=int, default=2000,
+                    help="requests of the small run, N (default %(default)s)")
+    ap.add_argument("--factor", type=int, default=6,
+                    help="the big run serves FACTOR x N requests (default %(default)s)")
+    ap.add_argument("--repeats", type=int, default=3, help="pairs of runs per scenario (default 3)")
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "callgrind.json"),
+                    help="JSON results file (default: %(default)s)")
+    ap.add_argument("--baseline", help="JSON file of an earlier run to compare against")
+    ap.add_argument("--threshold", type=float, default=1.0,
+                    help="with --baseline: exit 1 if a scenario costs more than this %% over it "
+                         "(default %(default)s)")
+    ap.add_argument("--python", default=sys.executable,
+                    help="interpreter that runs fastwsgi (default: the one running this script)")
+    ap.add_argument("--valgrind", default=shutil.which("valgrind") or "valgrind")
+    ap.add_argument("--timeout", type=float, default=300,
+                    help="seconds any one step (start, the client's requests, stop) may take")
+    a = ap.parse_args(argv)
+    a.scenarios = [s.strip() for s in a.scenarios.split(",") if s.strip()]
+    for s in a.scenarios:
+        if s not in SCENARIOS:
+            ap.error(f"unknown scenario {s!r} (known: {', '.join(SCENARIOS)})")
+    if a.requests < 1 or a.factor < 2 or a.repeats < 1:
+        ap.error("--requests must be >= 1, --factor >= 2, --repeats >= 1")
+    return a
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not shutil.which(args.valgrind):
+        sys.exit(f"error: {args.valgrind!r} not found (apt-get install -y valgrind)")
+    baseline = None
+    if args.baseline:
+        with open(args.baseline) as f:
+            baseline = json.load(f)
+    stale = stale_extensions()
+    if stale:
+        print(f"warning: {', '.join(stale)} older than the Cython sources: rebuild "
+              "(pip install -e .) or this measures old code", flush=True)
+    data = {"meta": metadata(args), "scenarios": {}}
+    workdir = tempfile.mkdtemp(prefix="fastwsgi-callgrind-")
+    try:
+        for name in args.scenarios:
+            def progress(msg, name=name):
+                print(f"{name:<11} {msg}", flush=True)
+            data["scenarios"][name] = measure(args, SCENARIOS[name], workdir, progress)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print_table(data["scenarios"])
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+    print(f"\nwrote {args.out}")
+    if baseline is not None and compare(data["scenarios"], data["meta"], baseline, args.threshold):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""The server process that ``callgrind.py`` runs under valgrind.
+
+One fastwsgi loop in this process (``fastwsgi.run``, no master, no fork) on a
+loopback port chosen by the kernel, serving one app of ``apps.py``.  It prints
+the port on stdout once it listens, then stops by itself after a given number
+of requests (``max_requests``), so that start-up and shutdown are the same in
+every run and only the request count differs.
+
+Usage: callgrind_serve.py APP MAX_REQUESTS [OPTIONS_JSON]
+"""
+import json
+import os
+import socket
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import apps  # bench/apps.py, the apps every benchmark serves
+
+import fastwsgi
+
+
+def main(argv):
+    app_name, max_requests = argv[0], int(argv[1])
+    options = json.loads(argv[2]) if len(argv) > 2 else {}
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    print(listener.getsockname()[1], flush=True)
+    try:
+        fastwsgi.run(apps.APPS[app_name][0], sock=listener, max_requests=max_requests, **options)
+    finally:
+        listener.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
