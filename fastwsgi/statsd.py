@@ -71,7 +71,11 @@ class Statsd:
         except OSError:
             # As gunicorn: an unreachable statsd must not stop the server.
             self.sock = None
-        self._status_names: dict[str, str] = {}
+        # The lines of every request, made once.
+        self._duration_head = f"{self.prefix}gunicorn.request.duration:".encode("ascii")
+        self._duration_tail = f"|ms{self.suffix}".encode("ascii")
+        self._requests_line = f"{self.prefix}gunicorn.requests:1|c|@1.0{self.suffix}".encode("ascii")
+        self._status_lines: dict[str, bytes] = {}
 
     def close(self) -> None:
         if self.sock is not None:
@@ -104,38 +108,45 @@ class Statsd:
     # --- the loop's batch ---------------------------------------------------------
     def requests(self, completed: Iterable[tuple[str, float]]) -> None:
         """The requests one loop iteration completed: (status line, seconds) each."""
-        prefix = self.prefix
+        if self.sock is None:
+            return
+        duration, tail = self._duration_head, self._duration_tail
+        requests_line, status_lines = self._requests_line, self._status_lines
         lines = []
         for status, seconds in completed:
             # gunicorn: the timedelta in ms, to the microsecond.
-            lines.append(f"{prefix}gunicorn.request.duration:{round(seconds * 1e6) / 1e3}|ms")
-            lines.append(f"{prefix}gunicorn.requests:1|c|@1.0")
-            name = self._status_names.get(status)
-            if name is None:
-                name = self._status_name(status)
-            lines.append(name)
-        self.send(lines)
+            lines.append(duration + repr(round(seconds * 1e6) / 1e3).encode() + tail)
+            lines.append(requests_line)
+            status_line = status_lines.get(status)
+            if status_line is None:
+                status_line = self._status_line(status)
+            lines.append(status_line)
+        self._send_lines(lines)
 
-    def _status_name(self, status: str) -> str:
+    def _status_line(self, status: str) -> bytes:
         code = int(str(status).split(None, 1)[0])
-        line = f"{self.prefix}gunicorn.request.status.{code}:1|c|@1.0"
-        if len(self._status_names) < 64:
-            self._status_names[status] = line
+        line = f"{self.prefix}gunicorn.request.status.{code}:1|c|@1.0{self.suffix}".encode("ascii")
+        if len(self._status_lines) < 64:
+            self._status_lines[status] = line
         return line
 
     def send(self, lines: list[str]) -> None:
-        if self.sock is None or not lines:
+        if self.sock is not None:
+            self._send_lines([(line + self.suffix).encode("ascii") for line in lines])
+
+    def _send_lines(self, lines: list[bytes]) -> None:
+        datagram = b"\n".join(lines)
+        if len(datagram) <= MAX_DATAGRAM:
+            self._send(datagram)
             return
-        suffix = self.suffix
         packet: list[bytes] = []
         size = 0
         for line in lines:
-            data = (line + suffix).encode("ascii")
-            if packet and size + 1 + len(data) > MAX_DATAGRAM:
+            if packet and size + 1 + len(line) > MAX_DATAGRAM:
                 self._send(b"\n".join(packet))
                 packet, size = [], 0
-            packet.append(data)
-            size += len(data) + (1 if size else 0)
+            size += len(line) + (1 if packet else 0)
+            packet.append(line)
         self._send(b"\n".join(packet))
 
     def _send(self, datagram: bytes) -> None:
