@@ -167,7 +167,9 @@ cdef class EarlyHints:
             block.add(b"\r\n", 2)
         block.add(b"\r\n", 2)
         conn.queue(block.take())
-        conn.server.flush_blocking(conn)
+        # Sent as far as the socket takes it now; the rest goes out ahead of the response.
+        if conn.flush() == FLUSH_FAILED:
+            raise ConnectionError("client went away during wsgi.early_hints")
 
 
 cdef class FileWrapper:

@@ -3,7 +3,7 @@ over its workers, read here by prometheus_client's own parser."""
 from __future__ import annotations
 
 import http.client
-import re
+import os
 import signal
 import socket
 
@@ -107,7 +107,6 @@ def test_worker_exits_and_restarts_keep_counters(server):
     for _ in range(3):
         server.request("/")
     victim = sorted(server.worker_pids())[0]
-    import os
     os.kill(victim, signal.SIGKILL)
     server.wait_until(lambda: victim not in server.worker_pids() and len(server.worker_pids()) == 2,
                       message="a replacement worker")
@@ -117,6 +116,23 @@ def test_worker_exits_and_restarts_keep_counters(server):
     assert found[("fastwsgi_worker_exits_total", ())] == 1
     assert found[("fastwsgi_requests_total", (("method", "GET"), ("status", "2xx")))] == 3
     assert found[("fastwsgi_workers", ())] == 2
+
+
+def test_a_worker_timeout_is_counted(tmp_path):
+    (tmp_path / "metricsapp.py").write_text(APP)
+    hung = ServerProcess("fastwsgi", ["-b", "127.0.0.1:0", "--timeout", "1", "--metrics-bind", "127.0.0.1:0",
+                                      "metricsapp:application"], tmp_path)
+    try:
+        hung.wait_ready()
+        port = int(hung.wait_for_log(r"Serving metrics at: http://127\.0\.0\.1:(\d+)/metrics")[0][1])
+        with pytest.raises(OSError):
+            hung.request("/slow?30", timeout=10)
+        hung.wait_until(lambda: samples(scrape(port)[2])[("fastwsgi_worker_timeouts_total", ())] == 1,
+                        message="the timeout counted")
+        hung.wait_until(lambda: samples(scrape(port)[2])[("fastwsgi_worker_restarts_total", ())] == 1,
+                        message="the worker replaced")
+    finally:
+        hung.close()
 
 
 def test_other_paths_are_not_found(server):
@@ -136,4 +152,3 @@ def test_layout_agrees_with_the_loop():
     assert (layout["methods"], layout["status_classes"]) == (len(metrics.METHODS), len(metrics.STATUS_CLASSES))
     assert metrics.DURATION_BUCKETS + len(metrics.DURATION_BOUNDS) + 1 <= metrics.REQUESTS
     assert metrics.REQUESTS + len(metrics.METHODS) * len(metrics.STATUS_CLASSES) <= metrics.REFUSED
-    assert re.match(r"^\d+$", str(metrics.SLOT_SIZE))

@@ -3,6 +3,7 @@ names, types, prefix and dogstatsd tags gunicorn sends for the same run."""
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import time
 
@@ -78,10 +79,10 @@ def _metrics(name: str, tmp_path) -> dict[str, set[str]]:
         match = LINE.match(line)
         assert match, f"{name} sent {line!r}"
         found.setdefault(match["name"], set()).add(match["type"])
-    counts = {}
-    for line in lines:
-        key = LINE.match(line)["name"]
-        counts[key] = counts.get(key, 0) + int(float(LINE.match(line)["value"])) if "|c" in line else 0
+    counts: dict[str, int] = {}
+    for match in map(LINE.match, lines):
+        if match["type"].startswith("c"):
+            counts[match["name"]] = counts.get(match["name"], 0) + int(match["value"])
     assert counts["gunicorn.requests"] == 4
     assert counts["gunicorn.request.status.200"] == 2
     assert sum(line.startswith("app.gunicorn.request.duration:") for line in lines) == 4
@@ -100,7 +101,6 @@ def test_same_metrics_as_gunicorn(tmp_path):
 
 
 def test_workers_gauge_follows_ttin(tmp_path):
-    import signal
     (tmp_path / "statsapp.py").write_text(APP)
     listener = Listener()
     server = ServerProcess("fastwsgi", ["-b", "127.0.0.1:0", "--statsd-host", f"127.0.0.1:{listener.port}",
