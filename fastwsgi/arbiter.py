@@ -145,8 +145,12 @@ class Arbiter:
         self.log.info("Listening at: %s (%s)", self._listeners_str(), self.pid)
         self.log.info("Using worker: %s", self.cfg.worker_class_str)
         if self.cfg.metrics_bind and self.metrics is None:
-            self.metrics = MetricsServer(self.cfg.metrics_bind, self.cfg.workers, self.log)
-            self.log.info("Serving metrics at: %s/metrics", self.metrics)
+            try:
+                self.metrics = MetricsServer(self.cfg.metrics_bind, self.cfg.workers, self.log)
+                self.log.info("Serving metrics at: %s/metrics", self.metrics)
+            except OSError as e:
+                # Metrics are no reason not to serve (a USR2 master finds the port still held).
+                self.log.error("Not serving metrics: cannot bind %s: %s", self.cfg.metrics_bind, e)
         warning = self.cfg.unsupported_warning()
         if warning:
             self.log.warning("%s", warning)

@@ -135,6 +135,23 @@ def test_a_worker_timeout_is_counted(tmp_path):
         hung.close()
 
 
+def test_a_busy_metrics_address_does_not_stop_serving(tmp_path):
+    (tmp_path / "metricsapp.py").write_text(APP)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    started = ServerProcess("fastwsgi", ["-b", "127.0.0.1:0", "--metrics-bind",
+                                         "127.0.0.1:%d" % taken.getsockname()[1], "metricsapp:application"],
+                            tmp_path)
+    try:
+        started.wait_ready()
+        started.wait_for_log(r"\[ERROR\] Not serving metrics: cannot bind")
+        assert started.request("/")[0] == 200
+    finally:
+        started.close()
+        taken.close()
+
+
 def test_other_paths_are_not_found(server):
     assert scrape(server.metrics_port, "/")[0] == 404
 
