@@ -84,6 +84,9 @@ DEF ACCEPT_BACKOFF = 0.5
 # Seconds between scans for connections to shed at capacity: a scan sorts every
 # connection, so an attack cannot make the loop do it for each accept.
 DEF SHED_RESCAN = 0.1
+# At capacity, an upload below min_upload_rate may be shed once it has had this
+# long to show its rate (a connection's first second says little about it).
+DEF SLOW_UPLOAD_GRACE = 1.0
 
 cdef class Connection
 cdef class Server
@@ -92,6 +95,7 @@ include "_input.pxi"
 include "_response.pxi"
 include "_proxy.pxi"
 include "_metrics.pxi"
+include "_framing.pxi"
 
 cdef dict STATUS_REASONS = {
     400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large",
@@ -102,6 +106,23 @@ cdef dict STATUS_REASONS = {
 cdef bytes CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
 cdef bytes CRLF = b"\r\n"
 cdef bytes LAST_CHUNK = b"0\r\n\r\n"
+cdef bytes TRANSFER_CHUNKED = b"Transfer-Encoding: chunked\r\n"
+cdef bytes CONNECTION_CLOSE = b"Connection: close\r\n"
+cdef bytes CONNECTION_KEEP_ALIVE = b"Connection: keep-alive\r\n"
+# The answer to an app that failed before its response began.
+cdef bytes INTERNAL_ERROR_BODY = b"Internal Server Error\n"
+cdef list INTERNAL_ERROR_HEADERS = [("Content-Type", "text/plain"),
+                                    ("Content-Length", str(len(INTERNAL_ERROR_BODY)))]
+cdef bytes INTERNAL_ERROR_HEAD = (
+    b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: %d\r\nConnection: close\r\n" % len(INTERNAL_ERROR_BODY))
+# What gunicorn's worker writes for a request its app was stuck in (util.write_error).
+cdef bytes TIMEOUT_500_BODY = (
+    b"<html>\n  <head>\n    <title>Internal Server Error</title>\n  </head>\n  <body>\n"
+    b"    <h1><p>Internal Server Error</p></h1>\n    \n  </body>\n</html>\n")
+cdef bytes TIMEOUT_500 = (
+    b"HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Type: text/html\r\n"
+    b"Content-Length: %d\r\n\r\n" % len(TIMEOUT_500_BODY) + TIMEOUT_500_BODY)
 cdef str K_INPUT = sys.intern("wsgi.input")
 cdef str K_CONTENT_LENGTH = sys.intern("CONTENT_LENGTH")
 cdef str K_HTTP_TRANSFER_ENCODING = sys.intern("HTTP_TRANSFER_ENCODING")
@@ -550,6 +571,10 @@ cdef class Server:
     cdef object pre_request
     cdef object post_request
     cdef object access_log
+    cdef object flush_access_log
+    cdef bint access_pending
+    # The connection whose request the app is being called for, for abort_app_call.
+    cdef Connection in_app
     cdef object on_tick
     cdef object request_metrics
     # (status line, seconds) of the requests completed in this loop iteration, for
@@ -611,6 +636,7 @@ cdef class Server:
         self.pre_request = self.hooks.pre_request
         self.post_request = self.hooks.post_request
         self.access_log = self.hooks.access_log
+        self.flush_access_log = self.hooks.flush_access_log
         self.on_tick = self.hooks.on_tick
         self.request_metrics = self.hooks.request_metrics
         self.completed = [] if self.request_metrics is not None else None
@@ -665,6 +691,31 @@ cdef class Server:
         if self.waker_fd >= 0:
             write(self.waker_fd, &one, sizeof(one))
 
+    def abort_app_call(self):
+        """For a worker about to be killed while the app is stuck in a request (the
+        master's timeout): answers the request as gunicorn does — a 500 if nothing of
+        the response was sent yet — and writes its access line. Returns the request's
+        environ, or None when the app is not serving one."""
+        cdef Connection conn = self.in_app
+        if conn is None:
+            return None
+        self.in_app = None
+        conn.keep_alive = False
+        status, headers, sent = conn.status_line, conn.response_headers, conn.body_sent
+        if not conn.headers_queued:
+            conn.queue(TIMEOUT_500)
+            status, headers, sent = "500 Internal Server Error", [], 0
+        try:
+            conn.flush()
+        except OSError:
+            pass
+        if self.access_log is not None:
+            self._run_hook(self.access_log, (conn.environ, status, headers, sent,
+                                             monotonic() - conn.request_start))
+            if self.flush_access_log is not None:
+                self._flush_access_log()
+        return conn.environ
+
     @property
     def connection_count(self):
         return len(self.connections)
@@ -682,6 +733,8 @@ cdef class Server:
             if self.completed:
                 self._report_completed()
             self.running = False
+            if self.access_pending:
+                self._flush_access_log()
 
     cdef void _open(self) except *:
         cdef epoll_event event
@@ -771,6 +824,8 @@ cdef class Server:
                 self._accept(<Listener>ready_listeners.pop())
             if self.completed:
                 self._report_completed()
+            if self.access_pending:
+                self._flush_access_log()
             if self.now >= self.next_tick:
                 self._tick()
             if self.stopping and self._drain_for_stop():
@@ -823,7 +878,10 @@ cdef class Server:
         self.shed_candidates = None
         for conn in list(self.connections.values()):
             if conn.deadline <= self.now:
-                self._on_timeout(conn)
+                try:
+                    self._on_timeout(conn)
+                except Exception:
+                    self._connection_failed(conn)
         if self.on_tick is not None:
             try:
                 self.on_tick()
@@ -893,21 +951,32 @@ cdef class Server:
     cdef bint _shed_one(self) except -1:
         """At capacity: closes the connection that costs most and gives least, so that
         a new client is not left waiting in the backlog — an idle keep-alive first
-        (the longest idle), then the oldest incomplete request head. False when every
-        connection is busy with a request."""
+        (the longest idle), then the oldest incomplete request head, then the oldest
+        upload already below the minimum rate (its deadline would close it anyway).
+        False when every connection is busy with a request."""
         cdef Connection conn
         if not self.shed_candidates and self.now - self.shed_scanned_at >= SHED_RESCAN:
             self._scan_shed_candidates()
         while self.shed_candidates:
             conn = self.shed_candidates.pop()
-            if conn.state != STATE_HEAD or conn.out_pending or _input_waiting(conn.fd):
-                continue  # it moved on since the scan, or its next bytes are waiting
+            if conn.out_pending or _input_waiting(conn.fd):
+                continue  # its next bytes are waiting
+            if conn.state == STATE_HEAD:
+                what = "an idle" if conn.idle else "a slow"
+            elif conn.state == STATE_BODY and self._uploading_slowly(conn):
+                what = "a slow upload's"
+            else:
+                continue  # it moved on since the scan
             self.error_log.debug("at %d connections: closing %s connection from %s",
-                                 len(self.connections), "an idle" if conn.idle else "a slow",
-                                 conn.remote_addr)
+                                 len(self.connections), what, conn.remote_addr)
             self._close(conn)
             return True
         return False
+
+    cdef inline bint _uploading_slowly(self, Connection conn) noexcept:
+        cdef double elapsed = self.now - conn.body_started_at
+        return (self.min_upload_rate > 0 and elapsed >= SLOW_UPLOAD_GRACE
+                and conn.body_received < elapsed * self.min_upload_rate)
 
     cdef void _scan_shed_candidates(self) except *:
         cdef Connection conn
@@ -917,6 +986,8 @@ cdef class Server:
             if conn.state == STATE_HEAD and not conn.out_pending and conn.accepted_at < self.now:
                 # the deadline orders them: the earliest began (or went idle) first
                 found.append((0 if conn.idle else 1, conn.deadline, conn.fd, conn))
+            elif conn.state == STATE_BODY and not conn.out_pending and self._uploading_slowly(conn):
+                found.append((2, conn.body_started_at, conn.fd, conn))
         found.sort(reverse=True)   # pop() takes the best victim from the end
         self.shed_candidates = [entry[3] for entry in found]
 
@@ -1190,7 +1261,8 @@ cdef class Server:
             self._reserve_body_memory(conn, head.body_kind, length)
         conn.state = STATE_BODY
         conn.body_started_at = self.now
-        conn.body_received = 0
+        # what came in with the head counts toward the upload's rate
+        conn.body_received = conn.rlen
         conn.deadline = self.now + self.io_timeout
         if head.expect_continue and head.body_kind != BODY_NONE and conn.rlen == 0:
             # RFC 9110 §10.1.1: the head passed every check, so invite the body.
@@ -1241,10 +1313,15 @@ cdef class Server:
         cdef str phrase = STATUS_REASONS.get(status, "Bad Request")
         cdef bint head_request
         body = f"{phrase}\n{reason}\n".encode("latin-1", "replace")
-        self.error_log.debug("refused request from %s: %d %s", conn.remote_addr, status, reason)
         if self.metrics != NULL:
             count_refusal(self.metrics, status)
             self._end_in_flight(conn)
+        if status == 408 or status >= 500:
+            # Slow clients and our own storage failures (logged where they happen).
+            self.error_log.debug("refused request from %s: %d %s", conn.remote_addr, status, reason)
+        else:
+            # gunicorn's handle_error: a malformed request is a WARNING, seen by default.
+            self.error_log.warning("Invalid request from ip=%s: %s", conn.remote_addr, reason)
         if conn.state == STATE_BODY:
             head_request = conn.is_head
         else:
@@ -1302,6 +1379,7 @@ cdef class Server:
         if self.pre_request is not None:
             self._run_hook(self.pre_request, (environ,))
         self.early_hints.connection = conn
+        self.in_app = conn
         try:
             result = self.app(environ, responder)
             conn.result = result
@@ -1316,6 +1394,7 @@ cdef class Server:
             self._produce(conn, known_length)
         except Exception:
             self._app_failed(conn)
+        self.in_app = None
 
     cdef int64_t _sequence_length(self, object items) except -2:
         """A list/tuple body's total length, so the response can carry Content-Length."""
@@ -1412,6 +1491,7 @@ cdef class Server:
             if self.access_log is not None:
                 self._run_hook(self.access_log, (conn.environ, conn.status_line,
                                                  conn.response_headers, sent, elapsed))
+                self.access_pending = self.flush_access_log is not None
             if self.post_request is not None:
                 self._run_hook(self.post_request, (conn.environ, conn.status_line,
                                                    conn.response_headers, sent, elapsed))
@@ -1423,6 +1503,12 @@ cdef class Server:
         if conn.in_flight:
             conn.in_flight = False
             self.metrics[M_IN_FLIGHT] -= 1
+
+    cdef void _flush_access_log(self) except *:
+        """The lines of this iteration's requests reach the file before the loop
+        sleeps: one write for all of them, none lost if the worker is killed."""
+        self.access_pending = False
+        self._run_hook(self.flush_access_log, ())
 
     cdef void _run_hook(self, object hook, tuple args) except *:
         try:
@@ -1443,14 +1529,12 @@ cdef class Server:
             conn.flush()
             self._close(conn)
             return
-        body = b"Internal Server Error\n"
         conn.status_line = "500 Internal Server Error"
-        conn.response_headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
-        conn.queue(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
-                   b"Content-Length: 22\r\nConnection: close\r\n" + self.date_header + b"\r\n"
-                   + (body if not conn.is_head else b""))
+        conn.response_headers = list(INTERNAL_ERROR_HEADERS)
+        conn.queue(INTERNAL_ERROR_HEAD + self.date_header + b"\r\n"
+                   + (INTERNAL_ERROR_BODY if not conn.is_head else b""))
         conn.headers_queued = True
-        conn.body_sent = len(body)
+        conn.body_sent = len(INTERNAL_ERROR_BODY)
         conn.response_done = True
         self._request_done(conn)
 
@@ -1467,6 +1551,7 @@ cdef class Server:
         cdef object headers = responder.headers
         cdef int code
         cdef int64_t declared
+        cdef Framing framing
         if status is None:
             raise AssertionError("the application did not call start_response()")
         block.length = 0
@@ -1478,21 +1563,20 @@ cdef class Server:
             self._encode_app_lines(block, status, headers)
         code = self.cached_code
         declared = self.cached_declared
-        if code < 200 or code == 204 or code == 304:
-            # RFC 9110 §6.4.1: these responses never carry content.
+        framing = response_framing(code, conn.is_head, declared >= 0 or known_length >= 0,
+                                   conn.version_minor)
+        if framing == FRAMING_NONE:
             conn.body_allowed = False
         if declared >= 0:
             conn.content_length_out = declared
-        elif known_length >= 0 and (conn.body_allowed or (conn.is_head and length_holds_for_head)):
+        elif known_length >= 0 and (framing == FRAMING_LENGTH or (conn.is_head and length_holds_for_head)):
+            # A HEAD answer states the length only when it is the one GET would send.
             conn.content_length_out = known_length
             _add_content_length(block, known_length)
-        elif not conn.body_allowed:
-            pass
-        elif conn.version_minor == 1:
+        elif framing == FRAMING_CHUNKED:
             conn.chunked_out = True
-            block.add("Transfer-Encoding: chunked\r\n", 28)
-        else:
-            # HTTP/1.0 without a length: the body ends when the connection does.
+            block.add(PyBytes_AS_STRING(TRANSFER_CHUNKED), PyBytes_GET_SIZE(TRANSFER_CHUNKED))
+        elif framing == FRAMING_CLOSE:
             conn.keep_alive = False
         if not self.cached_has_date:
             block.add(PyBytes_AS_STRING(self.date_header), PyBytes_GET_SIZE(self.date_header))
@@ -1501,9 +1585,9 @@ cdef class Server:
         if self.stopping or self.cached_close:
             conn.keep_alive = False
         if not conn.keep_alive:
-            block.add("Connection: close\r\n", 19)
+            block.add(PyBytes_AS_STRING(CONNECTION_CLOSE), PyBytes_GET_SIZE(CONNECTION_CLOSE))
         elif conn.version_minor == 0:
-            block.add("Connection: keep-alive\r\n", 24)
+            block.add(PyBytes_AS_STRING(CONNECTION_KEEP_ALIVE), PyBytes_GET_SIZE(CONNECTION_KEEP_ALIVE))
         block.add("\r\n", 2)
         conn.queue(block.take())
         conn.headers_queued = True
@@ -1576,7 +1660,10 @@ cdef class Server:
         conn.interest = interest
         event.events = interest
         event.data.ptr = <void*>conn
-        epoll_ctl(self.epfd, EPOLL_CTL_MOD, conn.fd, &event)
+        if epoll_ctl(self.epfd, EPOLL_CTL_MOD, conn.fd, &event) < 0:
+            # Without its events the connection would hang until its deadline: it
+            # fails now, alone (the loop closes a connection whose handling raised).
+            raise OSError(errno, f"epoll_ctl: {os.strerror(errno)}")
 
     # -- closing -----------------------------------------------------------
 

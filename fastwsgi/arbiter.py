@@ -22,7 +22,7 @@ import traceback
 from typing import Any, NoReturn
 
 from . import __version__
-from .errors import AppImportError, HaltServer
+from .errors import AppImportError, ConfigFileError, HaltServer
 from .glogging import Logger
 from .metrics import MetricsServer
 from .pidfile import Pidfile
@@ -34,6 +34,7 @@ from .sockets import (
     create_listeners,
     listen_fds,
 )
+from .systemd import notify_socket, reloading_state, sd_notify
 from .worker import Worker
 
 # Environment a re-exec'd master (USR2) finds: the old master's pid and the listening fds.
@@ -73,6 +74,9 @@ class Arbiter:
         self._next_spawn_at = 0.0
         self._last_logged_active_worker_count: int | None = None
         self.metrics: MetricsServer | None = None
+        # systemd (NOTIFY_SOCKET) is told READY=1 once the workers have loaded the app.
+        self._ready_pending = notify_socket() is not None
+        self._stopping_notified = False
         self.setup(app)
         self.start_ctx = {"args": app.restart_args(), "cwd": os.getcwd()}
 
@@ -198,10 +202,13 @@ class Arbiter:
             self.manage_workers()
             while True:
                 self.maybe_promote_master()
-                for sig in self._read_signals(1.0):
+                # Waiting for the workers to boot, look often: systemd waits on READY=1.
+                for sig in self._read_signals(0.02 if self._ready_pending else 1.0):
                     self._dispatch(sig)
                 self.murder_workers()
                 self.manage_workers()
+                if self._ready_pending:
+                    self._notify_ready_when_booted()
         except (StopIteration, KeyboardInterrupt):
             self.halt()
         except HaltServer as halt:
@@ -214,6 +221,13 @@ class Arbiter:
             if self.pidfile is not None:
                 self.pidfile.unlink()
             sys.exit(-1)
+
+    def _notify_ready_when_booted(self) -> None:
+        if len(self.workers) < self.num_workers or not all(map(_booted, self.workers.values())):
+            return
+        self._ready_pending = False
+        sd_notify(f"READY=1\nSTATUS=fastwsgi arbiter booted, {len(self.workers)} worker(s)"
+                  f" at {self._listeners_str()}", self.log)
 
     def _dispatch(self, sig: int) -> None:
         if sig == signal.SIGCHLD:
@@ -281,6 +295,9 @@ class Arbiter:
 
     def stop(self, graceful: bool = True) -> None:
         """Close the listeners, ask workers to stop, SIGKILL whoever outlives graceful_timeout."""
+        if not self._stopping_notified:
+            self._stopping_notified = True
+            sd_notify("STOPPING=1", self.log)
         # The sockets of a new master (USR2), of systemd or of SO_REUSEPORT peers stay.
         unlink = self.reexec_pid == self.master_pid == 0 and not self.systemd and not self.cfg.reuse_port
         close_listeners(self.listeners, unlink)
@@ -307,6 +324,14 @@ class Arbiter:
 
     # --- reload and re-exec --------------------------------------------------------
     def reload(self) -> None:
+        sd_notify(reloading_state(), self.log)
+        try:
+            self._reload()
+        finally:
+            # Reloaded or not (a broken config keeps the running one), the service is up.
+            self._ready_pending = notify_socket() is not None
+
+    def _reload(self) -> None:
         old_address = self.cfg.address
         for key in self.cfg.env:
             if key in self.cfg.env_orig:
@@ -315,8 +340,11 @@ class Arbiter:
                 os.environ.pop(key, None)
         try:
             self.app.reload()
-        except Exception as e:
+        except ConfigFileError as e:
             # Unlike gunicorn (which exits), keep serving with the working config.
+            self.log.error("Reload failed, keeping the current configuration: %s", e.detail.rstrip())
+            return
+        except Exception as e:
             self.log.error("Reload failed, keeping the current configuration: %s", e)
             return
         self.setup(self.app)
@@ -566,3 +594,12 @@ class Arbiter:
                     self.metrics.worker_exited(pid, halting=False)
                 worker.tmp.close()
                 self.cfg.worker_exit(self, worker)
+
+
+def _booted(worker: Worker) -> bool:
+    """The worker has loaded the app: its first heartbeat replaced the file's
+    wall-clock creation time with a (much smaller) monotonic one."""
+    try:
+        return worker.tmp.last_update() <= time.monotonic() + 1.0
+    except (OSError, ValueError, TypeError):
+        return False

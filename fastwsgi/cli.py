@@ -14,6 +14,7 @@ from typing import Any, Callable
 from . import config as config_module
 from .app import AppLoader, add_pythonpath
 from .config import Config
+from .errors import ConfigFileError
 
 
 class Application:
@@ -72,11 +73,21 @@ def check_app(application: Application) -> int:
 def run(argv: Sequence[str], prog: str | None = None) -> int:
     try:
         application = Application(argv, prog=prog)
+    except ConfigFileError as e:
+        sys.stderr.write(e.detail)
+        sys.stderr.flush()
+        return 1
     except SystemExit:
         raise
     except Exception as e:
         _print_error(str(e))
         return 1
+    return serve(application)
+
+
+def serve(application: Any) -> int:
+    """Runs the master for a loaded application (the command's, or an embedding
+    one: fastwsgi.app.base); returns the exit status."""
     cfg = application.cfg
 
     if cfg.print_config:

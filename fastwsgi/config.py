@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from . import __version__
-from .errors import ConfigError
+from .errors import ConfigError, ConfigFileError
 from .settings import BY_NAME, IGNORED, REFUSED, SETTINGS, Setting
 from .sockets import Address, parse_address
 
@@ -204,7 +204,8 @@ def _add_option(parser: argparse.ArgumentParser, setting: Setting) -> None:
     parser.add_argument(*setting.cli, **kwargs)
 
 
-def _given(namespace: argparse.Namespace) -> Iterable[tuple[str, Any]]:
+def given_settings(namespace: argparse.Namespace) -> Iterable[tuple[str, Any]]:
+    """The settings a parsed command line gives (flags left out are None)."""
     return ((k, v) for k, v in vars(namespace).items() if v is not None and k != "args")
 
 
@@ -233,16 +234,18 @@ def read_config_file(location: str) -> dict[str, Any]:
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         spec.loader.exec_module(module)
-    except Exception:
-        print(f"Failed to read config file: {filename}", file=sys.stderr)
-        traceback.print_exc()
-        sys.stderr.flush()
-        sys.exit(1)
+    except (Exception, SystemExit):
+        # A config file calling sys.exit() is a broken config file too.
+        raise ConfigFileError(f"Failed to read config file: {filename}\n{traceback.format_exc()}") from None
     return vars(module)
 
 
 def apply_config_file(cfg: Config, location: str) -> None:
-    for name, value in read_config_file(location).items():
+    apply_config_values(cfg, read_config_file(location))
+
+
+def apply_config_values(cfg: Config, values: Mapping[str, Any]) -> None:
+    for name, value in values.items():
         # A config file is a Python module: its imports and helpers are not settings.
         if name not in BY_NAME:
             continue
@@ -286,7 +289,7 @@ def load(argv: Sequence[str], environ: Mapping[str, str] | None = None,
         apply_config_file(cfg, config_location)
 
     for layer in env_layers + [cli_args]:
-        for name, value in _given(layer):
+        for name, value in given_settings(layer):
             cfg.set(name, value)
 
     # The config file or the flags may have moved the working directory.

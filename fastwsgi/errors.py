@@ -6,6 +6,15 @@ class ConfigError(Exception):
     """A setting cannot be honoured; the CLI prints it as ``Error: ...`` and exits 1."""
 
 
+class ConfigFileError(SystemExit):
+    """A config file raised while it was read. Exits 1 at start (gunicorn prints
+    ``detail`` and exits); a HUP logs it and keeps the running config."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(1)
+        self.detail = detail
+
+
 class AppImportError(ImportError):
     """The app spec names nothing callable; a worker exits with APP_LOAD_ERROR (4)."""
 

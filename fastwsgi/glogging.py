@@ -17,6 +17,7 @@ import datetime
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -62,15 +63,19 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     },
 }
 
+# The atoms a format names: "%(h)s", "%({x-request-id}i)s".
+ATOM_NAME = re.compile(r"%\(([^)]*)\)")
+
 # Handlers we install carry this attribute, so a reload replaces only ours.
 _OURS = "_fastwsgi"
 
 
 class BatchingHandler(logging.Handler):
-    """Access lines are formatted at once but written in batches: one write(2) per
-    loop tick (about a second) or per 64 KiB, instead of one per request, so the
-    serving loop does not stop for the disk on every response.  A worker killed
-    with SIGKILL loses at most the last tick's lines."""
+    """Access lines are formatted at once and written at the end of the serving
+    loop's iteration that produced them (or per 64 KiB): under load one write(2)
+    carries the lines of every request answered in that iteration, and on an idle
+    server each line reaches the file right after its response, so a worker killed
+    with SIGKILL loses none of the requests it finished."""
 
     flush_at_bytes = 64 * 1024
 
@@ -86,10 +91,15 @@ class BatchingHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self.format(record) + self.target.terminator
+            line = self.format(record)
         except Exception:
             self.handleError(record)
             return
+        self.add_line(line)
+
+    def add_line(self, line: str) -> None:
+        """A formatted line; the logger's fast path calls this without a LogRecord."""
+        line += self.target.terminator
         self._lines.append(line)
         self._size += len(line)
         if self._size >= self.flush_at_bytes:
@@ -167,7 +177,10 @@ def _remote_user(environ: dict) -> str | None:
 
 
 def access_atoms(environ: dict, status: str, response_headers: Iterable[tuple[str, str]],
-                 sent: int | None, request_time: datetime.timedelta) -> dict[str, Any]:
+                 sent: int | None, request_time: datetime.timedelta,
+                 fields: bool = True) -> dict[str, Any]:
+    """gunicorn's atoms; ``fields=False`` leaves out the {name}i/o/e ones, which
+    cost a pass over the environ and the headers."""
     method = environ.get("REQUEST_METHOD")
     protocol = environ.get("SERVER_PROTOCOL")
     atoms: dict[str, Any] = {
@@ -191,10 +204,95 @@ def access_atoms(environ: dict, status: str, response_headers: Iterable[tuple[st
         "L": f"{request_time.seconds}.{request_time.microseconds:06d}",
         "p": f"<{os.getpid()}>",
     }
+    if not fields:
+        return atoms
     atoms.update({f"{{{name.lower()}}}i": value for name, value in request_headers(environ)})
     atoms.update({f"{{{name.lower()}}}o": value for name, value in response_headers})
     atoms.update({f"{{{key.lower()}}}e": value for key, value in environ.items()})
     return atoms
+
+
+def _clock_atom() -> str:
+    """%(t)s, formatted once a second rather than once a line."""
+    now = int(time.time())
+    if now != _clock_cache[0]:
+        _clock_cache[0] = now
+        _clock_cache[1] = time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(now))
+    return _clock_cache[1]
+
+
+_clock_cache: list[Any] = [None, ""]
+
+
+def _duration_atom(name: str, request_time: datetime.timedelta) -> Any:
+    if name == "T":
+        return request_time.seconds
+    if name == "D":
+        return request_time.seconds * 1000000 + request_time.microseconds
+    if name == "M":
+        return request_time.seconds * 1000 + int(request_time.microseconds / 1000)
+    return f"{request_time.seconds}.{request_time.microseconds:06d}"
+
+
+# One function per simple atom: (environ, status, sent) -> value, as access_atoms has it.
+SIMPLE_ATOMS: dict[str, Any] = {
+    "h": lambda environ, status, sent: environ.get("REMOTE_ADDR", "-"),
+    "l": lambda environ, status, sent: "-",
+    "u": lambda environ, status, sent: _remote_user(environ) or "-",
+    "t": lambda environ, status, sent: _clock_atom(),
+    "r": lambda environ, status, sent: (f"{environ.get('REQUEST_METHOD')} {raw_uri(environ)} "
+                                        f"{environ.get('SERVER_PROTOCOL')}"),
+    "s": lambda environ, status, sent: status.split(None, 1)[0] if isinstance(status, str) else status,
+    "m": lambda environ, status, sent: environ.get("REQUEST_METHOD"),
+    "U": lambda environ, status, sent: environ.get("PATH_INFO"),
+    "q": lambda environ, status, sent: environ.get("QUERY_STRING"),
+    "H": lambda environ, status, sent: environ.get("SERVER_PROTOCOL"),
+    "b": lambda environ, status, sent: str(sent) if sent is not None else "-",
+    "B": lambda environ, status, sent: sent,
+    "f": lambda environ, status, sent: environ.get("HTTP_REFERER", "-"),
+    "a": lambda environ, status, sent: environ.get("HTTP_USER_AGENT", "-"),
+    "p": lambda environ, status, sent: f"<{os.getpid()}>",
+}
+DURATION_ATOMS = frozenset("TDML")
+
+
+class AccessFormat:
+    """An access_log_format compiled once: each line computes only the atoms the
+    format names (access_atoms computes them all, the {name}e ones alone one per
+    environ key), under SafeAtoms' rules; the line is the same."""
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        self.names = tuple(dict.fromkeys(ATOM_NAME.findall(fmt)))
+        self.simple = tuple((name, SIMPLE_ATOMS[name]) for name in self.names if name in SIMPLE_ATOMS)
+        self.durations = tuple(name for name in self.names if name in DURATION_ATOMS)
+        self.fields = tuple(name for name in self.names if name.startswith("{"))
+        self.unknown = tuple(name for name in self.names if name not in SIMPLE_ATOMS
+                             and name not in DURATION_ATOMS and not name.startswith("{"))
+        # A format with no named atom is rendered the general way (gunicorn's).
+        self.general = not self.names
+
+    def atoms(self, environ: dict, status: str, response_headers: Iterable[tuple[str, str]],
+              sent: int | None, request_seconds: float) -> dict[str, Any]:
+        if self.general or self.fields:
+            every = access_atoms(environ, status, response_headers, sent,
+                                 datetime.timedelta(seconds=request_seconds), bool(self.fields))
+            if self.general:
+                return SafeAtoms(every)
+            named = {name: every.get(name.lower() if name.startswith("{") else name, "-")
+                     for name in self.names}
+        else:
+            named = {name: atom(environ, status, sent) for name, atom in self.simple}
+            if self.durations:
+                request_time = datetime.timedelta(seconds=request_seconds)
+                for name in self.durations:
+                    named[name] = _duration_atom(name, request_time)
+            for name in self.unknown:
+                named[name] = "-"
+        for name, value in named.items():
+            if isinstance(value, str) and '"' in value:
+                named[name] = value.replace('"', '\\"')
+        return named
 
 
 class Logger:
@@ -211,6 +309,7 @@ class Logger:
         self.access_log.propagate = False
         self.logfile = None
         self.statsd: Statsd | None = None
+        self.access_buffer: BatchingHandler | None = None
         self.lock = threading.Lock()
         self.cfg = cfg
         self.setup(cfg)
@@ -220,6 +319,7 @@ class Logger:
         self.loglevel = LOG_LEVELS.get(cfg.loglevel.lower(), logging.INFO)
         self.error_log.setLevel(self.loglevel)
         self.access_log.setLevel(logging.INFO)
+        self.access_buffer = None
         for log in (self.error_log, self.access_log):
             for handler in [h for h in log.handlers if getattr(h, _OURS, False)]:
                 log.removeHandler(handler)
@@ -240,8 +340,14 @@ class Logger:
         if cfg.accesslog is not None:
             self._add_handler(self.access_log, cfg.accesslog, logging.Formatter(self.access_fmt),
                               sys.stdout, batched=True)
+        if cfg.syslog:
+            self._add_syslog(self.error_log, cfg, "error")
+            if not cfg.disable_redirect_access_to_syslog:
+                self._add_syslog(self.access_log, cfg, "access")
         self.access_enabled = bool(cfg.accesslog or cfg.logconfig or cfg.logconfig_dict
-                                   or cfg.logconfig_json)
+                                   or cfg.logconfig_json
+                                   or (cfg.syslog and not cfg.disable_redirect_access_to_syslog))
+        self.access_format = AccessFormat(cfg.access_log_format)
 
         if cfg.logconfig_dict:
             self._dict_config(cfg.logconfig_dict)
@@ -277,6 +383,12 @@ class Logger:
         os.dup2(self.logfile.fileno(), sys.stdout.fileno())
         os.dup2(self.logfile.fileno(), sys.stderr.fileno())
 
+    def _add_syslog(self, log: logging.Logger, cfg: Any, name: str) -> None:
+        from .syslog_handler import syslog_handler  # only when asked for
+        handler = syslog_handler(cfg, name)
+        setattr(handler, _OURS, True)
+        log.addHandler(handler)
+
     def _add_handler(self, log: logging.Logger, output: str | None, fmt: logging.Formatter,
                      stream: Any, batched: bool = False) -> None:
         if output is None:
@@ -297,6 +409,7 @@ class Logger:
                 pass
         if batched:
             handler = BatchingHandler(handler)
+            self.access_buffer = handler
         handler.setFormatter(fmt)
         setattr(handler, _OURS, True)
         log.addHandler(handler)
@@ -346,12 +459,24 @@ class Logger:
         """One access log line; the signature of ServerHooks.access_log."""
         if not self.access_enabled:
             return
-        request_time = datetime.timedelta(seconds=request_seconds)
-        atoms = SafeAtoms(access_atoms(environ, status, response_headers, sent, request_time))
         try:
-            self.access_log.info(self.cfg.access_log_format, atoms)
+            atoms = self.access_format.atoms(environ, status, response_headers, sent, request_seconds)
+            log = self.access_log
+            buffer = self.access_buffer
+            if (buffer is not None and log.handlers == [buffer] and not log.filters
+                    and not buffer.filters and log.isEnabledFor(logging.INFO)):
+                # Only our handler, formatting "%(message)s": the LogRecord would
+                # change nothing in the line, and costs more than building it.
+                buffer.add_line(self.access_format.fmt % atoms)
+            else:
+                log.info(self.access_format.fmt, atoms)
         except Exception:
             self.exception("Error writing the access log line")
+
+    def flush_access(self) -> None:
+        """Write out the access lines the serving loop's last iteration produced."""
+        if self.access_buffer is not None:
+            self.access_buffer.flush()
 
     def reopen_files(self) -> None:
         """USR1: reopen every log file (after logrotate moved it)."""

@@ -108,6 +108,9 @@ class ServerHooks:
     # Called once per loop iteration that completed requests, with a list of
     # (status line, request duration in seconds), one per request.
     request_metrics: Optional[Callable[[list], None]] = None
+    # Called at the end of a loop iteration in which access_log was called, before
+    # the loop waits again: the access logger writes out what it buffered.
+    flush_access_log: Optional[Callable[[], None]] = None
     # Logger for errors and app tracebacks.
     error_log: logging.Logger = dataclasses.field(
         default_factory=lambda: logging.getLogger("fastwsgi.error")

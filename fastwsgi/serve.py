@@ -2,14 +2,29 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
+import sys
 import threading
 from typing import Any, Callable, Optional
 
 from .options import ServerHooks, ServerOptions, options_from_kwargs
 
 log = logging.getLogger("fastwsgi.error")
+
+
+def _default_log_handler() -> None:
+    """Without logging set up by the program, log as the command does (gunicorn's
+    format, INFO, stderr): the start-up lines and app errors are seen."""
+    if log.hasHandlers():
+        return
+    from . import glogging
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(glogging.ERROR_FORMAT, glogging.DATE_FORMAT))
+    log.addHandler(handler)
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.INFO)
 
 
 def listen(host: str, port: int, backlog: int = 2048) -> socket.socket:
@@ -50,8 +65,10 @@ def run(
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, lambda *_: server.stop(graceful=True))
-    name = listener.getsockname()
-    log.info("Listening at: http://%s:%s", *name[:2]) if isinstance(name, tuple) else None
+    _default_log_handler()
+    from . import __version__
+    log.info("Starting fastwsgi %s", __version__)
+    log.info("Listening at: %s (%s)", _url(listener), os.getpid())
     try:
         server.run()
     finally:
@@ -59,3 +76,11 @@ def run(
             signal.signal(signum, handler)
         if sock is None:
             listener.close()
+
+
+def _url(listener: socket.socket) -> str:
+    name = listener.getsockname()
+    if listener.family == socket.AF_UNIX:
+        return f"unix:{name}"
+    host, port = name[:2]
+    return f"http://[{host}]:{port}" if listener.family == socket.AF_INET6 else f"http://{host}:{port}"

@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sys
+import threading
 import time
+import traceback
 from typing import Any, Callable
 
 from . import settings
@@ -48,6 +51,30 @@ def server_options(cfg: Any, max_requests: int) -> ServerOptions:
         proxy_allow_ips=tuple(cfg.proxy_allow_ips),
         multiprocess=cfg.workers > 1,
     )
+
+
+def thread_stacks(main_frame: Any) -> str:
+    """Every thread's Python stack, most recent call last; the main thread's as it
+    was when the signal came (``main_frame``), not inside the signal handler."""
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    main = threading.main_thread().ident
+    parts = []
+    for ident, frame in sys._current_frames().items():
+        if ident == main and main_frame is not None:
+            frame = main_frame
+        stack = "".join(traceback.format_stack(frame))
+        parts.append(f"Thread {names.get(ident, '?')} ({ident}), most recent call last:\n{stack}")
+    return "\n".join(parts).rstrip("\n")
+
+
+LOAD_FAILED_BODY = b"Internal Server Error\nThe application failed to load; the error log says why.\n"
+
+
+def load_failed_app(environ: dict, start_response: Callable) -> list[bytes]:
+    # The traceback goes to the error log only: the wire never carries one.
+    start_response("500 Internal Server Error", [("Content-Type", "text/plain"),
+                                                 ("Content-Length", str(len(LOAD_FAILED_BODY)))])
+    return [LOAD_FAILED_BODY]
 
 
 def _load_server_class() -> Callable[..., Any]:
@@ -109,12 +136,29 @@ class Worker:
             self.log.warning("Reloader is on. Use in development only!")
         # Before booted: a broken build is a boot error (exit 3), not a crash loop.
         self.server_class = _load_server_class()
-        self.wsgi = self.app.wsgi()
+        broken_files = self.load_wsgi()
         if self.cfg.reload:
-            self.reloader = Reloader(self.cfg.reload_extra_files)
+            self.reloader = Reloader(list(self.cfg.reload_extra_files) + broken_files)
         self.cfg.post_worker_init(self)
         self.booted = True
         self.run()
+
+    def load_wsgi(self) -> list[str]:
+        """Loads the app. Under --reload an app that fails to import (a typo saved
+        mid-edit) does not end the worker: it answers 500 and the files of the
+        failure are watched, so that the fix reloads it. Returns those files."""
+        try:
+            self.wsgi = self.app.wsgi()
+            return []
+        except Exception as e:
+            if not self.cfg.reload:
+                raise
+            self.log.exception(e)
+            self.wsgi = load_failed_app
+            files = [frame.filename for frame in traceback.extract_tb(e.__traceback__)]
+            if isinstance(e, SyntaxError) and e.filename:
+                files.append(e.filename)
+            return [path for path in dict.fromkeys(files) if os.path.isfile(path)]
 
     def run(self) -> None:
         options = server_options(self.cfg, self.max_requests)
@@ -139,6 +183,7 @@ class Worker:
             hooks.post_request = post_request
         if self.log.access_enabled:
             hooks.access_log = self.log.access
+            hooks.flush_access_log = self.log.flush_access
         if self.log.statsd is not None:
             hooks.request_metrics = self.log.statsd.requests
         return hooks
@@ -159,7 +204,9 @@ class Worker:
                 if changed:
                     self.log.info("Worker reloading: %s modified", changed)
                     self.cfg.worker_int(self)
-                    self.stop(graceful=False)
+                    # Gracefully: a request accepted in this last moment is answered,
+                    # and the next ones wait in the backlog for the new worker.
+                    self.stop(graceful=True)
 
     def stop(self, graceful: bool) -> None:
         self.alive = False
@@ -191,8 +238,16 @@ class Worker:
         self.server.stop(graceful=False)
 
     def handle_abort(self, sig: int, frame: Any) -> None:
-        # The master's timeout kill: the app is stuck; say so, then go.
+        # The master's timeout kill: the app is stuck; say where, answer the request
+        # it is stuck in as gunicorn does, then go.
         self.alive = False
+        environ = self.server.abort_app_call() if self.server is not None else None
+        if environ is not None:
+            what = f"{environ.get('REQUEST_METHOD')} {environ.get('RAW_URI')}"
+        else:
+            what = "(no request in the app)"
+        self.log.error("Error handling request %s: worker timeout (pid:%s); the stack of every "
+                       "thread:\n%s", what, self.pid, thread_stacks(frame))
         self.cfg.worker_abort(self)
         # Exit from here: an exception raised into the stuck app could be caught by it.
         self.exit_process(1)

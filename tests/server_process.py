@@ -34,7 +34,9 @@ def available(name: str) -> bool:
 
 class ServerProcess:
     def __init__(self, name: str, args: list[str], cwd: Path, env: dict | None = None,
-                 extra_fds: tuple = (), preexec=None, wrapper: list[str] | None = None) -> None:
+                 extra_fds: tuple = (), preexec=None, wrapper: list[str] | None = None,
+                 program: list[str] | None = None) -> None:
+        """``program`` replaces the command (``python -m NAME``), e.g. a script that embeds it."""
         self.name = name
         self.cwd = cwd
         self.stdout_path = cwd / f"{name}.stdout"
@@ -44,7 +46,7 @@ class ServerProcess:
         full_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(cwd)])
         full_env["PYTHONUNBUFFERED"] = "1"
         full_env.update(env or {})
-        argv = (wrapper or []) + command(name) + args
+        argv = (wrapper or []) + (program or command(name)) + args
         self.proc = subprocess.Popen(
             argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
             stdout=open(self.stdout_path, "wb"), stderr=open(self.stderr_path, "wb"),

@@ -100,7 +100,8 @@ def test_config_file_syntax_error_exits_1(project, capsys):
     with pytest.raises(SystemExit) as exit_info:
         load(["-c", "bad.py", "hello"])
     assert exit_info.value.code == 1
-    assert "Failed to read config file:" in capsys.readouterr().err
+    assert "Failed to read config file:" in exit_info.value.detail
+    assert "SyntaxError" in exit_info.value.detail
 
 
 def test_invalid_value_in_config_file(project, capsys):

@@ -145,3 +145,22 @@ def test_access_line_matches_gunicorn_byte_for_byte(tmp_path):
     ours = glogging.SafeAtoms(glogging.access_atoms(ENVIRON, "201 Created", HEADERS, 77, request_time))
     time_free = fmt  # %(t)s is left out: the two calls may straddle a second
     assert time_free % ours == time_free % theirs
+
+
+@pytest.mark.parametrize("fmt", [
+    EVERY_ATOM,
+    Config().access_log_format,
+    '%(h)s %(nosuch)s %(T)s %(D)s %(M)s %(L)s %(p)s "%(r)s"',
+    "%({X-REQUEST-ID}i)s %(s)s %({content-type}i)s %({REMOTE_ADDR}e)s",
+    "no atoms at all",
+], ids=["every-atom", "default", "durations-unknown", "fields", "no-atoms"])
+@pytest.mark.parametrize("environ", [ENVIRON, {"REQUEST_METHOD": "GET", "SERVER_PROTOCOL": "HTTP/1.0"}],
+                         ids=["full", "sparse"])
+def test_compiled_format_renders_as_every_atom_does(fmt, environ):
+    """The line built from the named atoms only equals the one built from all of them."""
+    clock = re.compile(r"\[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]")
+    compiled = glogging.AccessFormat(fmt)
+    ours = fmt % compiled.atoms(environ, "201 Created", HEADERS, 77, 1.250001)
+    reference = fmt % glogging.SafeAtoms(glogging.access_atoms(
+        environ, "201 Created", HEADERS, 77, datetime.timedelta(seconds=1.250001)))
+    assert clock.sub("[T]", ours) == clock.sub("[T]", reference)

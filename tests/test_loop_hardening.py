@@ -225,6 +225,43 @@ def test_at_capacity_idle_keep_alives_go_before_incomplete_heads():
             sock.close()
 
 
+def test_at_capacity_an_upload_below_the_minimum_rate_makes_room_after_heads():
+    # Slow uploads (each far below min_upload_rate, yet within its io_timeout) fill
+    # the worker; the newcomer is served, at the cost of the oldest slow upload.
+    with running(hello_app, worker_connections=3, io_timeout=30, min_upload_rate=1000) as server:
+        uploads = []
+        for _ in range(3):
+            sock = server.connect()
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nxx")
+            uploads.append(sock)
+            time.sleep(0.05)
+        time.sleep(1.2)   # past the grace that lets an upload show its rate
+        client = Client(server.connect())
+        client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.response()[0].status_code == 200
+        assert [_closed_by_server(sock) for sock in uploads] == [True, False, False]
+        client.close()
+        for sock in uploads:
+            sock.close()
+
+
+def test_at_capacity_an_upload_at_a_good_rate_is_not_shed():
+    with running(hello_app, worker_connections=1, io_timeout=30, min_upload_rate=1000) as server:
+        upload = server.connect()
+        upload.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 50000)
+        time.sleep(1.2)   # 50,000 bytes in 1.2 s: well above 1,000 bytes/s
+        newcomer = server.connect()
+        newcomer.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert not _closed_by_server(upload)
+        upload.sendall(b"x" * 50000)   # the upload completes and is answered...
+        upload.settimeout(TIMEOUT)
+        assert upload.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        upload.close()
+        # ...and then the newcomer, which waited in the backlog.
+        assert read_all(newcomer).startswith(b"HTTP/1.1 200 OK")
+        newcomer.close()
+
+
 def test_at_capacity_with_every_connection_busy_new_clients_wait_in_the_backlog():
     release = threading.Event()
 

@@ -19,7 +19,7 @@ import sys
 import traceback
 from typing import Any, Callable
 
-from .errors import AppImportError
+from ..errors import AppImportError
 
 DEFAULT_NAME = "application"
 
