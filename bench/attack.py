@@ -97,6 +97,19 @@ def wait_listening(port: int, timeout: float = 15.0) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
+def request(port: int, raw: bytes, timeout: float) -> bytes:
+    """Sends one request on a fresh connection; all the server answered until it closed."""
+    chunks = []
+    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        sock.sendall(raw)
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+
 class Server:
     """One server under test, started in its own process group in a scratch directory."""
 
@@ -161,15 +174,8 @@ class Probe:
     def _one(self, sent_at: float) -> None:
         latency = None
         try:
-            with socket.create_connection((HOST, self.port), timeout=self.timeout) as sock:
-                sock.settimeout(self.timeout)
-                sock.sendall(b"GET / HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n")
-                data = b""
-                while True:
-                    chunk = sock.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
+            data = request(self.port, b"GET / HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n",
+                           self.timeout)
             if data.startswith(b"HTTP/1.1 200") and data.endswith(b"Hello, World!"):
                 latency = time.monotonic() - sent_at
         except OSError:
@@ -270,14 +276,7 @@ def run_term(server: Server) -> dict:
 
     def one() -> None:
         try:
-            with socket.create_connection((HOST, server.port), timeout=30) as sock:
-                sock.sendall(b"GET /sleep?1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                data = b""
-                while True:
-                    chunk = sock.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
+            data = request(server.port, b"GET /sleep?1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 30)
             answered.append(data.startswith(b"HTTP/1.1 200"))
         except OSError:
             answered.append(False)

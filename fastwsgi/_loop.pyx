@@ -32,32 +32,46 @@ from fastwsgi.includes.system cimport *
 
 
 # What an epoll registration points at.
-DEF HANDLE_LISTENER = 0
-DEF HANDLE_CONNECTION = 1
-DEF HANDLE_WAKER = 2
+cdef enum HandleKind:
+    HANDLE_LISTENER
+    HANDLE_CONNECTION
+    HANDLE_WAKER
 
-# Where a connection is in its request/response cycle.
-DEF STATE_HEAD = 0       # waiting for (more of) a request head
-DEF STATE_BODY = 1       # receiving a request body
-DEF STATE_RESPONSE = 2   # the app was called; its response is being sent
-DEF STATE_CLOSING = 3    # response sent, write side shut; draining input before close
-DEF STATE_CLOSED = 4
+# Where a connection is in its request/response cycle; one exchange (request and
+# its response) is in flight per connection at a time.
+cdef enum ConnectionState:
+    STATE_HEAD        # waiting for (more of) a request head; `idle` while none has begun
+    STATE_BODY        # receiving a request body
+    STATE_RESPONSE    # the app was called; its response is being sent
+    STATE_CLOSING     # response sent, write side shut; draining input before close
+    STATE_CLOSED
 
 # Response header names the server acts on.
-DEF HEADER_OTHER = 0
-DEF HEADER_CONTENT_LENGTH = 1
-DEF HEADER_DATE = 2
-DEF HEADER_SERVER = 3
-DEF HEADER_HOP_BY_HOP = 4   # refused (500): would change how the body is framed
-DEF HEADER_CONNECTION = 5
-DEF HEADER_DROPPED = 6      # hop-by-hop, left out of the response
+cdef enum HeaderKind:
+    HEADER_OTHER
+    HEADER_CONTENT_LENGTH
+    HEADER_DATE
+    HEADER_SERVER
+    HEADER_HOP_BY_HOP     # refused (500): would change how the body is framed
+    HEADER_CONNECTION
+    HEADER_DROPPED        # hop-by-hop, left out of the response
 
 # Results of a flush.
-DEF FLUSH_DONE = 0
-DEF FLUSH_BLOCKED = 1
-DEF FLUSH_FAILED = 2
+cdef enum FlushOutcome:
+    FLUSH_DONE
+    FLUSH_BLOCKED
+    FLUSH_FAILED
 
+# _sendfile_some()'s answers besides a byte count
+cdef enum:
+    SENDFILE_BLOCKED = -1   # the socket is full (EAGAIN)
+    SENDFILE_FAILED = -2    # any other error: the connection is lost
+
+# Events one epoll_wait() returns: more than a busy worker's ready connections
+# in one round, few enough for the array to stay on the stack (3 KiB).
 DEF MAX_EVENTS = 256
+# Buffers one sendmsg() takes: a pipelined batch of responses (3-4 items each)
+# leaves in one call; far below the kernel's IOV_MAX (1024).
 DEF IOV_BATCH = 64
 # A request with a body of a few tens of KiB arrives in one recv(); untouched
 # pages of an idle connection's buffer cost no memory.
@@ -74,6 +88,8 @@ DEF ACCEPT_BATCH_SHARED = 1
 DEF DEFER_ACCEPT_SECONDS = 1
 # Bytes queued for one connection before the app's iterable is asked for more.
 DEF HIGH_WATERMARK = 262144
+# Bytes one sendfile() is asked for: large enough to fill any socket buffer,
+# small enough that one file does not hold the loop while the socket keeps taking.
 DEF SENDFILE_CHUNK = 1048576
 # Seconds a closing connection is drained so the peer reads our last response.
 DEF LINGER_SECONDS = 2.0
@@ -350,16 +366,10 @@ cdef class Connection(Handle):
 
     cdef int flush_file(self) except -1:
         cdef ssize_t sent
-        cdef size_t chunk
         while self.file_remaining > 0:
-            chunk = SENDFILE_CHUNK if self.file_remaining > SENDFILE_CHUNK else <size_t>self.file_remaining
-            sent = sendfile(self.fd, self.file_fd, &self.file_offset, chunk)
+            sent = _sendfile_some(self.fd, self.file_fd, &self.file_offset, self.file_remaining)
             if sent < 0:
-                if errno == EINTR:
-                    continue
-                if errno == EAGAIN:
-                    return FLUSH_BLOCKED
-                return FLUSH_FAILED
+                return FLUSH_BLOCKED if sent == SENDFILE_BLOCKED else FLUSH_FAILED
             if sent == 0:
                 # The file is shorter than it was: the promised length cannot be met.
                 self.keep_alive = False
@@ -412,19 +422,13 @@ cdef class Connection(Handle):
 
     cdef int flush_spool(self) except -1:
         cdef ssize_t sent
-        cdef long remaining
         while self.spool_sent < self.spool_end:
-            remaining = self.spool_end - self.spool_sent
-            sent = sendfile(self.fd, self.spool_fd, &self.spool_sent,
-                            SENDFILE_CHUNK if remaining > SENDFILE_CHUNK else <size_t>remaining)
+            sent = _sendfile_some(self.fd, self.spool_fd, &self.spool_sent,
+                                  self.spool_end - self.spool_sent)
             if sent < 0:
-                if errno == EINTR:
-                    continue
-                if errno == EAGAIN:
-                    return FLUSH_BLOCKED
-                return FLUSH_FAILED
+                return FLUSH_BLOCKED if sent == SENDFILE_BLOCKED else FLUSH_FAILED
             if sent == 0:
-                return FLUSH_FAILED
+                return FLUSH_FAILED   # the spool is shorter than what was written to it
             self.out_pending -= sent
             if self.server.metrics != NULL:
                 self.server.metrics[M_BYTES_OUT] += sent
@@ -491,6 +495,19 @@ cdef class Connection(Handle):
         if self.file_obj is not None:
             self.file_obj = None
             self.file_remaining = 0
+
+
+cdef inline ssize_t _sendfile_some(int sock, int fd, long* offset, int64_t remaining) noexcept:
+    """One sendfile() of at most SENDFILE_CHUNK bytes, retried on EINTR: the bytes
+    sent (0 at the file's end), SENDFILE_BLOCKED or SENDFILE_FAILED."""
+    cdef ssize_t sent
+    cdef size_t chunk = SENDFILE_CHUNK if remaining > SENDFILE_CHUNK else <size_t>remaining
+    while True:
+        sent = sendfile(sock, fd, offset, chunk)
+        if sent >= 0:
+            return sent
+        if errno != EINTR:
+            return SENDFILE_BLOCKED if errno == EAGAIN else SENDFILE_FAILED
 
 
 cdef inline void memset_msghdr(msghdr* msg) noexcept:

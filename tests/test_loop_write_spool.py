@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from loop_harness import TIMEOUT, Client, hello_app, running
+from loop_harness import TIMEOUT, Client, hello_app, read_all, running
 
 PIECE = 64 * 1024
 PIECES = 160  # 10 MiB
@@ -136,12 +136,7 @@ def test_a_spool_that_cannot_be_written_fails_the_request_not_the_worker(tmp_pat
         assert "FileNotFoundError" in caplog.text
         assert not finished.is_set()
         # The headers and the first bytes went out: the connection is closed.
-        received = b""
-        while True:
-            data = stalled.recv(65536)
-            if not data:
-                break
-            received += data
+        received = read_all(stalled)
         assert received.startswith(b"HTTP/1.1 200 OK\r\n")
         assert len(received) < len(EXPECTED)
         stalled.close()
