@@ -110,6 +110,7 @@ cdef class Server
 include "_input.pxi"
 include "_response.pxi"
 include "_proxy.pxi"
+include "_metrics.pxi"
 include "_framing.pxi"
 
 cdef dict STATUS_REASONS = {
@@ -216,6 +217,8 @@ cdef class Connection(Handle):
     cdef bint is_head
     cdef int version_minor
     cdef double request_start
+    cdef int method_index
+    cdef bint in_flight      # counted in the metrics' in-flight gauge
 
     # the response
     cdef StartResponse responder
@@ -340,6 +343,8 @@ cdef class Connection(Handle):
                     return FLUSH_BLOCKED
                 return FLUSH_FAILED
             self.out_pending -= sent
+            if self.server.metrics != NULL:
+                self.server.metrics[M_BYTES_OUT] += sent
             # drop what went out; keep the unsent tail of a partly sent item
             i = self.out_head
             while sent > 0:
@@ -372,6 +377,8 @@ cdef class Connection(Handle):
                 break
             self.file_remaining -= sent
             self.body_sent += sent
+            if self.server.metrics != NULL:
+                self.server.metrics[M_BYTES_OUT] += sent
         return FLUSH_DONE
 
     cdef int write_from_app(self, object data) except -1:
@@ -423,6 +430,8 @@ cdef class Connection(Handle):
             if sent == 0:
                 return FLUSH_FAILED   # the spool is shorter than what was written to it
             self.out_pending -= sent
+            if self.server.metrics != NULL:
+                self.server.metrics[M_BYTES_OUT] += sent
         if self.writes_closed:
             # Sent, and no write() of this response can follow: the file goes.
             self.discard_spool()
@@ -526,6 +535,7 @@ cdef class Server:
     cdef Handle waker
     cdef dict connections
     cdef HeaderBlock header_block
+    cdef EarlyHints early_hints
 
     cdef double now
     cdef double next_tick
@@ -583,6 +593,13 @@ cdef class Server:
     # The connection whose request the app is being called for, for abort_app_call.
     cdef Connection in_app
     cdef object on_tick
+    cdef object request_metrics
+    # (status line, seconds) of the requests completed in this loop iteration, for
+    # request_metrics; None when nobody asked.
+    cdef list completed
+    # The shared metrics slot's counters, or NULL: metrics are off.
+    cdef MetricsSlot metrics_slot
+    cdef int64_t* metrics
 
     def __init__(self, app, listeners, options=None, hooks=None):
         from fastwsgi.options import ServerOptions, ServerHooks
@@ -592,6 +609,7 @@ cdef class Server:
         self.error_log = self.hooks.error_log or logger
         self.connections = {}
         self.header_block = HeaderBlock()
+        self.early_hints = EarlyHints()
         self.epfd = -1
         self.waker_fd = -1
         opts = self.options
@@ -637,6 +655,11 @@ cdef class Server:
         self.access_log = self.hooks.access_log
         self.flush_access_log = self.hooks.flush_access_log
         self.on_tick = self.hooks.on_tick
+        self.request_metrics = self.hooks.request_metrics
+        self.completed = [] if self.request_metrics is not None else None
+        if getattr(opts, "metrics", None) is not None:
+            self.metrics_slot = MetricsSlot(opts.metrics)
+            self.metrics = self.metrics_slot.counters
         self.date_second = -1
         self.listeners = [self._listener(sock, opts) for sock in listeners]
 
@@ -666,7 +689,7 @@ cdef class Server:
             server_port=server_port,
             multiprocess=bool(opts.multiprocess),
             file_wrapper=FileWrapper,
-            base_environ=opts.base_environ,
+            base_environ=dict(opts.base_environ, **{"wsgi.early_hints": self.early_hints}),
             secure_scheme_headers=opts.secure_scheme_headers,
         )
         return listener
@@ -724,6 +747,8 @@ cdef class Server:
             self._serve()
         finally:
             self._close_all()
+            if self.completed:
+                self._report_completed()
             self.running = False
             if self.access_pending:
                 self._flush_access_log()
@@ -814,6 +839,8 @@ cdef class Server:
             # connection a free sibling was woken for.
             while ready_listeners:
                 self._accept(<Listener>ready_listeners.pop())
+            if self.completed:
+                self._report_completed()
             if self.access_pending:
                 self._flush_access_log()
             if self.now >= self.next_tick:
@@ -877,6 +904,14 @@ cdef class Server:
                 self.on_tick()
             except Exception:
                 self.error_log.exception("on_tick hook failed")
+
+    cdef void _report_completed(self) except *:
+        cdef list completed = self.completed
+        self.completed = []
+        try:
+            self.request_metrics(completed)
+        except Exception:
+            self.error_log.exception("request_metrics hook failed")
 
     cdef void _refresh_date(self) except *:
         cdef time_t seconds = time(NULL)
@@ -1016,6 +1051,8 @@ cdef class Server:
             close(fd)
             return
         self.connections[fd] = conn
+        if self.metrics != NULL:
+            self.metrics[M_OPEN_CONNECTIONS] += 1
 
     # -- connection events -------------------------------------------------
 
@@ -1060,6 +1097,8 @@ cdef class Server:
                 conn.body_received += n
                 conn.deadline = self._body_deadline(conn)
             conn.rlen += n
+            if self.metrics != NULL:
+                self.metrics[M_BYTES_IN] += n
         self._drive(conn)
 
     cdef void _drain_closing(self, Connection conn) except *:
@@ -1227,6 +1266,10 @@ cdef class Server:
         # The whole token: a method that merely starts like HEAD (HEAL, HEXX) has a body.
         conn.is_head = head.method.len == 4 and memcmp(request_bytes + head.method.off, b"HEAD", 4) == 0
         conn.request_start = self.now
+        if self.metrics != NULL:
+            conn.method_index = method_index(request_bytes + head.method.off, head.method.len)
+            conn.in_flight = True
+            self.metrics[M_IN_FLIGHT] += 1
         conn.consume(head_length)
         head.reset()
         conn.body.start(head.body_kind, length)
@@ -1287,6 +1330,9 @@ cdef class Server:
         cdef str phrase = STATUS_REASONS.get(status, "Bad Request")
         cdef bint head_request
         body = f"{phrase}\n{reason}\n".encode("latin-1", "replace")
+        if self.metrics != NULL:
+            count_refusal(self.metrics, status)
+            self._end_in_flight(conn)
         if status == 408 or status >= 500:
             # Slow clients and our own storage failures (logged where they happen).
             self.error_log.debug("refused request from %s: %d %s", conn.remote_addr, status, reason)
@@ -1349,6 +1395,7 @@ cdef class Server:
             conn.keep_alive = False
         if self.pre_request is not None:
             self._run_hook(self.pre_request, (environ,))
+        self.early_hints.connection = conn
         self.in_app = conn
         try:
             result = self.app(environ, responder)
@@ -1395,6 +1442,8 @@ cdef class Server:
                     return
             self._finish_response(conn)
             return
+        # A generator resumed after backpressure may send hints before its first chunk.
+        self.early_hints.connection = conn
         while conn.out_pending <= HIGH_WATERMARK:
             chunk = next(conn.iterator, None)
             if chunk is None:
@@ -1444,7 +1493,15 @@ cdef class Server:
         self._request_done(conn)
 
     cdef void _request_done(self, Connection conn) except *:
+        cdef double elapsed
         self.requests_served += 1
+        if self.completed is not None or self.metrics != NULL:
+            elapsed = monotonic() - conn.request_start
+            if self.completed is not None:
+                self.completed.append((conn.status_line, elapsed))
+            if self.metrics != NULL:
+                count_request(self.metrics, conn.method_index, _status_code(conn.status_line), elapsed)
+                self._end_in_flight(conn)
         if self.post_request is not None or self.access_log is not None:
             elapsed = monotonic() - conn.request_start
             sent = conn.body_sent + conn.file_remaining
@@ -1458,6 +1515,11 @@ cdef class Server:
         if self.max_requests and self.requests_served >= self.max_requests and not self.stopping:
             self.error_log.info("Autorestarting worker after current request.")
             self.stop(True)
+
+    cdef inline void _end_in_flight(self, Connection conn) noexcept:
+        if conn.in_flight:
+            conn.in_flight = False
+            self.metrics[M_IN_FLIGHT] -= 1
 
     cdef void _flush_access_log(self) except *:
         """The lines of this iteration's requests reach the file before the loop
@@ -1661,6 +1723,9 @@ cdef class Server:
             conn.body_buffer.discard()
             conn.body_buffer = None
         conn.state = STATE_CLOSED
+        if self.metrics != NULL:
+            self.metrics[M_OPEN_CONNECTIONS] -= 1
+            self._end_in_flight(conn)
         conn.discard_spool()
         close(conn.fd)
         self.connections.pop(conn.fd, None)
@@ -1671,6 +1736,8 @@ cdef class Server:
         # buffers now rather than the cyclic gc at its next (rare, full) pass.
         conn.responder.write_callable = None
         conn.responder = None
+        if self.early_hints.connection is conn:
+            self.early_hints.connection = None
         if not self.accepting and not self.stopping and self.now >= self.accept_resume_at:
             self._resume_accepting()
 

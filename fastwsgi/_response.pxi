@@ -134,6 +134,44 @@ cdef class StartResponse:
         self.connection.write_from_app(data)
 
 
+cdef class EarlyHints:
+    """environ["wsgi.early_hints"] (gunicorn 23+): sends a 103 Early Hints interim
+    response (RFC 8297) carrying the given (name, value) headers, at once.
+
+    One per server, in the environ template, so a request pays nothing for it: the
+    loop points it at the connection whose app it calls. It does nothing once that
+    response's headers are queued (a stale call from an earlier request lands here
+    too), and for HTTP/1.0 clients, which do not expect 1xx responses (RFC 9110
+    §15.2), as gunicorn."""
+
+    cdef Connection connection
+
+    def __call__(self, headers):
+        cdef Connection conn = self.connection
+        cdef HeaderBlock block
+        if conn is None or conn.headers_queued or conn.state != STATE_RESPONSE or conn.version_minor < 1:
+            return
+        block = HeaderBlock()
+        block.add(b"HTTP/1.1 103 Early Hints\r\n", 26)
+        for name, value in headers:
+            if PyBytes_Check(name):
+                name = (<bytes>name).decode("latin-1")
+            if PyBytes_Check(value):
+                value = (<bytes>value).decode("latin-1")
+            if not name:
+                raise ValueError("empty header name")
+            # The checks of start_response's headers: no response splitting.
+            block.add_latin1(name, HEADER_NAME_CHAR, "header name")
+            block.add(b": ", 2)
+            block.add_latin1(value.strip(" \t"), HEADER_VALUE_CHAR, "header value")
+            block.add(b"\r\n", 2)
+        block.add(b"\r\n", 2)
+        conn.queue(block.take())
+        # Sent as far as the socket takes it now; the rest goes out ahead of the response.
+        if conn.flush() == FLUSH_FAILED:
+            raise ConnectionError("client went away during wsgi.early_hints")
+
+
 cdef class FileWrapper:
     """wsgi.file_wrapper: a file the loop sends with sendfile(2) when it can."""
 

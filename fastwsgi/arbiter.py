@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 from . import __version__
 from .errors import AppImportError, ConfigFileError, HaltServer
 from .glogging import Logger
+from .metrics import MetricsServer
 from .pidfile import Pidfile
 from .process import set_proc_title
 from .sockets import (
@@ -71,6 +72,8 @@ class Arbiter:
         self._spawn_times: dict[int, float] = {}
         self._failed_boots = 0
         self._next_spawn_at = 0.0
+        self._last_logged_active_worker_count: int | None = None
+        self.metrics: MetricsServer | None = None
         # systemd (NOTIFY_SOCKET) is told READY=1 once the workers have loaded the app.
         self._ready_pending = notify_socket() is not None
         self._stopping_notified = False
@@ -145,6 +148,13 @@ class Arbiter:
         self.log.debug("Arbiter booted")
         self.log.info("Listening at: %s (%s)", self._listeners_str(), self.pid)
         self.log.info("Using worker: %s", self.cfg.worker_class_str)
+        if self.cfg.metrics_bind and self.metrics is None:
+            try:
+                self.metrics = MetricsServer(self.cfg.metrics_bind, self.cfg.workers, self.log)
+                self.log.info("Serving metrics at: %s/metrics", self.metrics)
+            except OSError as e:
+                # Metrics are no reason not to serve (a USR2 master finds the port still held).
+                self.log.error("Not serving metrics: cannot bind %s: %s", self.cfg.metrics_bind, e)
         warning = self.cfg.unsupported_warning()
         if warning:
             self.log.warning("%s", warning)
@@ -171,10 +181,13 @@ class Arbiter:
 
     def _read_signals(self, timeout: float) -> list[int]:
         try:
-            ready, _, _ = select.select([self._wakeup_r], [], [], timeout)
+            ready, _, _ = select.select([self._wakeup_r] + ([self.metrics] if self.metrics else []),
+                                        [], [], timeout)
         except InterruptedError:
             ready = [self._wakeup_r]
-        if not ready:
+        if self.metrics is not None and self.metrics in ready:
+            self.metrics.handle()
+        if self._wakeup_r not in ready:
             return []
         try:
             data = os.read(self._wakeup_r, 4096)
@@ -276,6 +289,8 @@ class Arbiter:
         if self.pidfile is not None:
             self.pidfile.unlink()
         self.cfg.on_exit(self)
+        if self.metrics is not None:
+            self.metrics.close()
         sys.exit(exit_status)
 
     def stop(self, graceful: bool = True) -> None:
@@ -413,6 +428,8 @@ class Arbiter:
                 continue
             if not worker.aborted:
                 self.log.critical("WORKER TIMEOUT (pid:%s)", pid)
+                if self.metrics is not None:
+                    self.metrics.worker_timed_out()
                 worker.aborted = True
                 self.kill_worker(pid, signal.SIGABRT)
             else:
@@ -430,6 +447,8 @@ class Arbiter:
                 worker = self.workers.pop(wpid, None)
                 if worker is None:
                     continue  # not ours (we may be pid 1 and inherit orphans)
+                if self.metrics is not None:
+                    self.metrics.worker_exited(wpid, halting)
                 self._report_exit(wpid, status, halting)
                 worker.tmp.close()
                 self.cfg.child_exit(self, worker)
@@ -477,6 +496,17 @@ class Arbiter:
         while len(by_age) > self.num_workers:
             pid, _ = by_age.pop(0)
             self.kill_worker(pid, signal.SIGTERM)
+        # gunicorn's line and its statsd gauge, once per change of the count.
+        active = len(by_age)
+        if self._last_logged_active_worker_count != active:
+            self._last_logged_active_worker_count = active
+            self.log.debug("{0} workers".format(active),
+                           extra={"metric": "gunicorn.workers", "value": active, "mtype": "gauge"})
+        if self.cfg.enable_backlog_metric:
+            backlog = sum(listener.get_backlog() or 0 for listener in self.listeners)
+            if backlog >= 0:
+                self.log.debug("socket backlog: {0}".format(backlog),
+                               extra={"metric": "gunicorn.backlog", "value": backlog, "mtype": "histogram"})
 
     def spawn_workers(self) -> None:
         for _ in range(self.num_workers - len(self.workers)):
@@ -488,9 +518,13 @@ class Arbiter:
         self.worker_age += 1
         worker = Worker(self.worker_age, self.pid, self.listeners, self.app, self.timeout / 2.0,
                         self.cfg, self.log)
+        if self.metrics is not None:
+            slot_index, worker.metrics_slot = self.metrics.slot_for_new_worker()
         self.cfg.pre_fork(self, worker)
         pid = os.fork()
         if pid != 0:
+            if self.metrics is not None:
+                self.metrics.worker_started(pid, slot_index)
             worker.pid = pid
             self.workers[pid] = worker
             self._spawn_times[pid] = time.monotonic()
@@ -502,6 +536,8 @@ class Arbiter:
         signal.set_wakeup_fd(-1)
         for fd in (self._wakeup_r, self._wakeup_w):
             os.close(fd)
+        if self.metrics is not None:
+            self.metrics.sock.close()
         for sibling in self.workers.values():
             sibling.tmp.close()
         worker.pid = os.getpid()
@@ -554,6 +590,8 @@ class Arbiter:
                 raise
             worker = self.workers.pop(pid, None)
             if worker is not None:
+                if self.metrics is not None:
+                    self.metrics.worker_exited(pid, halting=False)
                 worker.tmp.close()
                 self.cfg.worker_exit(self, worker)
 

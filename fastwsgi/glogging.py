@@ -26,6 +26,8 @@ from logging.config import dictConfig, fileConfig
 from typing import Any
 from urllib.parse import quote
 
+from .statsd import LogCounter, Statsd
+
 ERROR_LOGGER = "gunicorn.error"
 ACCESS_LOGGER = "gunicorn.access"
 
@@ -306,6 +308,7 @@ class Logger:
         self.access_log = logging.getLogger(ACCESS_LOGGER)
         self.access_log.propagate = False
         self.logfile = None
+        self.statsd: Statsd | None = None
         self.access_buffer: BatchingHandler | None = None
         self.lock = threading.Lock()
         self.cfg = cfg
@@ -321,6 +324,14 @@ class Logger:
             for handler in [h for h in log.handlers if getattr(h, _OURS, False)]:
                 log.removeHandler(handler)
                 handler.close()
+        if self.statsd is not None:
+            self.statsd.close()
+            self.statsd = None
+        if cfg.statsd_host:
+            self.statsd = Statsd(cfg.statsd_host, cfg.statsd_prefix, cfg.dogstatsd_tags)
+            counter = LogCounter(self.statsd)
+            setattr(counter, _OURS, True)
+            self.error_log.addHandler(counter)
 
         if cfg.capture_output and cfg.errorlog != "-":
             self._capture_output()
@@ -414,9 +425,13 @@ class Logger:
         self.error_log.warning(msg, *args, **kwargs)
 
     def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        if self.statsd is not None and "extra" in kwargs:
+            self._metric(kwargs["extra"])
         self.error_log.info(msg, *args, **kwargs)
 
     def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        if self.statsd is not None and "extra" in kwargs:
+            self._metric(kwargs["extra"])
         self.error_log.debug(msg, *args, **kwargs)
 
     def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
@@ -425,7 +440,19 @@ class Logger:
     def log(self, lvl: Any, msg: str, *args: Any, **kwargs: Any) -> None:
         if isinstance(lvl, str):
             lvl = LOG_LEVELS.get(lvl.lower(), logging.INFO)
-        self.error_log.log(lvl, msg, *args, **kwargs)
+        if self.statsd is not None and "extra" in kwargs:
+            self._metric(kwargs["extra"])
+        if msg or self.statsd is None:  # gunicorn's Statsd logger drops empty lines
+            self.error_log.log(lvl, msg, *args, **kwargs)
+
+    def _metric(self, extra: Any) -> None:
+        """gunicorn's Statsd logger: a log call can carry a metric, whatever its level."""
+        try:
+            metric, value, mtype = extra.get("metric"), extra.get("value"), extra.get("mtype")
+            if metric and value is not None and mtype:
+                self.statsd.metric(metric, value, mtype)
+        except Exception:
+            self.error_log.warning("Failed to log to statsd", exc_info=True)
 
     def access(self, environ: dict, status: str, response_headers: list, sent: int | None,
                request_seconds: float) -> None:

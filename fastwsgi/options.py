@@ -79,6 +79,10 @@ class ServerOptions:
     # wsgi.multiprocess: true when several worker processes serve the same app.
     multiprocess: bool = False
 
+    # A writable buffer (a slot of fastwsgi.metrics.MetricsArea) the loop counts
+    # requests, bytes and connections into; None: no metrics.
+    metrics: Any = None
+
     # Extra keys every environ starts with (e.g. from raw_env); copied, not shared.
     base_environ: dict = dataclasses.field(default_factory=dict)
 
@@ -101,6 +105,9 @@ class ServerHooks:
     post_request: Optional[Callable[[Environ, str, list, int, float], None]] = None
     # Same signature as post_request; the access logger.
     access_log: Optional[Callable[[Environ, str, list, int, float], None]] = None
+    # Called once per loop iteration that completed requests, with a list of
+    # (status line, request duration in seconds), one per request.
+    request_metrics: Optional[Callable[[list], None]] = None
     # Called at the end of a loop iteration in which access_log was called, before
     # the loop waits again: the access logger writes out what it buffered.
     flush_access_log: Optional[Callable[[], None]] = None

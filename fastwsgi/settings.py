@@ -8,7 +8,7 @@ Markdown table in ``docs/settings.md`` (``python -m fastwsgi.config --markdown``
   SUPPORTED  honoured as gunicorn honours it;
   IGNORED    accepted so a gunicorn config keeps working, and named in a start-up
              warning when set to anything but its default (it belongs to another
-             worker model, TLS, HTTP/2, statsd, ...);
+             worker model, TLS, HTTP/2, ...);
   REFUSED    accepted only at its default: serving while ignoring it would be
              unsafe or wrong (e.g. a certfile: clients would get plain HTTP).
 """
@@ -258,14 +258,21 @@ SETTINGS: list[Setting] = [
     S("enable_stdio_inheritance", "Logging", ("-R", "--enable-stdio-inheritance"), v.boolean, False,
       "With --daemon, keep stdout/stderr instead of sending them to /dev/null.",
       action="store_true"),
-    S("statsd_host", "Logging", ("--statsd-host",), v.string, None,
-      "The StatsD server to send metrics to.", meta="STATSD_ADDR", support=IGNORED),
+    S("statsd_host", "Logging", ("--statsd-host",), v.statsd_address, None,
+      "The StatsD server to send metrics to: HOST:PORT (port 8125 if left out), [IPv6]:PORT "
+      "or unix:PATH.", meta="STATSD_ADDR"),
     S("dogstatsd_tags", "Logging", ("--dogstatsd-tags",), v.string, "",
-      "Tags for dogstatsd metrics.", meta="DOGSTATSD_TAGS", support=IGNORED),
+      "Comma-separated dogstatsd tags (tag1:value1,tag2:value2) appended to every metric.",
+      meta="DOGSTATSD_TAGS"),
     S("statsd_prefix", "Logging", ("--statsd-prefix",), v.string, "",
-      "A prefix for StatsD metric names.", meta="STATSD_PREFIX", support=IGNORED),
+      "A prefix for StatsD metric names (a trailing '.' is added).", meta="STATSD_PREFIX"),
     S("enable_backlog_metric", "Logging", ("--enable-backlog-metric",), v.boolean, False,
-      "Emit the socket backlog as a metric.", action="store_true", support=IGNORED),
+      "Send the listeners' accept backlog as the gunicorn.backlog histogram (Linux).",
+      action="store_true"),
+    S("metrics_bind", "Logging", ("--metrics-bind",), v.string, None,
+      "Serve Prometheus metrics, summed over all workers, at /metrics on this address "
+      "(HOST:PORT, [IPv6]:PORT or unix:PATH), from the master. Off by default; fastwsgi only.",
+      meta="ADDRESS"),
     # --- Process Naming ---
     S("proc_name", "Process Naming", ("-n", "--name"), v.string, None,
       "The process title base (needs the setproctitle package for the full title).",

@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import stat
+import struct
 import sys
 import time
 from collections.abc import Iterable
@@ -81,6 +82,18 @@ class Listener:
         if self.sock.family == socket.AF_INET6:
             return f"{scheme}://[{host}]:{port}"
         return f"{scheme}://{host}:{port}"
+
+    def get_backlog(self) -> int:
+        """Connections waiting to be accepted (Linux TCP only; -1 elsewhere), as gunicorn."""
+        if self.sock.family == socket.AF_UNIX or not sys.platform.startswith("linux"):
+            return -1
+        try:
+            # struct tcp_info (linux/tcp.h): 8 bytes, then u32s; the 13th field,
+            # tcpi_unacked, holds a listener's accept queue length.
+            info = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+            return struct.unpack("B" * 8 + "I" * 24, info)[12]
+        except (AttributeError, OSError, struct.error):
+            return 0
 
     def close(self) -> None:
         try:

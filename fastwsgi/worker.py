@@ -104,6 +104,8 @@ class Worker:
             if cfg.max_requests > 0 else 0
         self.tmp = Heartbeat(cfg.worker_tmp_dir, cfg.umask, cfg.uid, cfg.gid)
         self.server: Any = None
+        # This worker's slot of the master's shared metrics (--metrics-bind), or None.
+        self.metrics_slot: Any = None
         self.server_class: Callable[..., Any] | None = None
         self.wsgi: Callable | None = None
         self.reloader: Reloader | None = None
@@ -159,8 +161,10 @@ class Worker:
             return [path for path in dict.fromkeys(files) if os.path.isfile(path)]
 
     def run(self) -> None:
+        options = server_options(self.cfg, self.max_requests)
+        options.metrics = self.metrics_slot
         self.server = self.server_class(self.wsgi, [listener.sock for listener in self.sockets],
-                                   server_options(self.cfg, self.max_requests), self.server_hooks())
+                                        options, self.server_hooks())
         self.notify()
         if self.alive:  # a TERM during boot means: do not start serving at all
             self.server.run()
@@ -180,6 +184,8 @@ class Worker:
         if self.log.access_enabled:
             hooks.access_log = self.log.access
             hooks.flush_access_log = self.log.flush_access
+        if self.log.statsd is not None:
+            hooks.request_metrics = self.log.statsd.requests
         return hooks
 
     def on_tick(self) -> None:

@@ -1,0 +1,245 @@
+"""Prometheus metrics (``--metrics-bind ADDR``), served by the master, summed over
+every worker, in the Prometheus text exposition format (version 0.0.4).
+
+Each worker's loop counts into its own slot of an anonymous shared mapping made
+before the first fork: a few int64 increments per request, no message to the
+master, no lock (one writer per slot; aligned 8-byte stores are atomic).  When a
+worker exits, the master folds the slot's counters into the totals of the
+workers gone and hands the slot to a new worker.  The master counts what only it
+sees: worker boots, exits, timeouts and restarts.
+
+The layout of a slot is the loop's (``_metrics.pxi``), written out here so that the
+master need not import the loop.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import socket
+import struct
+import time
+from typing import Any
+
+from .sockets import parse_address
+
+OPEN_CONNECTIONS, IN_FLIGHT, BYTES_IN, BYTES_OUT, DURATION_SUM_US = 0, 1, 2, 3, 4
+DURATION_BUCKETS = 8
+DURATION_BOUNDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+REQUESTS = 24
+METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other"]
+STATUS_CLASSES = ["1xx", "2xx", "3xx", "4xx", "5xx"]
+REFUSED, REFUSED_FIRST, REFUSED_COUNT = 64, 400, 200
+SLOT_SIZE = 264
+GAUGES = (OPEN_CONNECTIONS, IN_FLIGHT)
+
+SLOT_BYTES = SLOT_SIZE * 8
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# A scrape is answered from the master's loop: a client gets this long to send its request.
+REQUEST_TIMEOUT = 1.0
+
+
+class MetricsArea:
+    """Shared counters: one slot per live worker, and the totals of those gone."""
+
+    def __init__(self, slots: int) -> None:
+        self.map = mmap.mmap(-1, slots * SLOT_BYTES, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+        self.free = list(range(slots - 1, -1, -1))
+        self.retired = [0] * SLOT_SIZE
+        self.boots = self.exits = self.timeouts = self.restarts = 0
+
+    def slot(self, index: int) -> memoryview:
+        return memoryview(self.map)[index * SLOT_BYTES:(index + 1) * SLOT_BYTES]
+
+    def take(self) -> int | None:
+        return self.free.pop() if self.free else None
+
+    def release(self, index: int) -> None:
+        """A worker is gone: keep its counters, clear its gauges, free its slot."""
+        values = self._read(index)
+        for i, value in enumerate(values):
+            if i not in GAUGES:
+                self.retired[i] += value
+        self.map[index * SLOT_BYTES:(index + 1) * SLOT_BYTES] = bytes(SLOT_BYTES)
+        self.free.append(index)
+
+    def _read(self, index: int) -> tuple[int, ...]:
+        return struct.unpack_from(f"{SLOT_SIZE}q", self.map, index * SLOT_BYTES)
+
+    def totals(self, live: list[int]) -> list[int]:
+        totals = list(self.retired)
+        for index in live:
+            for i, value in enumerate(self._read(index)):
+                totals[i] += value
+        return totals
+
+    def close(self) -> None:
+        self.map.close()
+
+
+def exposition(totals: list[int], area: MetricsArea, workers: int) -> str:
+    """The text format: one HELP and TYPE per family, then its samples."""
+    out: list[str] = []
+
+    def family(name: str, kind: str, help_text: str, samples: list[tuple[str, Any]]) -> None:
+        out.append(f"# HELP {name} {help_text}")
+        out.append(f"# TYPE {name} {kind}")
+        out.extend(f"{name}{labels} {value}" for labels, value in samples)
+
+    requests = []
+    for m, method in enumerate(METHODS):
+        for c, status_class in enumerate(STATUS_CLASSES):
+            value = totals[REQUESTS + m * len(STATUS_CLASSES) + c]
+            if value:
+                requests.append((f'{{method="{method}",status="{status_class}"}}', value))
+    family("fastwsgi_requests_total", "counter",
+           "Requests answered by the app, by method and status class.", requests)
+
+    buckets, cumulative = [], 0
+    for i, bound in enumerate(DURATION_BOUNDS + [None]):
+        cumulative += totals[DURATION_BUCKETS + i]
+        le = "+Inf" if bound is None else repr(bound)
+        buckets.append((f'_bucket{{le="{le}"}}', cumulative))
+    buckets.append(("_sum", totals[DURATION_SUM_US] / 1e6))
+    buckets.append(("_count", cumulative))
+    family("fastwsgi_request_duration_seconds", "histogram",
+           "Time from a request's head to the end of its response.", buckets)
+
+    family("fastwsgi_requests_in_flight", "gauge", "Requests begun and not yet answered.",
+           [("", totals[IN_FLIGHT])])
+    family("fastwsgi_connections_open", "gauge", "Client connections open.",
+           [("", totals[OPEN_CONNECTIONS])])
+    family("fastwsgi_received_bytes_total", "counter", "Bytes read from clients.", [("", totals[BYTES_IN])])
+    family("fastwsgi_sent_bytes_total", "counter", "Bytes written to clients.", [("", totals[BYTES_OUT])])
+    refused = [(f'{{status="{REFUSED_FIRST + i}"}}', totals[REFUSED + i])
+               for i in range(REFUSED_COUNT) if totals[REFUSED + i]]
+    family("fastwsgi_refused_requests_total", "counter",
+           "Requests the server answered itself with an error, by status.", refused)
+    family("fastwsgi_workers", "gauge", "Worker processes running.", [("", workers)])
+    family("fastwsgi_worker_boots_total", "counter", "Worker processes started.", [("", area.boots)])
+    family("fastwsgi_worker_exits_total", "counter", "Worker processes that ended.", [("", area.exits)])
+    family("fastwsgi_worker_timeouts_total", "counter",
+           "Workers aborted for missing their heartbeat (timeout).", [("", area.timeouts)])
+    family("fastwsgi_worker_restarts_total", "counter",
+           "Workers started to replace one that ended.", [("", area.restarts)])
+    return "\n".join(out) + "\n"
+
+
+def bind_metrics(spec: str) -> socket.socket:
+    address = parse_address(spec, default_port="9090")
+    if isinstance(address, int):
+        sock = socket.socket(fileno=address)
+    elif isinstance(address, str):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(address)
+    else:
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    sock.listen(16)
+    sock.setblocking(False)
+    sock.set_inheritable(False)
+    return sock
+
+
+class MetricsServer:
+    """The master's side: slots for workers, its own counters, and /metrics."""
+
+    def __init__(self, spec: str, max_workers: int, log: Any) -> None:
+        self.log = log
+        self.area = MetricsArea(max(4 * max_workers, 64))
+        self.sock = bind_metrics(spec)
+        self.slots: dict[int, int] = {}  # worker pid -> slot
+        self._exits_to_replace = 0
+
+    def __str__(self) -> str:
+        name = self.sock.getsockname()
+        if self.sock.family == socket.AF_UNIX:
+            return f"unix:{name}"
+        if self.sock.family == socket.AF_INET6:
+            return f"http://[{name[0]}]:{name[1]}"
+        return f"http://{name[0]}:{name[1]}"
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    # --- workers ------------------------------------------------------------------
+    def slot_for_new_worker(self) -> tuple[int | None, memoryview | None]:
+        self.area.boots += 1
+        if self._exits_to_replace:
+            self._exits_to_replace -= 1
+            self.area.restarts += 1
+        index = self.area.take()
+        return index, (self.area.slot(index) if index is not None else None)
+
+    def worker_started(self, pid: int, index: int | None) -> None:
+        if index is not None:
+            self.slots[pid] = index
+
+    def worker_exited(self, pid: int, halting: bool) -> None:
+        self.area.exits += 1
+        if not halting:
+            self._exits_to_replace += 1
+        index = self.slots.pop(pid, None)
+        if index is not None:
+            self.area.release(index)
+
+    def worker_timed_out(self) -> None:
+        self.area.timeouts += 1
+
+    # --- scrapes ------------------------------------------------------------------
+    def render(self) -> str:
+        return exposition(self.area.totals(list(self.slots.values())), self.area, len(self.slots))
+
+    def handle(self) -> None:
+        """Answers the scrapes waiting on the socket; never blocks the master for long."""
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            try:
+                self._answer(client)
+            except OSError:
+                pass
+            finally:
+                client.close()
+
+    def _answer(self, client: socket.socket) -> None:
+        deadline = time.monotonic() + REQUEST_TIMEOUT
+        head = b""
+        while b"\r\n\r\n" not in head and b"\n\n" not in head and len(head) < 8192:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            client.settimeout(remaining)
+            chunk = client.recv(4096)
+            if not chunk:
+                return
+            head += chunk
+        request_line = head.split(b"\n", 1)[0].decode("latin-1").split()
+        if len(request_line) < 2 or request_line[0] not in ("GET", "HEAD"):
+            self._send(client, "405 Method Not Allowed", b"Method Not Allowed\n", request_line)
+            return
+        path = request_line[1].split("?", 1)[0]
+        if path != "/metrics":
+            self._send(client, "404 Not Found", b"Not Found\n", request_line)
+            return
+        self._send(client, "200 OK", self.render().encode("utf-8"), request_line)
+
+    def _send(self, client: socket.socket, status: str, body: bytes, request_line: list[str]) -> None:
+        content_type = CONTENT_TYPE if status.startswith("200") else "text/plain"
+        head = (f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode("latin-1")
+        client.sendall(head + (b"" if request_line[:1] == ["HEAD"] else body))
+
+    def close(self) -> None:
+        path = self.sock.getsockname() if self.sock.family == socket.AF_UNIX else None
+        self.sock.close()
+        if path:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
