@@ -120,6 +120,7 @@ cdef dict STATUS_REASONS = {
     505: "HTTP Version Not Supported",
 }
 cdef bytes CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
+cdef bytes EARLY_HINTS_LINE = b"HTTP/1.1 103 Early Hints\r\n"
 cdef bytes CRLF = b"\r\n"
 cdef bytes LAST_CHUNK = b"0\r\n\r\n"
 cdef bytes TRANSFER_CHUNKED = b"Transfer-Encoding: chunked\r\n"

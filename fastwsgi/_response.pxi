@@ -152,7 +152,7 @@ cdef class EarlyHints:
         if conn is None or conn.headers_queued or conn.state != STATE_RESPONSE or conn.version_minor < 1:
             return
         block = HeaderBlock()
-        block.add(b"HTTP/1.1 103 Early Hints\r\n", 26)
+        block.add(PyBytes_AS_STRING(EARLY_HINTS_LINE), PyBytes_GET_SIZE(EARLY_HINTS_LINE))
         for name, value in headers:
             if PyBytes_Check(name):
                 name = (<bytes>name).decode("latin-1")
