@@ -445,8 +445,8 @@ cdef class Connection(Handle):
         spool, self.write_spool = self.write_spool, None
         try:
             spool.close()
-        except BaseException:
-            pass
+        except OSError:
+            pass   # an unlinked temporary file: nothing is lost with it
 
     # -- response body -----------------------------------------------------
 
@@ -1494,17 +1494,23 @@ cdef class Server:
         self._request_done(conn)
 
     cdef void _request_done(self, Connection conn) except *:
-        cdef double elapsed
         self.requests_served += 1
-        if self.completed is not None or self.metrics != NULL:
-            elapsed = monotonic() - conn.request_start
-            if self.completed is not None:
-                self.completed.append((conn.status_line, elapsed))
-            if self.metrics != NULL:
-                count_request(self.metrics, conn.method_index, _status_code(conn.status_line), elapsed)
-                self._end_in_flight(conn)
-        if self.post_request is not None or self.access_log is not None:
-            elapsed = monotonic() - conn.request_start
+        if (self.completed is not None or self.metrics != NULL
+                or self.access_log is not None or self.post_request is not None):
+            self._report_request(conn, monotonic() - conn.request_start)
+        if self.max_requests and self.requests_served >= self.max_requests and not self.stopping:
+            self.error_log.info("Autorestarting worker after current request.")
+            self.stop(True)
+
+    cdef void _report_request(self, Connection conn, double elapsed) except *:
+        """One duration for every consumer of a completed request: the statsd batch,
+        the metrics slot, the access log and the post_request hook."""
+        if self.completed is not None:
+            self.completed.append((conn.status_line, elapsed))
+        if self.metrics != NULL:
+            count_request(self.metrics, conn.method_index, _status_code(conn.status_line), elapsed)
+            self._end_in_flight(conn)
+        if self.access_log is not None or self.post_request is not None:
             sent = conn.body_sent + conn.file_remaining
             if self.access_log is not None:
                 self._run_hook(self.access_log, (conn.environ, conn.status_line,
@@ -1513,9 +1519,6 @@ cdef class Server:
             if self.post_request is not None:
                 self._run_hook(self.post_request, (conn.environ, conn.status_line,
                                                    conn.response_headers, sent, elapsed))
-        if self.max_requests and self.requests_served >= self.max_requests and not self.stopping:
-            self.error_log.info("Autorestarting worker after current request.")
-            self.stop(True)
 
     cdef inline void _end_in_flight(self, Connection conn) noexcept:
         if conn.in_flight:
