@@ -17,6 +17,9 @@ BROKEN = {
 }
 
 
+RELOADER_FIRST_PASS = 2.0
+
+
 def _until(server, predicate, timeout=10.0):
     """The first (status, body) answer for which predicate holds, asked every 0.1 s."""
     deadline = time.monotonic() + timeout
@@ -38,6 +41,11 @@ def test_broken_save_answers_500_until_fixed(serve, breakage):
     server = serve("-b", "127.0.0.1:0", "--reload", "editable",
                    env={"PYTHONDONTWRITEBYTECODE": "1"}).wait_ready()
     assert server.request("/")[:2] == (200, b"one")
+    # gunicorn's reloader thread takes the files' mtimes on its first pass, which
+    # can come after the worker's first answer: a save before it is not a change to
+    # it. (fastwsgi's takes them before serving.) An editor's save comes later; wait
+    # past that first pass so both servers see the same edit.
+    time.sleep(RELOADER_FIRST_PASS)
 
     source, logged = BROKEN[breakage]
     app_file.write_text(source)
@@ -48,6 +56,7 @@ def test_broken_save_answers_500_until_fixed(serve, breakage):
     if serve.name == "fastwsgi":
         assert b"Traceback" not in body
 
+    time.sleep(RELOADER_FIRST_PASS)   # the worker answering 500 has a reloader of its own
     app_file.write_text(GOOD.format(word="two"))
     assert _until(server, lambda answer: answer[0] == 200) == (200, b"two")
     assert server.proc.poll() is None
