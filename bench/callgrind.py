@@ -182,7 +182,11 @@ def measure_once(args, scenario, requests, workdir):
             proc.kill()
             proc.communicate()
         if os.path.exists(out):
-            os.unlink(out)
+            if args.keep:
+                os.makedirs(args.keep, exist_ok=True)
+                shutil.move(out, os.path.join(args.keep, os.path.basename(out)))
+            else:
+                os.unlink(out)
 
 
 def measure(args, scenario, workdir, progress):
@@ -314,6 +318,9 @@ def parse_args(argv=None):
     ap.add_argument("--python", default=sys.executable,
                     help="interpreter that runs fastwsgi (default: the one running this script)")
     ap.add_argument("--valgrind", default=shutil.which("valgrind") or "valgrind")
+    ap.add_argument("--keep", metavar="DIR",
+                    help="keep each run's callgrind output file in DIR, to read per function "
+                         "with callgrind_annotate (the big run's minus the small run's)")
     ap.add_argument("--timeout", type=float, default=300,
                     help="seconds any one step (start, the client's requests, stop) may take")
     a = ap.parse_args(argv)

@@ -8,7 +8,7 @@ worker exits, the master folds the slot's counters into the totals of the
 workers gone and hands the slot to a new worker.  The master counts what only it
 sees: worker boots, exits, timeouts and restarts.
 
-The layout of a slot is the loop's (``_metrics.pxi``), written out here so that the
+The layout of a slot is the loop's (``loop/metrics.pxi``), written out here so that the
 master need not import the loop.
 """
 from __future__ import annotations

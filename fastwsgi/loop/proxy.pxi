@@ -1,5 +1,6 @@
 # The PROXY protocol (HAProxy, versions 1 and 2): a load balancer's header in
-# front of the first request that names the real client.  Included into _loop.pyx.
+# front of the first request that names the real client.  Included into
+# _loop.pyx; the class is declared in _loop.pxd.
 #
 # Only connections from proxy_allow_ips may send one; from them it is
 # detected, as gunicorn does: a connection that starts otherwise is plain HTTP.
@@ -17,10 +18,6 @@ cdef bytes PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 
 cdef class ProxyHeader:
     """The outcome of reading a PROXY header: bytes consumed and the client it names."""
-    cdef Py_ssize_t consumed
-    cdef object client_addr
-    cdef object client_port
-    cdef str error
 
 
 cdef ProxyHeader parse_proxy_header(const char* buf, Py_ssize_t length):

@@ -1,17 +1,7 @@
 # How a response's body is delimited on the wire (RFC 9112 §6.3), decided in one
 # place: queue_headers() asks, the body writers obey.
 
-cdef enum Framing:
-    # No body bytes follow the header section: the answer to HEAD, 1xx, 204 and
-    # 304 (RFC 9110 §6.4.1), whatever length the headers state.
-    FRAMING_NONE
-    # Content-Length: the app's, or the one the server counted for it.
-    FRAMING_LENGTH
-    # HTTP/1.1 without a length: chunked transfer coding, ended by the last chunk.
-    FRAMING_CHUNKED
-    # HTTP/1.0 without a length: the body ends when the connection closes.
-    FRAMING_CLOSE
-
+# The Framing enum is declared in _loop.pxd.
 
 cdef inline Framing response_framing(int code, bint is_head, bint has_length,
                                      int version_minor) noexcept:

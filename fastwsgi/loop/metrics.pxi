@@ -1,6 +1,6 @@
 # The worker's counters for the master's /metrics, in a slot of shared memory.
-# Included into _loop.pyx. The layout is fastwsgi/metrics.py's (METRICS_LAYOUT
-# below is compared with it by the tests): each slot is written by one worker
+# Included into _loop.pyx; the class is declared in _loop.pxd. The layout is
+# fastwsgi/metrics.py's (METRICS_LAYOUT below is compared with it by the tests): each slot is written by one worker
 # only, as aligned int64s, and read by the master.
 
 DEF M_OPEN_CONNECTIONS = 0
@@ -55,9 +55,6 @@ cdef int method_index(const char* method, Py_ssize_t n) noexcept:
 
 cdef class MetricsSlot:
     """Holds the shared memory a Server counts into (a writable buffer of int64s)."""
-
-    cdef object buffer
-    cdef int64_t* counters
 
     def __cinit__(self, buffer):
         cdef int64_t[::1] view = memoryview(buffer).cast("B").cast("q")

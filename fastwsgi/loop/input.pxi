@@ -1,6 +1,6 @@
 # wsgi.input: the request body the loop received before calling the app,
 # held in memory or, above the spool threshold, in a temporary file.
-# Included into _loop.pyx.
+# Included into _loop.pyx; the classes are declared in _loop.pxd.
 
 import tempfile
 
@@ -9,12 +9,6 @@ cdef bytes EMPTY_BYTES = b""
 
 cdef class BodyBuffer:
     """Collects a request body while it arrives; spills to a file past a threshold."""
-
-    cdef bytearray memory
-    cdef object spool
-    cdef Py_ssize_t threshold
-    cdef object spool_dir
-    cdef int64_t size
 
     def __cinit__(self, Py_ssize_t threshold, object spool_dir):
         self.memory = bytearray()
@@ -61,10 +55,6 @@ cdef InputStream memory_input(bytes data):
 
 cdef class InputStream:
     """A PEP 3333 input stream: read(n), read(), readline(n), readlines(hint), iteration."""
-
-    cdef bytes data
-    cdef Py_ssize_t position
-    cdef object spool
 
     def read(self, size=-1):
         cdef Py_ssize_t n, available, start

@@ -1,0 +1,466 @@
+# The serving loop's map: every class of fastwsgi._loop, its fields and its
+# C-level methods. The code is woven into one extension from fastwsgi/loop/*.pxi
+# (included by _loop.pyx), so calls between the parts stay direct C calls.
+#
+# The parts, one responsibility each:
+#   Server          _loop.pyx               the event loop: epoll, waker, listeners, accept and
+#                                           shedding, the one-second tick, run / stop / graceful drain
+#   Protocol        loop/protocol.pxi       the HTTP/1.1 connection state machine below: reads,
+#                                           parses, refuses, times out, closes
+#   AppDriver       loop/app_driver.pxi     calls the WSGI app for an exchange and pulls its body
+#                                           under backpressure; reports completed requests
+#   ResponseWriter  loop/response.pxi       status line and header section, the framing decision,
+#                                           the cache of the last response's encoded headers
+#   Connection      loop/connection.pxi     one client: read buffer, output queue, write spool,
+#                                           state and its deadline
+#   Exchange        loop/exchange.pxi       one request and its response; reset() once per request
+#   Transport       loop/transport.pxi      the only code that calls recv / sendmsg / sendfile /
+#                                           shutdown / close on a client socket
+#
+# Connection states (ConnectionState) and the deadline each arms (Connection.enter):
+#
+#   accept ──> HEAD ──head parsed──> BODY ──body complete, app called──> RESPONSE
+#               ^  (header_timeout)   (io_timeout, min_upload_rate)       (io_timeout while the
+#               |                                                          socket is full)
+#               +── bytes waiting <──┬── response sent, keep-alive ───────┘
+#                                    └──> IDLE (keepalive) ──first byte──> HEAD
+#   RESPONSE ──not keep-alive──> CLOSING (write side shut; input drained, LINGER_SECONDS) ──> CLOSED
+#   any state ──peer gone, error, deadline──> CLOSED   (a deadline in HEAD/BODY answers 408 first)
+#
+# One exchange is in flight per connection: while a response is pending (RESPONSE,
+# CLOSING) reading pauses, so a pipelining client queues in the kernel, not here.
+#
+# Threads: everything here belongs to the loop's thread. The app may call back
+# into it only through the objects it is handed (StartResponse, its write(),
+# wsgi.input, wsgi.early_hints, wsgi.file_wrapper), and does so on the loop's
+# thread, from inside AppDriver.call_app / produce. Server.stop() is the one
+# method safe from a signal handler or another thread: it sets flags and writes
+# the waker's eventfd.
+
+cimport cython
+from libc.stdint cimport int64_t, uint32_t
+
+from fastwsgi._parser cimport HeadParser, BodyDecoder
+from fastwsgi._environ cimport EnvironBuilder
+from fastwsgi.includes.system cimport iovec, sockaddr_storage
+
+cdef class Connection
+cdef class Exchange
+cdef class Server
+cdef class InputStream
+
+
+# What an epoll registration points at.
+cdef enum HandleKind:
+    HANDLE_LISTENER
+    HANDLE_CONNECTION
+    HANDLE_WAKER
+
+# Where a connection is in its request/response cycle (the table above).
+cdef enum ConnectionState:
+    STATE_HEAD        # a request head has begun, or the connection is new: header_timeout
+    STATE_IDLE        # kept alive between requests, no byte of the next one yet: keepalive
+    STATE_BODY        # receiving a request body: io_timeout, min_upload_rate
+    STATE_RESPONSE    # the app was called; its response is being sent
+    STATE_CLOSING     # response sent, write side shut; draining input before close
+    STATE_CLOSED
+
+# Response header names the server acts on.
+cdef enum HeaderKind:
+    HEADER_OTHER
+    HEADER_CONTENT_LENGTH
+    HEADER_DATE
+    HEADER_SERVER
+    HEADER_HOP_BY_HOP     # refused (500): would change how the body is framed
+    HEADER_CONNECTION
+    HEADER_DROPPED        # hop-by-hop, left out of the response
+
+# How a response's body is delimited on the wire (RFC 9112 §6.3), decided once per
+# response by response_framing(); the body writers obey it.
+cdef enum Framing:
+    FRAMING_UNDECIDED     # the header section is not queued yet
+    # No body bytes follow the header section: the answer to HEAD, 1xx, 204 and
+    # 304 (RFC 9110 §6.4.1), whatever length the headers state.
+    FRAMING_NONE
+    # Content-Length: the app's, or the one the server counted for it.
+    FRAMING_LENGTH
+    # HTTP/1.1 without a length: chunked transfer coding, ended by the last chunk.
+    FRAMING_CHUNKED
+    # HTTP/1.0 without a length: the body ends when the connection closes.
+    FRAMING_CLOSE
+
+# Results of a flush.
+cdef enum FlushOutcome:
+    FLUSH_DONE
+    FLUSH_BLOCKED
+    FLUSH_FAILED
+
+# A Transport call's answers besides a byte count.
+cdef enum:
+    IO_BLOCKED = -1   # the socket has nothing to read / no room (EAGAIN, EINTR)
+    IO_FAILED = -2    # any other error: the connection is lost
+    IO_RAISED = -3    # a Python exception is set (a transport written in Python terms)
+
+
+cdef class AllowList:
+    """Peer addresses trusted for a setting (gunicorn's *_allow_ips); "*" trusts all."""
+    cdef bint everyone
+    cdef frozenset addresses
+    cdef inline bint allows(self, str address)
+
+
+cdef class Handle:
+    cdef int kind
+    cdef int fd
+
+
+cdef class Listener(Handle):
+    cdef object sock
+    cdef EnvironBuilder environ_builder
+    cdef bint is_unix
+    cdef bint registered
+
+
+@cython.final
+cdef class Transport:
+    """How bytes cross a client socket. The plain transport is this class; a
+    transport that transforms the stream (TLS) subclasses it and says whether the
+    kernel may send a file's bytes as they are (can_sendfile)."""
+    cdef int fd
+    cdef bint can_sendfile
+    cdef inline Py_ssize_t recv_into(self, char* buffer, Py_ssize_t size) except IO_RAISED
+    cdef inline Py_ssize_t send_iov(self, iovec* iov, int count) except IO_RAISED
+    cdef Py_ssize_t send_file(self, int file_fd, long* offset, int64_t remaining) except IO_RAISED
+    cdef bint input_waiting(self) except -1
+    cdef int shutdown_write(self) except -1
+    cdef void close(self) noexcept
+
+
+@cython.final
+cdef class BodyBuffer:
+    cdef bytearray memory
+    cdef object spool
+    cdef Py_ssize_t threshold
+    cdef object spool_dir
+    cdef int64_t size
+    cdef int append(self, const char* data, Py_ssize_t length) except -1
+    cdef InputStream stream(self)
+
+
+@cython.final
+cdef class InputStream:
+    cdef bytes data
+    cdef Py_ssize_t position
+    cdef object spool
+
+
+cdef class ProxyHeader:
+    cdef Py_ssize_t consumed
+    cdef object client_addr
+    cdef object client_port
+    cdef str error
+
+
+cdef class MetricsSlot:
+    cdef object buffer
+    cdef int64_t* counters
+
+
+@cython.final
+cdef class HeaderBlock:
+    """A growable byte buffer for one status line and header section."""
+    cdef char* data
+    cdef Py_ssize_t length
+    cdef Py_ssize_t capacity
+    cdef int reserve(self, Py_ssize_t extra) except -1
+    cdef inline int add(self, const char* text, Py_ssize_t n) except -1
+    cdef int add_latin1(self, object text, const unsigned char* allowed, str what) except -1
+    cdef bytes take(self)
+
+
+@cython.final
+cdef class StartResponse:
+    cdef object status
+    cdef object headers
+    cdef Exchange exchange
+    cdef object write_callable
+    cdef void reset(self) noexcept
+
+
+cdef class EarlyHints:
+    cdef Exchange exchange
+
+
+cdef class FileWrapper:
+    cdef readonly object filelike
+    cdef readonly Py_ssize_t blksize
+
+
+@cython.final
+cdef class Exchange:
+    """One request and its response. One per connection, reused: reset() is the
+    only place its fields return to their defaults."""
+    cdef Connection conn
+
+    # the request
+    cdef dict environ
+    cdef bint keep_alive
+    cdef bint is_head
+    cdef int version_minor
+    cdef double request_start
+    cdef int method_index
+    cdef bint in_flight      # counted in the metrics' in-flight gauge
+
+    # the request body, received whole before the app is called
+    cdef BodyBuffer body_buffer
+    # A Content-Length body small enough is received whole into the read buffer and
+    # becomes one bytes object: no buffer object, no second copy.
+    cdef bint body_in_place
+    cdef object body_bytes
+    # bytes of the worker's body memory budget this request holds (Protocol.body_memory)
+    cdef Py_ssize_t body_memory
+    # for the minimum upload rate: when the body began, and the bytes read since
+    cdef double body_started_at
+    cdef int64_t body_received
+
+    # the response
+    cdef StartResponse responder
+    cdef object result
+    cdef object iterator
+    cdef Py_ssize_t list_index
+    cdef bint headers_queued
+    cdef bint response_done
+    # The body is complete (or abandoned): a write() from here on, such as one made
+    # from the iterable's close(), must not reach the wire after the last chunk.
+    cdef bint writes_closed
+    cdef Framing framing
+    cdef int64_t content_length_out
+    cdef int64_t body_sent
+    cdef object status_line
+    cdef object response_headers
+    # wsgi.file_wrapper over a regular file: sent with sendfile() after the headers
+    cdef object file_obj
+    cdef int file_fd
+    cdef long file_offset
+    cdef int64_t file_remaining
+
+    cdef void reset(self) except *
+    cdef inline bint body_allowed(self) noexcept
+    cdef int add_body(self, object chunk) except -1
+    cdef int write_from_app(self, object data) except -1
+    cdef void close_result(self) except *
+
+
+@cython.final
+cdef class Connection(Handle):
+    cdef Server server
+    cdef Listener listener
+    cdef Transport transport
+    cdef Exchange exchange
+    cdef str remote_addr
+    cdef str remote_port
+    cdef bint trusted_proxy
+    cdef bint proxy_header_expected
+
+    # state
+    cdef ConnectionState state
+    cdef double deadline
+    cdef double accepted_at
+    cdef bint peer_closed
+    cdef uint32_t interest
+
+    # input
+    cdef char* rbuf
+    cdef Py_ssize_t rcap
+    cdef Py_ssize_t rlen
+    cdef Py_ssize_t rstart
+    cdef HeadParser head
+    cdef BodyDecoder body
+
+    # output
+    cdef list out
+    cdef Py_ssize_t out_head
+    cdef Py_ssize_t out_offset
+    cdef Py_ssize_t out_pending
+    # PEP 3333 write() output past HIGH_WATERMARK goes to a temporary file that is
+    # sent before `out` (as nginx buffers a slow client's response on disk): the
+    # app runs on the loop, so write() must not wait for a client that reads
+    # slowly or not at all. spool_fd is -1 while none is open; its bytes count in
+    # out_pending.
+    cdef object write_spool
+    cdef int spool_fd
+    cdef long spool_sent
+    cdef long spool_end
+    # the shared metrics slot's counters, or NULL (Server.metrics)
+    cdef int64_t* metrics
+
+    cdef inline void enter(self, ConnectionState state) noexcept
+    cdef int ensure_room(self, Py_ssize_t wanted) except -1
+    cdef void shrink_buffer(self, Py_ssize_t capacity) noexcept
+    cdef inline char* data(self) noexcept
+    cdef inline void consume(self, Py_ssize_t n) noexcept
+    cdef inline void queue(self, bytes data) noexcept
+    cdef int flush(self) except -1
+    cdef int flush_file(self) except -1
+    cdef int move_to_spool(self) except -1
+    cdef int flush_spool(self) except -1
+    cdef void discard_spool(self) noexcept
+    cdef void want(self, uint32_t interest) except *
+
+
+@cython.final
+cdef class ResponseWriter:
+    """Encodes status lines and header sections (RFC 9112 §4, §5) and decides each
+    response's framing; remembers the last response's encoded app headers."""
+    cdef Server server
+    cdef HeaderBlock block
+    cdef bint send_server_header
+    cdef bytes server_header
+    cdef bytes date_header
+    cdef long date_second
+    # the last response's status line and app header lines, encoded (queue_headers)
+    cdef object cached_status
+    cdef list cached_headers
+    cdef bytes cached_lines
+    cdef int cached_code
+    cdef int64_t cached_declared
+    cdef bint cached_has_date
+    cdef bint cached_has_server
+    cdef bint cached_close
+
+    cdef void refresh_date(self) except *
+    cdef void queue_headers(self, Connection conn, int64_t known_length,
+                            bint length_holds_for_head=*) except *
+    cdef void encode_app_lines(self, HeaderBlock block, object status, object headers) except *
+    cdef void queue_refusal(self, Connection conn, int status, str reason, bint head_request) except *
+    cdef void queue_app_error(self, Connection conn) except *
+
+
+@cython.final
+cdef class AppDriver:
+    """Calls the app for an exchange whose request is complete, and pulls its body."""
+    cdef Server server
+    cdef object app
+    cdef object error_log
+    cdef EarlyHints early_hints
+    cdef bint use_sendfile
+    cdef object pre_request
+    cdef object post_request
+    cdef object access_log
+    cdef object flush_access_log
+    cdef bint access_pending
+    cdef object request_metrics
+    # (status line, seconds) of the requests completed in this loop iteration, for
+    # request_metrics; None when nobody asked.
+    cdef list completed
+    # The connection whose request the app is being called for, for abort_app_call.
+    cdef Connection in_app
+
+    cdef void call_app(self, Connection conn) except *
+    cdef int set_input(self, Connection conn) except -1
+    cdef int64_t sequence_length(self, object items) except -2
+    cdef void produce(self, Connection conn, int64_t known_length) except *
+    cdef bint start_sendfile(self, Connection conn, FileWrapper wrapper) except -1
+    cdef void finish_response(self, Connection conn) except *
+    cdef void app_failed(self, Connection conn) except *
+    cdef void request_done(self, Connection conn) except *
+    cdef void report_request(self, Exchange exchange, double elapsed) except *
+    cdef inline void end_in_flight(self, Exchange exchange) noexcept
+    cdef void report_completed(self) except *
+    cdef void flush_access(self) except *
+    cdef void run_hook(self, object hook, tuple args) except *
+
+
+@cython.final
+cdef class Protocol:
+    """The HTTP/1.1 state machine of every connection of a server."""
+    cdef Server server
+    cdef object error_log
+    cdef double keepalive
+    cdef double header_timeout
+    cdef double io_timeout
+    cdef double min_upload_rate
+    cdef Py_ssize_t spool_threshold
+    # Request bodies held in memory, summed over connections, and the bound on that
+    # sum: past it, bodies are spooled from their first byte (unfinished bodies of
+    # many clients must not add up to the worker's memory).
+    cdef Py_ssize_t body_memory
+    cdef Py_ssize_t body_memory_limit
+    cdef object spool_dir
+    cdef dict head_limits
+
+    cdef void on_event(self, Connection conn, uint32_t events) except *
+    cdef void on_readable(self, Connection conn) except *
+    cdef void drain_closing(self, Connection conn) except *
+    cdef void drive(self, Connection conn) except *
+    cdef void answer_requests(self, Connection conn) except *
+    cdef bint read_proxy_header(self, Connection conn) except -1
+    cdef void next_request(self, Connection conn) except *
+    cdef inline double body_deadline(self, Connection conn) noexcept
+    cdef void on_head(self, Connection conn, Py_ssize_t head_length) except *
+    cdef void reserve_body_memory(self, Connection conn, int body_kind, int64_t length) except *
+    cdef inline void release_body_memory(self, Exchange exchange) noexcept
+    cdef void spool_failed(self, Connection conn, object error) except *
+    cdef void reject(self, Connection conn, int status, str reason) except *
+    cdef void close_gracefully(self, Connection conn) except *
+    cdef void on_timeout(self, Connection conn) except *
+    cdef void close(self, Connection conn) except *
+    cdef void failed(self, Connection conn) except *
+
+
+@cython.final
+cdef class Server:
+    cdef object options
+    cdef object hooks
+    cdef object error_log
+    cdef list listeners
+    cdef int epfd
+    cdef int waker_fd
+    cdef Handle waker
+    cdef dict connections
+    cdef Protocol protocol
+    cdef AppDriver driver
+    cdef ResponseWriter writer
+
+    cdef double now
+    cdef double next_tick
+    cdef double graceful_timeout
+    cdef Py_ssize_t worker_connections
+    cdef int64_t max_requests
+    cdef readonly int64_t requests_served
+    cdef AllowList forwarded_allow
+    cdef bint proxy_protocol
+    cdef AllowList proxy_allow
+
+    cdef bint running
+    cdef bint stopping
+    cdef bint stop_now
+    cdef double stop_deadline
+    cdef bint accepting
+    cdef int accept_batch
+    cdef uint32_t listener_events
+    # At capacity, the connections that may be closed for a new one, best victim last;
+    # rescanned at most every SHED_RESCAN seconds.
+    cdef list shed_candidates
+    cdef double shed_scanned_at
+    cdef double accept_resume_at
+    cdef object on_tick
+    # The shared metrics slot's counters, or NULL: metrics are off.
+    cdef MetricsSlot metrics_slot
+    cdef int64_t* metrics
+
+    cdef Listener make_listener(self, object sock, object opts)
+    cdef void open(self) except *
+    cdef void resume_accepting(self) except *
+    cdef void pause_accepting(self) except *
+    cdef void serve(self) except *
+    cdef bint drain_for_stop(self) except -1
+    cdef void accept_backlog(self) except *
+    cdef void tick(self) except *
+    cdef void accept(self, Listener listener) except *
+    cdef bint shed_one(self) except -1
+    cdef inline bint uploading_slowly(self, Connection conn) noexcept
+    cdef void scan_shed_candidates(self) except *
+    cdef void add_connection(self, Listener listener, int fd, sockaddr_storage* address) except *
+    cdef void forget(self, Connection conn) except *
+    cdef void close_all(self) except *

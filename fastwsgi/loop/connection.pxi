@@ -1,0 +1,201 @@
+# One client connection: its read buffer, its output queue and write spool, its
+# state and the deadline that state arms. Included into _loop.pyx; the class is
+# declared in _loop.pxd, whose header holds the state table.
+
+
+cdef class Connection(Handle):
+
+    def __cinit__(self):
+        self.rbuf = NULL
+        self.spool_fd = -1
+
+    def __dealloc__(self):
+        free(self.rbuf)
+
+    cdef void enter(self, ConnectionState state) noexcept:
+        """Moves to ``state`` and arms the deadline that state is allowed."""
+        cdef Protocol protocol = self.server.protocol
+        cdef double now = self.server.now
+        self.state = state
+        if state == STATE_HEAD:
+            self.deadline = now + protocol.header_timeout
+        elif state == STATE_IDLE:
+            self.deadline = now + protocol.keepalive
+        elif state == STATE_BODY or state == STATE_RESPONSE:
+            self.deadline = now + protocol.io_timeout
+        elif state == STATE_CLOSING:
+            self.deadline = now + LINGER_SECONDS
+
+    # -- input -----------------------------------------------------------
+
+    cdef int ensure_room(self, Py_ssize_t wanted) except -1:
+        """Makes room for ``wanted`` more bytes after the unread ones."""
+        cdef char* grown
+        cdef Py_ssize_t capacity = self.rcap
+        if self.rstart:
+            # Unread bytes move to the front once per read, not once per request.
+            memmove(self.rbuf, self.rbuf + self.rstart, self.rlen)
+            self.rstart = 0
+        if self.rcap - self.rlen >= wanted:
+            return 0
+        while capacity - self.rlen < wanted:
+            capacity *= 2
+        grown = <char*>realloc(self.rbuf, capacity)
+        if grown == NULL:
+            raise MemoryError()
+        self.rbuf = grown
+        self.rcap = capacity
+        return 0
+
+    cdef void shrink_buffer(self, Py_ssize_t capacity) noexcept:
+        cdef char* smaller = <char*>realloc(self.rbuf, capacity)
+        if smaller != NULL:
+            self.rbuf = smaller
+            self.rcap = capacity
+            self.rstart = 0
+
+    cdef inline char* data(self) noexcept:
+        """The first unread byte; parser spans are offsets from here."""
+        return self.rbuf + self.rstart
+
+    cdef inline void consume(self, Py_ssize_t n) noexcept:
+        if n >= self.rlen:
+            self.rlen = 0
+            self.rstart = 0
+        elif n > 0:
+            self.rstart += n
+            self.rlen -= n
+
+    # -- output ----------------------------------------------------------
+
+    cdef inline void queue(self, bytes data) noexcept:
+        self.out.append(data)
+        self.out_pending += PyBytes_GET_SIZE(data)
+
+    cdef int flush(self) except -1:
+        """Writes what is queued; returns FLUSH_DONE, FLUSH_BLOCKED or FLUSH_FAILED."""
+        cdef iovec iov[IOV_BATCH]
+        cdef Py_ssize_t count, i, end, sent, size
+        cdef object item
+        cdef int outcome
+        if self.spool_fd >= 0:
+            outcome = self.flush_spool()
+            if outcome != FLUSH_DONE:
+                return outcome
+        while self.out_head < PyList_GET_SIZE(self.out):
+            end = PyList_GET_SIZE(self.out)
+            count = 0
+            i = self.out_head
+            while i < end and count < IOV_BATCH:
+                item = <object>PyList_GET_ITEM(self.out, i)
+                iov[count].iov_base = PyBytes_AS_STRING(item)
+                iov[count].iov_len = PyBytes_GET_SIZE(item)
+                if count == 0:
+                    iov[0].iov_base = <char*>iov[0].iov_base + self.out_offset
+                    iov[0].iov_len -= self.out_offset
+                count += 1
+                i += 1
+            sent = self.transport.send_iov(iov, <int>count)
+            if sent < 0:
+                return FLUSH_BLOCKED if sent == IO_BLOCKED else FLUSH_FAILED
+            self.out_pending -= sent
+            if self.metrics != NULL:
+                self.metrics[M_BYTES_OUT] += sent
+            # drop what went out; keep the unsent tail of a partly sent item
+            i = self.out_head
+            while sent > 0:
+                size = PyBytes_GET_SIZE(<object>PyList_GET_ITEM(self.out, i)) - self.out_offset
+                if sent >= size:
+                    sent -= size
+                    self.out_offset = 0
+                    i += 1
+                else:
+                    self.out_offset += sent
+                    sent = 0
+            self.out_head = i
+        del self.out[:]
+        self.out_head = 0
+        self.out_offset = 0
+        if self.exchange.file_remaining > 0:
+            return self.flush_file()
+        return FLUSH_DONE
+
+    cdef int flush_file(self) except -1:
+        """Sends the response's wsgi.file_wrapper file after its headers."""
+        cdef Exchange exchange = self.exchange
+        cdef Py_ssize_t sent
+        while exchange.file_remaining > 0:
+            sent = self.transport.send_file(exchange.file_fd, &exchange.file_offset,
+                                            exchange.file_remaining)
+            if sent < 0:
+                return FLUSH_BLOCKED if sent == IO_BLOCKED else FLUSH_FAILED
+            if sent == 0:
+                # The file is shorter than it was: the promised length cannot be met.
+                exchange.keep_alive = False
+                exchange.file_remaining = 0
+                break
+            exchange.file_remaining -= sent
+            exchange.body_sent += sent
+            if self.metrics != NULL:
+                self.metrics[M_BYTES_OUT] += sent
+        return FLUSH_DONE
+
+    cdef int move_to_spool(self) except -1:
+        """Moves what `out` holds to the end of the write spool, opening it if needed."""
+        cdef Py_ssize_t written
+        if self.out_head >= PyList_GET_SIZE(self.out):
+            return 0
+        if self.spool_fd < 0:
+            self.write_spool = tempfile.TemporaryFile(dir=self.server.protocol.spool_dir)
+            self.spool_fd = self.write_spool.fileno()
+            self.spool_sent = 0
+            self.spool_end = 0
+        pending = memoryview(b"".join(self.out[self.out_head:]))[self.out_offset:]
+        while len(pending):
+            written = os.write(self.spool_fd, pending)
+            self.spool_end += written
+            pending = pending[written:]
+        del self.out[:]
+        self.out_head = 0
+        self.out_offset = 0
+        return 0
+
+    cdef int flush_spool(self) except -1:
+        cdef Py_ssize_t sent
+        while self.spool_sent < self.spool_end:
+            sent = self.transport.send_file(self.spool_fd, &self.spool_sent,
+                                            self.spool_end - self.spool_sent)
+            if sent < 0:
+                return FLUSH_BLOCKED if sent == IO_BLOCKED else FLUSH_FAILED
+            if sent == 0:
+                return FLUSH_FAILED   # the spool is shorter than what was written to it
+            self.out_pending -= sent
+            if self.metrics != NULL:
+                self.metrics[M_BYTES_OUT] += sent
+        if self.exchange.writes_closed:
+            # Sent, and no write() of this response can follow: the file goes.
+            self.discard_spool()
+        return FLUSH_DONE
+
+    cdef void discard_spool(self) noexcept:
+        if self.spool_fd < 0:
+            return
+        self.spool_fd = -1
+        spool, self.write_spool = self.write_spool, None
+        try:
+            spool.close()
+        except OSError:
+            pass   # an unlinked temporary file: nothing is lost with it
+
+    cdef void want(self, uint32_t interest) except *:
+        """Sets the epoll events this connection waits for."""
+        cdef epoll_event event
+        if self.interest == interest or self.state == STATE_CLOSED:
+            return
+        self.interest = interest
+        event.events = interest
+        event.data.ptr = <void*>self
+        if epoll_ctl(self.server.epfd, EPOLL_CTL_MOD, self.fd, &event) < 0:
+            # Without its events the connection would hang until its deadline: it
+            # fails now, alone (the loop closes a connection whose handling raised).
+            raise OSError(errno, f"epoll_ctl: {os.strerror(errno)}")

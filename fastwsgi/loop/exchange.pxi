@@ -1,0 +1,115 @@
+# One request and its response: what the app sees and what the server owes the
+# client for it. Included into _loop.pyx; the class is declared in _loop.pxd.
+
+
+cdef class Exchange:
+
+    def __cinit__(self, Connection conn):
+        self.conn = conn
+        self.responder = StartResponse(self)
+        self.file_fd = -1
+        self.content_length_out = -1
+
+    cdef void reset(self) except *:
+        """Back to "no request yet": the only place these fields get their defaults.
+        The previous response's iterable is closed first (PEP 3333)."""
+        if self.result is not None or self.file_obj is not None:
+            self.close_result()
+        self.environ = None
+        self.keep_alive = False
+        self.is_head = False
+        self.version_minor = 1
+        self.request_start = 0
+        self.method_index = 0
+        self.body_buffer = None
+        self.body_in_place = False
+        self.body_bytes = None
+        self.body_started_at = 0
+        self.body_received = 0
+        self.responder.reset()
+        self.iterator = None
+        self.list_index = 0
+        self.headers_queued = False
+        self.response_done = False
+        self.writes_closed = False
+        self.framing = FRAMING_UNDECIDED
+        self.content_length_out = -1
+        self.body_sent = 0
+        self.status_line = None
+        self.response_headers = None
+        self.file_fd = -1
+        self.file_offset = 0
+        self.file_remaining = 0
+
+    cdef bint body_allowed(self) noexcept:
+        """Whether body bytes may follow the header section (decided with it)."""
+        return self.framing != FRAMING_NONE
+
+    cdef int add_body(self, object chunk) except -1:
+        cdef Connection conn = self.conn
+        cdef Py_ssize_t n
+        if not PyBytes_Check(chunk):
+            if isinstance(chunk, (bytearray, memoryview)):
+                chunk = bytes(chunk)
+            else:
+                raise TypeError(f"response body items must be bytes, not {type(chunk).__name__}")
+        n = PyBytes_GET_SIZE(chunk)
+        if n == 0:
+            return 0
+        if not self.headers_queued:
+            conn.server.writer.queue_headers(conn, -1)
+        if self.framing == FRAMING_NONE:
+            return 0
+        if self.content_length_out >= 0:
+            if self.body_sent + n > self.content_length_out:
+                # Never send more than the app's Content-Length promised.
+                n = <Py_ssize_t>(self.content_length_out - self.body_sent)
+                if n <= 0:
+                    return 0
+                chunk = chunk[:n]
+        elif self.framing == FRAMING_CHUNKED:
+            conn.queue(("%x\r\n" % n).encode("ascii"))
+            conn.queue(chunk)
+            conn.queue(CRLF)
+            self.body_sent += n
+            return 0
+        conn.queue(chunk)
+        self.body_sent += n
+        return 0
+
+    cdef int write_from_app(self, object data) except -1:
+        """PEP 3333 write(): queued in order and sent as far as the socket takes it
+        now; past HIGH_WATERMARK the rest waits in the write spool, never the loop."""
+        cdef Connection conn = self.conn
+        cdef int outcome
+        if self.writes_closed or conn is None or conn.state != STATE_RESPONSE:
+            raise RuntimeError("write() called after the response was complete")
+        self.add_body(data)
+        if conn.spool_fd < 0 and conn.out_pending <= HIGH_WATERMARK:
+            return 0
+        if conn.spool_fd >= 0:
+            # Behind spooled bytes, new ones join the spool to keep their order.
+            conn.move_to_spool()
+        outcome = conn.flush()
+        if outcome == FLUSH_FAILED:
+            raise ConnectionError("client went away during write()")
+        if conn.out_pending > HIGH_WATERMARK and conn.spool_fd < 0:
+            conn.move_to_spool()
+        return 0
+
+    cdef void close_result(self) except *:
+        cdef object result = self.result
+        self.writes_closed = True
+        self.result = None
+        self.iterator = None
+        if result is not None and type(result) is not list and type(result) is not tuple:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    (logger if self.conn is None else self.conn.server.error_log).exception(
+                        "Error closing response iterable")
+        if self.file_obj is not None:
+            self.file_obj = None
+            self.file_remaining = 0

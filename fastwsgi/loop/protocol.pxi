@@ -1,0 +1,394 @@
+# The HTTP/1.1 connection state machine (RFC 9112): reads, parses, refuses,
+# times out and closes; the app is called through the AppDriver. Included into
+# _loop.pyx; the class is declared in _loop.pxd, whose header holds the state table.
+
+
+cdef class Protocol:
+
+    def __cinit__(self, Server server, object options):
+        self.server = server
+        self.error_log = server.error_log
+        self.keepalive = options.keepalive
+        self.header_timeout = options.header_timeout
+        self.io_timeout = options.io_timeout
+        self.min_upload_rate = options.min_upload_rate
+        self.spool_threshold = options.spool_threshold
+        self.body_memory_limit = options.body_memory_limit
+        self.spool_dir = options.spool_dir
+        self.head_limits = dict(
+            limit_request_line=options.limit_request_line,
+            limit_request_fields=options.limit_request_fields,
+            limit_request_field_size=options.limit_request_field_size,
+            limit_request_body=options.limit_request_body,
+            header_map=options.header_map,
+            strip_header_spaces=options.strip_header_spaces,
+            permit_obsolete_folding=options.permit_obsolete_folding,
+        )
+
+    # -- events ------------------------------------------------------------
+
+    cdef void on_event(self, Connection conn, uint32_t events) except *:
+        if conn.state == STATE_CLOSED:
+            return
+        if events & EPOLLOUT:
+            self.drive(conn)
+            if conn.state == STATE_CLOSED:
+                return
+        if events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR):
+            if conn.interest & EPOLLIN or events & (EPOLLHUP | EPOLLERR):
+                self.on_readable(conn)
+
+    cdef void on_readable(self, Connection conn) except *:
+        cdef Py_ssize_t n, room
+        if conn.state == STATE_CLOSING:
+            self.drain_closing(conn)
+            return
+        if conn.rstart or conn.rlen == conn.rcap:
+            # compacts the unread bytes to the front, and grows a full buffer
+            conn.ensure_room(1)
+        room = conn.rcap - conn.rstart - conn.rlen
+        n = conn.transport.recv_into(conn.rbuf + conn.rstart + conn.rlen, room)
+        if n == IO_BLOCKED:
+            return
+        if n == IO_FAILED:
+            self.close(conn)
+            return
+        if n == 0:
+            conn.peer_closed = True
+            if conn.rlen == 0 or (conn.state != STATE_HEAD and conn.state != STATE_IDLE):
+                self.close(conn)
+                return
+        else:
+            if conn.state == STATE_IDLE:
+                # A new request begins: it gets header_timeout, from now.
+                conn.enter(STATE_HEAD)
+            elif conn.state == STATE_BODY:
+                conn.exchange.body_received += n
+                conn.deadline = self.body_deadline(conn)
+            conn.rlen += n
+            if conn.metrics != NULL:
+                conn.metrics[M_BYTES_IN] += n
+        self.drive(conn)
+
+    cdef void drain_closing(self, Connection conn) except *:
+        cdef char sink[4096]
+        cdef Py_ssize_t n
+        while True:
+            n = conn.transport.recv_into(sink, sizeof(sink))
+            if n > 0:
+                continue
+            if n == IO_BLOCKED:
+                return
+            self.close(conn)
+            return
+
+    cdef void drive(self, Connection conn) except *:
+        """Answers what the read buffer holds, sends what is queued, and picks
+        what to wait for next.  Iterative, so no client can deepen the stack."""
+        cdef Exchange exchange = conn.exchange
+        cdef int outcome
+        while True:
+            self.answer_requests(conn)
+            if conn.state == STATE_CLOSED:
+                return
+            if conn.out_pending or exchange.file_remaining:
+                outcome = conn.flush()
+                if outcome == FLUSH_FAILED:
+                    self.close(conn)
+                    return
+                if outcome == FLUSH_BLOCKED:
+                    # io_timeout counts from the last progress, which this flush was
+                    conn.deadline = self.server.now + self.io_timeout
+                    conn.want(EPOLLOUT)
+                    return
+            if conn.state == STATE_RESPONSE:
+                if not exchange.response_done:
+                    # Backpressure: the socket took everything, so ask the app for more.
+                    try:
+                        self.server.driver.produce(conn, -1)
+                    except Exception:
+                        self.server.driver.app_failed(conn)
+                    if conn.state == STATE_CLOSED:
+                        return
+                    continue
+                if not exchange.keep_alive:
+                    exchange.close_result()
+                    self.close_gracefully(conn)
+                    return
+                self.next_request(conn)
+                continue
+            if conn.state == STATE_CLOSING:
+                return
+            conn.want(EPOLLIN | EPOLLRDHUP)
+            return
+
+    # -- requests ------------------------------------------------------------
+
+    cdef void answer_requests(self, Connection conn) except *:
+        """Parses and answers every complete request in the read buffer.
+
+        Responses of pipelined requests are queued back to back and leave in
+        one sendmsg(), as long as they stay under HIGH_WATERMARK.
+        """
+        cdef Exchange exchange = conn.exchange
+        cdef Py_ssize_t consumed, decoded = 0
+        while True:
+            if conn.state == STATE_HEAD:
+                if conn.rlen == 0:
+                    return
+                if conn.proxy_header_expected and not self.read_proxy_header(conn):
+                    return
+                consumed = conn.head.parse(conn.data(), conn.rlen)
+                if consumed == PARSE_INCOMPLETE:
+                    if conn.peer_closed:
+                        self.close(conn)
+                    return
+                if consumed < 0:
+                    self.reject(conn, conn.head.error_status, conn.head.error_reason)
+                    return
+                self.on_head(conn, consumed)
+            if conn.state == STATE_BODY:
+                if exchange.body_in_place and conn.rlen < conn.body.remaining:
+                    if conn.peer_closed:
+                        self.close(conn)
+                    return
+                consumed = conn.body.decode(conn.data(), conn.rlen, &decoded)
+                if consumed < 0:
+                    self.reject(conn, conn.body.error_status, conn.body.error_reason)
+                    return
+                if decoded:
+                    if exchange.body_in_place:
+                        exchange.body_bytes = PyBytes_FromStringAndSize(conn.data(), decoded)
+                    else:
+                        try:
+                            exchange.body_buffer.append(conn.data(), decoded)
+                        except OSError as error:
+                            self.spool_failed(conn, error)
+                            return
+                conn.consume(consumed)
+                if not conn.body.done():
+                    if conn.peer_closed:
+                        self.close(conn)
+                    return
+                self.server.driver.call_app(conn)
+                if conn.state == STATE_CLOSED:
+                    return
+            if conn.state != STATE_RESPONSE:
+                return
+            if not (exchange.response_done and exchange.keep_alive and exchange.file_remaining == 0
+                    and conn.out_pending < HIGH_WATERMARK):
+                return
+            self.next_request(conn)
+
+    cdef bint read_proxy_header(self, Connection conn) except -1:
+        """Takes a PROXY header off the front of the connection; False while incomplete or refused."""
+        cdef ProxyHeader header = parse_proxy_header(conn.data(), conn.rlen)
+        if header is None:
+            if conn.peer_closed:
+                self.close(conn)
+            return False
+        conn.proxy_header_expected = False
+        if header.error is not None:
+            self.reject(conn, 400, header.error)
+            return False
+        if header.client_addr is not None:
+            conn.remote_addr = header.client_addr
+            conn.remote_port = header.client_port
+        conn.consume(header.consumed)
+        return conn.rlen > 0
+
+    cdef void next_request(self, Connection conn) except *:
+        """The response is complete and the connection stays open: expect the next request."""
+        conn.exchange.reset()
+        if conn.rlen == 0 and conn.rcap > READ_BUFFER_INITIAL:
+            # A large body grew the buffer; an idle connection keeps only a small one.
+            conn.shrink_buffer(READ_BUFFER_INITIAL)
+        conn.enter(STATE_HEAD if conn.rlen else STATE_IDLE)
+
+    cdef double body_deadline(self, Connection conn) noexcept:
+        """io_timeout from the last progress, and, with a minimum rate, no later than
+        io_timeout plus one second per min_upload_rate bytes since the body began
+        (Apache mod_reqtimeout's MinRate): a trickle of bytes cannot hold a
+        connection open indefinitely by re-arming the timeout with each one."""
+        cdef Exchange exchange = conn.exchange
+        cdef double deadline = self.server.now + self.io_timeout
+        cdef double allowed
+        if self.min_upload_rate > 0:
+            allowed = (exchange.body_started_at + self.io_timeout
+                       + exchange.body_received / self.min_upload_rate)
+            if allowed < deadline:
+                return allowed
+        return deadline
+
+    cdef void on_head(self, Connection conn, Py_ssize_t head_length) except *:
+        cdef Exchange exchange = conn.exchange
+        cdef HeadParser head = conn.head
+        cdef int64_t length = head.content_length
+        cdef char* request_bytes = conn.data()
+        cdef double now = self.server.now
+        exchange.environ = conn.listener.environ_builder.build(
+            head, request_bytes, conn.remote_addr, conn.remote_port, conn.trusted_proxy)
+        exchange.keep_alive = head.keep_alive and self.keepalive > 0
+        exchange.version_minor = head.version_minor
+        # The whole token: a method that merely starts like HEAD (HEAL, HEXX) has a body.
+        exchange.is_head = head.method.len == 4 and memcmp(request_bytes + head.method.off, b"HEAD", 4) == 0
+        exchange.request_start = now
+        if conn.metrics != NULL:
+            exchange.method_index = method_index(request_bytes + head.method.off, head.method.len)
+            exchange.in_flight = True
+            conn.metrics[M_IN_FLIGHT] += 1
+        conn.consume(head_length)
+        head.reset()
+        conn.body.start(head.body_kind, length)
+        if head.body_kind != BODY_NONE:
+            self.reserve_body_memory(conn, head.body_kind, length)
+        conn.enter(STATE_BODY)
+        exchange.body_started_at = now
+        # what came in with the head counts toward the upload's rate
+        exchange.body_received = conn.rlen
+        if head.expect_continue and head.body_kind != BODY_NONE and conn.rlen == 0:
+            # RFC 9110 §10.1.1: the head passed every check, so invite the body.
+            conn.queue(CONTINUE_100)
+
+    cdef void reserve_body_memory(self, Connection conn, int body_kind, int64_t length) except *:
+        """Where this body is received: whole into the read buffer, into a buffer that
+        spools past spool_threshold, or, with the worker's body memory spent, into a
+        spool file from the first byte."""
+        cdef Exchange exchange = conn.exchange
+        cdef Py_ssize_t wanted = self.spool_threshold
+        if body_kind == BODY_LENGTH and length <= self.spool_threshold:
+            wanted = <Py_ssize_t>length
+        if self.body_memory_limit and self.body_memory + wanted > self.body_memory_limit:
+            exchange.body_in_place = False
+            exchange.body_buffer = BodyBuffer(0, self.spool_dir)
+            return
+        exchange.body_memory = wanted
+        self.body_memory += wanted
+        exchange.body_in_place = body_kind == BODY_LENGTH and length <= self.spool_threshold
+        if exchange.body_in_place:
+            if conn.rlen < length:
+                conn.ensure_room(<Py_ssize_t>length - conn.rlen)
+        else:
+            exchange.body_buffer = BodyBuffer(self.spool_threshold, self.spool_dir)
+
+    cdef void release_body_memory(self, Exchange exchange) noexcept:
+        self.body_memory -= exchange.body_memory
+        exchange.body_memory = 0
+
+    cdef void spool_failed(self, Connection conn, object error) except *:
+        """The request body could not be stored (disk full, out of descriptors, I/O
+        error): this request is refused and its connection closed; the worker serves on."""
+        cdef int status = 413 if error.errno in (errno_module.ENOSPC, errno_module.EDQUOT,
+                                                   errno_module.EFBIG) else 503
+        self.error_log.error("cannot store the request body from %s: %s", conn.remote_addr, error)
+        if conn.exchange.body_buffer is not None:
+            conn.exchange.body_buffer.discard()
+            conn.exchange.body_buffer = None
+        self.reject(conn, status, f"request body could not be stored: {error.strerror or error}")
+
+    cdef void reject(self, Connection conn, int status, str reason) except *:
+        """Answers a request that cannot be served with ``status``, then closes."""
+        cdef Exchange exchange = conn.exchange
+        cdef bint head_request
+        if conn.metrics != NULL:
+            count_refusal(conn.metrics, status)
+            self.server.driver.end_in_flight(exchange)
+        if status == 408 or status >= 500:
+            # Slow clients and our own storage failures (logged where they happen).
+            self.error_log.debug("refused request from %s: %d %s", conn.remote_addr, status, reason)
+        else:
+            # gunicorn's handle_error: a malformed request is a WARNING, seen by default.
+            self.error_log.warning("Invalid request from ip=%s: %s", conn.remote_addr, reason)
+        if conn.state == STATE_BODY:
+            head_request = exchange.is_head
+        else:
+            head_request = _starts_head_request(conn.data(), conn.rlen)
+        self.server.writer.queue_refusal(conn, status, reason, head_request)
+        exchange.keep_alive = False
+        exchange.response_done = True
+        conn.state = STATE_RESPONSE
+
+    # -- closing -----------------------------------------------------------
+
+    cdef void close_gracefully(self, Connection conn) except *:
+        # RFC 9112 §9.6: close the write side first and drain the input, so
+        # unread request bytes do not turn our last response into an RST.
+        if conn.peer_closed:
+            self.close(conn)
+            return
+        conn.transport.shutdown_write()
+        conn.enter(STATE_CLOSING)
+        conn.want(EPOLLIN | EPOLLRDHUP)
+        self.drain_closing(conn)
+
+    cdef void on_timeout(self, Connection conn) except *:
+        if conn.state == STATE_HEAD and conn.rlen:
+            self.reject(conn, 408, "request head not received in time")
+            self.drive(conn)
+            return
+        if conn.state == STATE_BODY:
+            self.reject(conn, 408, "request body not received in time")
+            self.drive(conn)
+            return
+        if conn.state == STATE_RESPONSE:
+            self.error_log.info("closing connection from %s: no write progress in %.0fs",
+                                conn.remote_addr, self.io_timeout)
+        self.close(conn)
+
+    cdef void close(self, Connection conn) except *:
+        cdef Exchange exchange = conn.exchange
+        if conn.state == STATE_CLOSED:
+            return
+        if conn.state == STATE_RESPONSE and not exchange.response_done:
+            # PEP 3333: close() is called even when the client went away.
+            self.error_log.debug("client %s went away mid-response", conn.remote_addr)
+        exchange.close_result()
+        if exchange.body_memory:
+            self.release_body_memory(exchange)
+        if exchange.body_buffer is not None:
+            exchange.body_buffer.discard()
+            exchange.body_buffer = None
+        conn.state = STATE_CLOSED
+        if conn.metrics != NULL:
+            conn.metrics[M_OPEN_CONNECTIONS] -= 1
+            self.server.driver.end_in_flight(exchange)
+        conn.discard_spool()
+        conn.transport.close()
+        conn.out = None
+        exchange.environ = None
+        # Break the cycles (exchange <-> connection, exchange <-> its StartResponse,
+        # the StartResponse <-> its bound write method), so reference counting frees
+        # the connection and its buffers now rather than the cyclic gc at its next
+        # (rare, full) pass. What the app may still hold (its start_response, the
+        # write callable) keeps only the exchange, which refuses further writes.
+        exchange.responder.write_callable = None
+        exchange.responder = None
+        exchange.conn = None
+        self.server.forget(conn)
+
+    cdef void failed(self, Connection conn) except *:
+        """An unexpected error while serving one connection: it alone is closed."""
+        self.error_log.exception("Error serving connection from %s; closing it", conn.remote_addr)
+        self.close(conn)
+
+
+cdef bint _starts_head_request(const char* data, Py_ssize_t length) noexcept:
+    """Whether unparsed bytes begin with a well-formed HEAD request line.
+
+    Only then may a refusal leave out its content: when the request line itself
+    is malformed, the client's idea of the method cannot be known.
+    """
+    cdef Py_ssize_t pos = 0, target
+    while pos + 1 < length and data[pos] == b'\r' and data[pos + 1] == b'\n':
+        pos += 2
+    if length - pos < 5 or memcmp(data + pos, b"HEAD ", 5) != 0:
+        return False
+    pos += 5
+    target = pos
+    while pos < length and 0x21 <= <unsigned char>data[pos] <= 0x7E:
+        pos += 1
+    if pos == target or length - pos < 11 or data[pos] != b' ':
+        return False
+    return (memcmp(data + pos + 1, b"HTTP/1.", 7) == 0
+            and (data[pos + 8] == b'0' or data[pos + 8] == b'1')
+            and data[pos + 9] == b'\r' and data[pos + 10] == b'\n')

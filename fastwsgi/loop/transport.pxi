@@ -1,0 +1,63 @@
+# How bytes cross a client socket: the only code that calls recv, sendmsg,
+# sendfile, shutdown and close on one. Included into _loop.pyx; the class is
+# declared in _loop.pxd.
+#
+# Every call answers a byte count, IO_BLOCKED (try again when epoll says so) or
+# IO_FAILED (the connection is lost); errno is read here and nowhere else.
+
+
+cdef class Transport:
+
+    def __cinit__(self, int fd):
+        self.fd = fd
+        self.can_sendfile = True
+
+    cdef Py_ssize_t recv_into(self, char* buffer, Py_ssize_t size) except IO_RAISED:
+        cdef ssize_t n = recv(self.fd, buffer, size, 0)
+        if n >= 0:
+            return n
+        # EINTR: the loop reads again on the next round (the socket stays readable)
+        return IO_BLOCKED if errno == EAGAIN or errno == EINTR else IO_FAILED
+
+    cdef Py_ssize_t send_iov(self, iovec* iov, int count) except IO_RAISED:
+        cdef msghdr msg
+        cdef ssize_t sent
+        msg.msg_name = NULL
+        msg.msg_namelen = 0
+        msg.msg_control = NULL
+        msg.msg_controllen = 0
+        msg.msg_flags = 0
+        msg.msg_iov = iov
+        msg.msg_iovlen = count
+        while True:
+            sent = sendmsg(self.fd, &msg, MSG_NOSIGNAL)
+            if sent >= 0:
+                return sent
+            if errno != EINTR:
+                return IO_BLOCKED if errno == EAGAIN else IO_FAILED
+
+    cdef Py_ssize_t send_file(self, int file_fd, long* offset, int64_t remaining) except IO_RAISED:
+        """One sendfile() of at most SENDFILE_CHUNK bytes: the bytes sent (0 at
+        the file's end), IO_BLOCKED or IO_FAILED."""
+        cdef ssize_t sent
+        cdef size_t chunk = SENDFILE_CHUNK if remaining > SENDFILE_CHUNK else <size_t>remaining
+        while True:
+            sent = sendfile(self.fd, file_fd, offset, chunk)
+            if sent >= 0:
+                return sent
+            if errno != EINTR:
+                return IO_BLOCKED if errno == EAGAIN else IO_FAILED
+
+    cdef bint input_waiting(self) except -1:
+        """Whether the peer's next bytes have arrived (without taking them)."""
+        cdef char byte
+        return recv(self.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0
+
+    cdef int shutdown_write(self) except -1:
+        shutdown(self.fd, SHUT_WR)
+        return 0
+
+    cdef void close(self) noexcept:
+        if self.fd >= 0:
+            close(self.fd)
+            self.fd = -1
