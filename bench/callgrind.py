@@ -70,6 +70,8 @@ SCENARIOS = {s.name: s for s in (
     Scenario("hello", "GET, 13-byte body, keep-alive, one connection", "hello", _GET),
     Scenario("post16k", "POST 16 KiB body, the app reads wsgi.input fully", "echo", _POST),
     Scenario("pipeline16", "GET hello, 16 requests pipelined per write", "hello", _GET, pipeline=16),
+    Scenario("threads8", "GET hello, the app on a pool of 8 threads (--threads 8)", "hello", _GET,
+             options={"threads": 8}),
 )}
 
 

@@ -266,7 +266,7 @@ cdef class EnvironBuilder:
 
     def __init__(self, *, str root_path="", str server_software="fastwsgi",
                  str server_name="localhost", object server_port=80,
-                 str url_scheme="http", bint multiprocess=False,
+                 str url_scheme="http", bint multiprocess=False, bint multithread=False,
                  object errors=None, object file_wrapper=None,
                  dict base_environ=None, dict secure_scheme_headers=None):
         cdef dict template = fastwsgi_presized_dict(ENVIRON_ROOM)
@@ -279,7 +279,7 @@ cdef class EnvironBuilder:
             "SERVER_SOFTWARE": server_software,
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": url_scheme,
-            "wsgi.multithread": False,
+            "wsgi.multithread": multithread,
             "wsgi.multiprocess": multiprocess,
             "wsgi.run_once": False,
             "wsgi.errors": errors if errors is not None else sys.stderr,

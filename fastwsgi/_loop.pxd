@@ -27,15 +27,30 @@
 #   RESPONSE ──not keep-alive──> CLOSING (write side shut; input drained, LINGER_SECONDS) ──> CLOSED
 #   any state ──peer gone, error, deadline──> CLOSED   (a deadline in HEAD/BODY answers 408 first)
 #
-# One exchange is in flight per connection: while a response is pending (RESPONSE,
-# CLOSING) reading pauses, so a pipelining client queues in the kernel, not here.
+# With threads (AppPool, threads > 1) the app runs on a pool thread, and between
+# BODY and RESPONSE a connection is in APP:
 #
-# Threads: everything here belongs to the loop's thread. The app may call back
-# into it only through the objects it is handed (StartResponse, its write(),
-# wsgi.input, wsgi.early_hints, wsgi.file_wrapper), and does so on the loop's
-# thread, from inside AppDriver.call_app / produce. Server.stop() is the one
-# method safe from a signal handler or another thread: it sets flags and writes
-# the waker's eventfd.
+#   BODY ──body complete──> APP ──the thread is done (Exchange.pool_state)──> RESPONSE
+#                (what the thread produced is sent meanwhile; io_timeout while the
+#                 socket is full, else `timeout`: a request still running then is
+#                 logged with its thread's stack)
+#
+# One exchange is in flight per connection: while a response is pending (APP,
+# RESPONSE, CLOSING) reading pauses, so a pipelining client queues in the kernel,
+# not here.
+#
+# Threads: everything here belongs to the loop's thread — every fd, every field of
+# Connection and Exchange, every cache (ResponseWriter's, EnvironBuilder's) — with
+# one exception: an Exchange handed to the AppPool. The pool thread that holds it
+# runs the app, iterates its body, calls its close() and answers its write() and
+# start_response(), touching only the Exchange fields marked "thread" below; it
+# talks to the loop through AppPool.completed and the waker's eventfd, and the loop
+# wakes it through its PoolThread lock. Both sides touch those fields only while
+# holding the GIL, with no Python-level call between a read and the write that
+# depends on it, so the GIL is their lock. Without threads the app calls back into
+# the loop's objects on the loop's thread, from inside AppDriver.call_app / produce.
+# Server.stop() is the one method safe from a signal handler or another thread: it
+# sets flags and writes the waker's eventfd.
 
 cimport cython
 from libc.stdint cimport int64_t, uint32_t
@@ -43,10 +58,13 @@ from libc.stdint cimport int64_t, uint32_t
 from fastwsgi._parser cimport HeadParser, BodyDecoder
 from fastwsgi._environ cimport EnvironBuilder
 from fastwsgi.includes.system cimport iovec, sockaddr_storage
+from cpython.pythread cimport PyThread_type_lock
 
 cdef class Connection
 cdef class Exchange
 cdef class Server
+cdef class AppPool
+cdef class PoolThread
 cdef class InputStream
 
 
@@ -61,6 +79,8 @@ cdef enum ConnectionState:
     STATE_HEAD        # a request head has begun, or the connection is new: header_timeout
     STATE_IDLE        # kept alive between requests, no byte of the next one yet: keepalive
     STATE_BODY        # receiving a request body: io_timeout, min_upload_rate
+    STATE_APP         # threads: the app runs on a pool thread (`timeout`; io_timeout while
+                      # what it produced waits for room in the socket)
     STATE_RESPONSE    # the app was called; its response is being sent
     STATE_CLOSING     # response sent, write side shut; draining input before close
     STATE_CLOSED
@@ -88,6 +108,15 @@ cdef enum Framing:
     FRAMING_CHUNKED
     # HTTP/1.0 without a length: the body ends when the connection closes.
     FRAMING_CLOSE
+
+# Where an exchange is with the app pool (threads > 1).
+cdef enum PoolState:
+    POOL_NONE         # not handed to the pool: no threads, or the app not called yet
+    POOL_RUNNING      # a pool thread runs the app or pulls its body
+    POOL_DONE         # the thread is done: the body is in `result` (a sequence, or a
+                      # file to send) or was handed over in `chunks`
+    POOL_FAILED       # the app raised (logged on the thread)
+    POOL_TAKEN        # the app took the connection (gunicorn.socket) and ended it itself
 
 # Results of a flush.
 cdef enum FlushOutcome:
@@ -188,7 +217,10 @@ cdef class StartResponse:
 
 
 cdef class EarlyHints:
+    # the exchange whose app the loop calls (no threads), or the pool whose threads
+    # say which exchange is theirs
     cdef Exchange exchange
+    cdef AppPool pool
 
 
 cdef class FileWrapper:
@@ -244,11 +276,30 @@ cdef class Exchange:
     cdef long file_offset
     cdef int64_t file_remaining
 
+    # With threads (AppPool). Marked "thread": written by the pool thread that holds
+    # the exchange (pool_state RUNNING), read by the loop once it is posted.
+    cdef PoolState pool_state           # thread, until it leaves RUNNING
+    cdef PoolThread thread              # the thread running it, for the long-request warning
+    cdef list chunks                    # thread: body bytes produced, not yet queued by the loop
+    cdef Py_ssize_t chunk_bytes         # thread: their size
+    cdef list interim                   # thread: 103 Early Hints blocks, sent before the headers
+    cdef bint posted                    # in AppPool.completed, not yet taken by the loop
+    cdef bint abandoned                 # the connection closed under the thread: output dropped
+    cdef PoolThread waiter              # the thread waiting for room in the socket, or None
+    cdef bint socket_taken              # thread: the app used environ["gunicorn.socket"]
+    cdef bint long_warned               # the long-request warning was logged
+    cdef double app_started
+
     cdef void reset(self) except *
+    cdef void reset_pool_fields(self) noexcept
     cdef inline bint body_allowed(self) noexcept
     cdef int add_body(self, object chunk) except -1
     cdef int write_from_app(self, object data) except -1
+    cdef int push_from_thread(self, object data) except -1
+    cdef Py_ssize_t pending_bytes(self) noexcept
+    cdef void release_abandoned(self) except *
     cdef void close_result(self) except *
+    cdef void close_iterable(self) except *
 
 
 @cython.final
@@ -261,6 +312,8 @@ cdef class Connection(Handle):
     cdef str remote_port
     cdef bint trusted_proxy
     cdef bint proxy_header_expected
+    # environ["gunicorn.socket"] with threads, made at the connection's first request
+    cdef ConnectionSocket app_socket
 
     # state
     cdef ConnectionState state
@@ -295,6 +348,7 @@ cdef class Connection(Handle):
     cdef int64_t* metrics
 
     cdef inline void enter(self, ConnectionState state) noexcept
+    cdef double app_deadline(self) noexcept
     cdef int ensure_room(self, Py_ssize_t wanted) except -1
     cdef void shrink_buffer(self, Py_ssize_t capacity) noexcept
     cdef inline char* data(self) noexcept
@@ -361,8 +415,11 @@ cdef class AppDriver:
     cdef int64_t sequence_length(self, object items) except -2
     cdef void produce(self, Connection conn, int64_t known_length) except *
     cdef bint start_sendfile(self, Connection conn, FileWrapper wrapper) except -1
+    cdef void send_file(self, Connection conn, FileWrapper wrapper) except *
+    cdef void hand_to_pool(self, Connection conn) except *
     cdef void finish_response(self, Connection conn) except *
     cdef void app_failed(self, Connection conn) except *
+    cdef void answer_app_error(self, Connection conn) except *
     cdef void request_done(self, Connection conn) except *
     cdef void report_request(self, Exchange exchange, double elapsed) except *
     cdef inline void end_in_flight(self, Exchange exchange) noexcept
@@ -391,6 +448,9 @@ cdef class Protocol:
 
     cdef void on_event(self, Connection conn, uint32_t events) except *
     cdef void on_readable(self, Connection conn) except *
+    cdef void on_event_in_app(self, Connection conn, uint32_t events) except *
+    cdef void sent_for_thread(self, Connection conn) except *
+    cdef void report_long_request(self, Connection conn) except *
     cdef void drain_closing(self, Connection conn) except *
     cdef void drive(self, Connection conn) except *
     cdef void answer_requests(self, Connection conn) except *
@@ -409,6 +469,65 @@ cdef class Protocol:
 
 
 @cython.final
+cdef class ConnectionSocket:
+    """environ["gunicorn.socket"]: the connection's socket, made on first use."""
+    cdef Connection conn
+    cdef object sock
+
+
+@cython.final
+cdef class PoolThread:
+    """One thread of the AppPool, and the lock it sleeps on (held while it runs)."""
+    cdef AppPool pool
+    cdef PyThread_type_lock lock
+    cdef Exchange job
+    cdef object thread
+    cdef readonly object ident
+    # the exchange it runs now, for wsgi.early_hints called on this thread
+    cdef Exchange current
+
+    cdef Exchange next_job(self)
+    cdef void sleep(self) noexcept
+    cdef void serve(self, Exchange exchange) except *
+    cdef int pull_body(self, Exchange exchange) except -1
+    cdef void wait_for_room(self, Exchange exchange) except *
+    cdef void wake(self) noexcept
+
+
+@cython.final
+cdef class AppPool:
+    """threads > 1: the app runs on these threads (gunicorn's gthread), the loop keeps
+    every socket. The loop submits an exchange whose request is complete; the
+    thread posts it back, with body chunks as they come and once when done."""
+    cdef Server server
+    cdef AppDriver driver
+    cdef list threads
+    # PoolThread by thread ident, for wsgi.early_hints called on a pool thread
+    cdef dict by_ident
+    # threads waiting for an exchange, the last to go idle last (the warmest is taken)
+    cdef list idle
+    # exchanges submitted while every thread was busy, oldest first from backlog_head
+    cdef list backlog
+    cdef Py_ssize_t backlog_head
+    # exchanges with news for the loop, in the order posted
+    cdef list completed
+    # The loop sets this just before it sleeps in epoll_wait: a thread that posts
+    # then writes the waker once (wake_sent) to wake it.
+    cdef bint loop_sleeping
+    cdef bint wake_sent
+    cdef bint closing
+
+    cdef void start(self) except *
+    cdef void submit(self, Exchange exchange) except *
+    cdef Exchange next_waiting(self)
+    cdef void post(self, Exchange exchange) except *
+    cdef void take_completed(self) except *
+    cdef void take(self, Exchange exchange) except *
+    cdef void send_posted(self, Connection conn, Exchange exchange, PoolState state) except *
+    cdef void stop(self) except *
+
+
+@cython.final
 cdef class Server:
     cdef object options
     cdef object hooks
@@ -421,6 +540,10 @@ cdef class Server:
     cdef Protocol protocol
     cdef AppDriver driver
     cdef ResponseWriter writer
+    # threads > 1: where the app runs; None: on the loop's thread
+    cdef AppPool pool
+    # seconds after which a request still running on a pool thread is logged with its stack
+    cdef double app_timeout
 
     cdef double now
     cdef double next_tick
@@ -450,6 +573,7 @@ cdef class Server:
     cdef int64_t* metrics
 
     cdef Listener make_listener(self, object sock, object opts)
+    cdef object abort_app_call(self, Connection conn)
     cdef void open(self) except *
     cdef void resume_accepting(self) except *
     cdef void pause_accepting(self) except *

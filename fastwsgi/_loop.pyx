@@ -24,6 +24,7 @@ from cpython.exc cimport PyErr_CheckSignals
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
 from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GET_ITEM
 from libc.stdint cimport int64_t, uint32_t
+from libc.math cimport INFINITY
 from libc.stdlib cimport malloc, free, realloc
 from libc.string cimport memcpy, memmove
 
@@ -64,6 +65,7 @@ cdef bytes TIMEOUT_500 = (
 cdef str K_INPUT = sys.intern("wsgi.input")
 cdef str K_CONTENT_LENGTH = sys.intern("CONTENT_LENGTH")
 cdef str K_HTTP_TRANSFER_ENCODING = sys.intern("HTTP_TRANSFER_ENCODING")
+cdef str K_GUNICORN_SOCKET = sys.intern("gunicorn.socket")
 
 logger = logging.getLogger("fastwsgi.error")
 
@@ -85,6 +87,7 @@ include "loop/exchange.pxi"
 include "loop/connection.pxi"
 include "loop/app_driver.pxi"
 include "loop/protocol.pxi"
+include "loop/threads.pxi"
 
 
 cdef class AllowList:
@@ -147,6 +150,10 @@ cdef class Server:
         self.protocol = Protocol(self, opts)
         self.driver = AppDriver(self, app, opts, self.hooks)
         self.writer = ResponseWriter(self, opts)
+        if opts.threads > 1:
+            self.pool = AppPool(self, opts.threads)
+            self.driver.early_hints.pool = self.pool
+            self.app_timeout = opts.timeout
         self.listeners = [self.make_listener(sock, opts) for sock in listeners]
 
     cdef Listener make_listener(self, object sock, object opts):
@@ -174,6 +181,7 @@ cdef class Server:
             server_name=server_name,
             server_port=server_port,
             multiprocess=bool(opts.multiprocess),
+            multithread=self.pool is not None,
             file_wrapper=FileWrapper,
             base_environ=dict(opts.base_environ, **{"wsgi.early_hints": self.driver.early_hints}),
             secure_scheme_headers=opts.secure_scheme_headers,
@@ -194,18 +202,22 @@ cdef class Server:
         if self.waker_fd >= 0:
             write(self.waker_fd, &one, sizeof(one))
 
-    def abort_app_call(self):
-        """For a worker about to be killed while the app is stuck in a request (the
-        master's timeout): answers the request as gunicorn does — a 500 if nothing of
-        the response was sent yet — and writes its access line. Returns the request's
-        environ, or None when the app is not serving one."""
+    def abort_app_calls(self):
+        """For a worker about to be killed while the app is stuck (the master's
+        timeout): answers each request still in the app as gunicorn does — a 500 if
+        nothing of its response was sent yet — and writes its access line. Returns
+        the environs of those requests."""
+        cdef Connection conn
+        if self.pool is None:
+            conn = self.driver.in_app
+            self.driver.in_app = None
+            return [] if conn is None else [self.abort_app_call(conn)]
+        return [self.abort_app_call(conn) for conn in list(self.connections.values())
+                if conn.state == STATE_APP]
+
+    cdef object abort_app_call(self, Connection conn):
         cdef AppDriver driver = self.driver
-        cdef Connection conn = driver.in_app
-        cdef Exchange exchange
-        if conn is None:
-            return None
-        driver.in_app = None
-        exchange = conn.exchange
+        cdef Exchange exchange = conn.exchange
         exchange.keep_alive = False
         status, headers, sent = exchange.status_line, exchange.response_headers, exchange.body_sent
         if not exchange.headers_queued:
@@ -260,6 +272,8 @@ cdef class Server:
         self.now = monotonic()
         self.next_tick = self.now + 1.0
         self.writer.refresh_date()
+        if self.pool is not None:
+            self.pool.start()
         self.resume_accepting()
 
     cdef void resume_accepting(self) except *:
@@ -291,6 +305,7 @@ cdef class Server:
         cdef list ready_listeners = []
         cdef Protocol protocol = self.protocol
         cdef AppDriver driver = self.driver
+        cdef AppPool pool = self.pool
         while not self.stop_now:
             # Python runs signal handlers only when asked: a signal that came
             # while the loop was busy in C is handled here, before sleeping.
@@ -298,8 +313,15 @@ cdef class Server:
             if self.stop_now:
                 break
             timeout_ms = WAIT_MS_STOPPING if self.stopping else WAIT_MS
+            if pool is not None:
+                if PyList_GET_SIZE(pool.completed):
+                    timeout_ms = 0   # a thread posted meanwhile: only look, do not sleep
+                else:
+                    pool.loop_sleeping = True
             with nogil:
                 count = epoll_wait(self.epfd, events, MAX_EVENTS, timeout_ms)
+            if pool is not None:
+                pool.loop_sleeping = False
             if count < 0:
                 if errno != EINTR:
                     raise OSError(errno, os.strerror(errno))
@@ -319,6 +341,8 @@ cdef class Server:
                             ready_listeners.append(handle)
                         else:
                             read(self.waker_fd, &drained, sizeof(drained))
+                            if pool is not None:
+                                pool.wake_sent = False
                 except Exception:
                     if handle.kind != HANDLE_CONNECTION:
                         raise
@@ -327,6 +351,8 @@ cdef class Server:
             # New connections are taken after this round's requests are served: a
             # worker that has just spent time in the app should not also take the
             # connection a free sibling was woken for.
+            if pool is not None and PyList_GET_SIZE(pool.completed):
+                pool.take_completed()
             while ready_listeners:
                 self.accept(<Listener>ready_listeners.pop())
             if driver.completed:
@@ -544,6 +570,8 @@ cdef class Server:
         cdef Connection conn
         for conn in list(self.connections.values()):
             self.protocol.close(conn)
+        if self.pool is not None:
+            self.pool.stop()
         self.pause_accepting()
         if self.waker_fd >= 0:
             close(self.waker_fd)

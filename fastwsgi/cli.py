@@ -59,7 +59,11 @@ def _print_error(message: str) -> None:
 
 
 def check_app(application: Application) -> int:
-    """--check-config / --print-config: the app must load; exit 0, or 1 with the traceback."""
+    """--check-config / --print-config: the app must load; exit 0, or 1 with the traceback.
+    What the start-up warning would say (settings served differently) is printed too."""
+    warning = application.cfg.unsupported_warning()
+    if warning:
+        print(warning, file=sys.stderr)
     try:
         application.wsgi()
     except Exception:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib.machinery
 import importlib.util
+import inspect
 import os
 import shlex
 import sys
@@ -20,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from . import __version__
+from .concurrency import WorkerModel, worker_model
 from .errors import ConfigError, ConfigFileError
 from .settings import BY_NAME, IGNORED, REFUSED, SETTINGS, Setting
 from .sockets import Address, parse_address
@@ -84,8 +86,15 @@ class Config:
         return self._values["proc_name"] or self._values["default_proc_name"]
 
     @property
+    def worker_model(self) -> WorkerModel:
+        """What the worker class and the concurrency settings become (concurrency.py)."""
+        return worker_model(self._values["worker_class"], self._values["threads"],
+                            self._values["worker_connections"])
+
+    @property
     def worker_class_str(self) -> str:
-        return "fastwsgi"
+        # gunicorn logs the worker it runs; fastwsgi's loop runs the app as one of these two.
+        return "gthread" if self.worker_model.threads > 1 else "sync"
 
     @property
     def is_ssl(self) -> bool:
@@ -138,23 +147,29 @@ class Config:
 
     def validate(self) -> None:
         """Refuse what cannot be served safely; a ConfigError exits 1 before binding."""
-        worker_class = self._values["worker_class"]
-        if isinstance(worker_class, str) and ("asgi" in worker_class.lower() or "uvicorn" in worker_class.lower()):
-            # Serving an ASGI app through WSGI would answer every request with a 500.
-            raise ConfigError(f"fastwsgi serves WSGI apps only; worker_class={worker_class!r} runs an ASGI app")
+        self.worker_model  # raises ConfigError for a worker class fastwsgi cannot run
         for setting, value in self.unsupported():
             if setting.support == REFUSED:
                 raise ConfigError(f"fastwsgi does not support {setting.name}={value!r}: {setting.doc}")
 
     def unsupported_warning(self) -> str | None:
+        """The start-up warning: settings served differently from gunicorn, one a line."""
+        lines = []
+        note = self.worker_model.note
+        if note:
+            lines.append(f"fastwsgi runs worker_class={_shown(self._values['worker_class'])}: {note}")
         ignored = [(s, v) for s, v in self.unsupported() if s.support != REFUSED]
-        if not ignored:
-            return None
-        parts = []
-        for setting, value in ignored:
-            shown = f"<{value.__qualname__}()>" if callable(value) else repr(value)
-            parts.append(f"{setting.name}={shown}" + (f" ({setting.note})" if setting.note else ""))
-        return "fastwsgi ignores these settings: " + ", ".join(parts)
+        if ignored:
+            parts = [f"{setting.name}={_shown(value)}" + (f" ({setting.note})" if setting.note else "")
+                     for setting, value in ignored]
+            lines.append("fastwsgi ignores these settings: " + ", ".join(parts))
+        return "\n".join(lines) or None
+
+
+def _shown(value: Any) -> str:
+    if inspect.isclass(value):
+        return f"{value.__module__}.{value.__qualname__}"
+    return f"<{value.__qualname__}()>" if callable(value) else repr(value)
 
 
 class SettingValue:

@@ -38,6 +38,11 @@ class ServerOptions:
 
     # Connections one loop holds at once; past it, accepting pauses.
     worker_connections: int = 1000
+    # Threads the app runs on (gunicorn's gthread); 1: on the loop's own thread.
+    threads: int = 1
+    # With threads > 1: seconds after which a request still in the app is logged,
+    # once, with its thread's stack (gunicorn's timeout); 0: never.
+    timeout: float = 30.0
     # Stop gracefully after serving this many requests; 0 means never.
     max_requests: int = 0
 

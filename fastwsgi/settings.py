@@ -90,9 +90,6 @@ def _control_socket_default() -> str:
     return os.path.join(os.path.expanduser("~"), ".gunicorn", "gunicorn.ctl")
 
 
-def _is_default_worker(value: Any) -> bool:
-    return isinstance(value, str) and (value in ("sync", "fastwsgi") or value.endswith("SyncWorker"))
-
 
 def _only_h1(value: Any) -> bool:
     return list(value) == ["h1"]
@@ -119,15 +116,17 @@ SETTINGS: list[Setting] = [
       "The number of worker processes. Default: $WEB_CONCURRENCY, else 1.", meta="INT", cli_type=int,
       default_factory=lambda: int(os.environ.get("WEB_CONCURRENCY", 1))),
     S("worker_class", "Worker Processes", ("-k", "--worker-class"), v.worker_class, "sync",
-      "The type of workers. fastwsgi always runs its own event-loop worker: sync (the default) "
-      "and fastwsgi are honoured; ASGI classes (asgi, uvicorn) are refused; any other class is "
-      "ignored with a warning.",
-      meta="STRING", honoured=_is_default_worker,
-      note="only sync/fastwsgi: every worker runs fastwsgi's epoll loop"),
+      "The type of workers. Every fastwsgi worker is an event loop that owns the sockets: "
+      "sync and gthread are served as they are (sync with threads > 1 is gthread); gevent, "
+      "eventlet and tornado keep their concurrency with a pool of up to 100 threads per "
+      "worker sized from worker_connections, without monkey-patching (a start-up warning "
+      "says so); ASGI classes (asgi, uvicorn) and classes fastwsgi cannot run are refused.",
+      meta="STRING"),
     S("threads", "Worker Processes", ("--threads",), v.pos_int, 1,
-      "The number of worker threads; fastwsgi serves from one event loop per worker.",
-      meta="INT", cli_type=int, honoured=lambda n: n <= 1,
-      note="threads > 1 is ignored: one event loop per worker"),
+      "The number of threads per worker that run the app (gunicorn's gthread). With more "
+      "than 1 the event loop reads each request whole and hands it to a thread, and writes "
+      "what the app returns; with 1 the app runs on the loop's own thread.",
+      meta="INT", cli_type=int),
     S("worker_connections", "Worker Processes", ("--worker-connections",), v.pos_int, 1000,
       "The maximum number of simultaneous connections per worker.", meta="INT", cli_type=int),
     S("max_requests", "Worker Processes", ("--max-requests",), v.pos_int, 0,
@@ -137,7 +136,10 @@ SETTINGS: list[Setting] = [
       "A random 0..N added to max_requests per worker, so workers do not recycle together.",
       meta="INT", cli_type=int),
     S("timeout", "Worker Processes", ("-t", "--timeout"), v.pos_int, 30,
-      "Workers silent for more than this many seconds are killed and replaced; 0 disables.",
+      "Workers silent for more than this many seconds are killed and replaced; 0 disables. "
+      "With threads > 1 the event loop keeps the heartbeat while the app runs (as gunicorn's "
+      "gthread does), and a request still in the app after this many seconds is logged, "
+      "once, with its thread's stack.",
       meta="INT", cli_type=int),
     S("graceful_timeout", "Worker Processes", ("--graceful-timeout",), v.pos_int, 30,
       "Seconds in-flight requests get after a graceful stop before workers are killed.",

@@ -38,6 +38,8 @@ def server_options(cfg: Any, max_requests: int) -> ServerOptions:
         body_memory_limit=cfg.body_memory_limit,
         graceful_timeout=float(cfg.graceful_timeout),
         worker_connections=cfg.worker_connections,
+        threads=cfg.worker_model.threads,
+        timeout=float(cfg.timeout),
         max_requests=max_requests,
         root_path=cfg.root_path,
         sendfile=cfg.sendfile,
@@ -241,11 +243,9 @@ class Worker:
         # The master's timeout kill: the app is stuck; say where, answer the request
         # it is stuck in as gunicorn does, then go.
         self.alive = False
-        environ = self.server.abort_app_call() if self.server is not None else None
-        if environ is not None:
-            what = f"{environ.get('REQUEST_METHOD')} {environ.get('RAW_URI')}"
-        else:
-            what = "(no request in the app)"
+        environs = self.server.abort_app_calls() if self.server is not None else []
+        what = ", ".join(f"{environ.get('REQUEST_METHOD')} {environ.get('RAW_URI')}"
+                         for environ in environs) or "(no request in the app)"
         self.log.error("Error handling request %s: worker timeout (pid:%s); the stack of every "
                        "thread:\n%s", what, self.pid, thread_stacks(frame))
         self.cfg.worker_abort(self)

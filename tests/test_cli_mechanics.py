@@ -13,9 +13,11 @@ import pytest
 def test_settings_of_other_worker_models_are_named_at_startup(serve):
     if serve.name != "fastwsgi":
         pytest.skip("fastwsgi's own warning")
-    server = serve("-b", "127.0.0.1:0", "-k", "gevent", "--threads", "4", "webapp").wait_ready()
-    assert "[WARNING] fastwsgi ignores these settings: worker_class='gevent'" in server.log
-    assert "threads=4" in server.log
+    server = serve("-b", "127.0.0.1:0", "-k", "gevent", "--threads", "4", "--spew",
+                   "webapp").wait_ready()
+    assert ("[WARNING] fastwsgi runs worker_class='gevent': gevent's concurrency is kept by "
+            "4 threads per worker (threads=4); nothing is monkey-patched") in server.log
+    assert "fastwsgi ignores these settings: spew=True" in server.log
     assert server.request("/")[0] == 200
 
 

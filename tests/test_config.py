@@ -158,12 +158,15 @@ def test_chdir_applies_after_the_config_file_is_found(project):
 
 
 def test_other_worker_models_are_named_in_a_warning(project):
-    cfg, _ = load(["-k", "gevent", "--threads", "4", "--statsd-host", "localhost:8125", "hello"])
+    cfg, _ = load(["-k", "gevent", "--threads", "4", "--spew", "--statsd-host", "localhost:8125",
+                   "hello"])
     warning = cfg.unsupported_warning()
-    assert "worker_class='gevent'" in warning
-    assert "threads=4" in warning
+    assert "fastwsgi runs worker_class='gevent'" in warning
+    assert "kept by 4 threads per worker (threads=4)" in warning
+    assert "fastwsgi ignores these settings: spew=True" in warning
     assert "statsd" not in warning  # honoured, so not named
     assert load(["-k", "sync", "hello"])[0].unsupported_warning() is None
+    assert load(["-k", "gthread", "--threads", "8", "hello"])[0].unsupported_warning() is None
 
 
 def test_tls_is_refused_rather_than_served_as_plain_http(project):

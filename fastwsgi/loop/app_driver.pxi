@@ -26,9 +26,12 @@ cdef class AppDriver:
             self.server.protocol.release_body_memory(exchange)
         if self.set_input(conn) < 0:
             return
-        conn.enter(STATE_RESPONSE)
         if self.server.stopping:
             exchange.keep_alive = False
+        if self.server.pool is not None:
+            self.hand_to_pool(conn)
+            return
+        conn.enter(STATE_RESPONSE)
         if self.pre_request is not None:
             self.run_hook(self.pre_request, (exchange.environ,))
         self.early_hints.exchange = exchange
@@ -48,6 +51,18 @@ cdef class AppDriver:
         except Exception:
             self.app_failed(conn)
         self.in_app = None
+
+    cdef void hand_to_pool(self, Connection conn) except *:
+        """threads > 1: a pool thread calls the app; the loop serves other connections
+        meanwhile and sends what the thread hands back (AppPool.take)."""
+        cdef Exchange exchange = conn.exchange
+        if exchange.chunks is None:
+            exchange.chunks = []
+            conn.app_socket = ConnectionSocket(conn)
+        exchange.environ[K_GUNICORN_SOCKET] = conn.app_socket
+        exchange.app_started = self.server.now
+        conn.enter(STATE_APP)
+        self.server.pool.submit(exchange)
 
     cdef int set_input(self, Connection conn) except -1:
         """environ["wsgi.input"] over the received body; -1 when it cannot be read back."""
@@ -114,27 +129,21 @@ cdef class AppDriver:
 
     cdef bint start_sendfile(self, Connection conn, FileWrapper wrapper) except -1:
         """Sets up sendfile(2) for a regular file; False to fall back to iteration."""
-        cdef Exchange exchange = conn.exchange
-        cdef int64_t size
-        try:
-            fd = wrapper.filelike.fileno()
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                return False
-            offset = wrapper.filelike.tell() if hasattr(wrapper.filelike, "tell") else 0
-        except (AttributeError, OSError, ValueError):
+        if not probe_regular_file(conn.exchange, wrapper):
             return False
-        size = info.st_size - offset
-        if size < 0:
-            size = 0
+        self.send_file(conn, wrapper)
+        return True
+
+    cdef void send_file(self, Connection conn, FileWrapper wrapper) except *:
+        """Queues the headers of a response whose body is the wrapper's file, noted
+        in the exchange's file_* fields (probe_regular_file); flush() sends it."""
+        cdef Exchange exchange = conn.exchange
+        cdef int64_t size = exchange.file_remaining
         self.server.writer.queue_headers(conn, size, True)
         if exchange.content_length_out >= 0 and exchange.content_length_out < size:
             size = exchange.content_length_out
         exchange.file_obj = wrapper.filelike
-        exchange.file_fd = fd
-        exchange.file_offset = offset
         exchange.file_remaining = size if exchange.body_allowed() else 0
-        return True
 
     cdef void finish_response(self, Connection conn) except *:
         cdef Exchange exchange = conn.exchange
@@ -160,7 +169,23 @@ cdef class AppDriver:
         """The app raised: 500 if nothing was sent yet, else the connection must close."""
         cdef Exchange exchange = conn.exchange
         self.error_log.exception("Error handling request %s", exchange.environ.get("RAW_URI", ""))
+        if exchange.pool_state == POOL_RUNNING:
+            # What the thread handed over broke a rule (a header, a length) that only
+            # the loop checks: answer as far as possible, then drop the thread's output.
+            exchange.keep_alive = False
+            if not exchange.headers_queued:
+                self.server.writer.queue_app_error(conn)
+            exchange.response_done = True
+            self.request_done(conn)
+            conn.flush()
+            self.server.protocol.close(conn)
+            return
         exchange.close_result()
+        self.answer_app_error(conn)
+
+    cdef void answer_app_error(self, Connection conn) except *:
+        """500 if nothing of the response was sent yet, else the connection closes."""
+        cdef Exchange exchange = conn.exchange
         exchange.keep_alive = False
         if exchange.headers_queued:
             # Part of the response is out: its end cannot be marked, so send what

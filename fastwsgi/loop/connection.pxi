@@ -23,8 +23,18 @@ cdef class Connection(Handle):
             self.deadline = now + protocol.keepalive
         elif state == STATE_BODY or state == STATE_RESPONSE:
             self.deadline = now + protocol.io_timeout
+        elif state == STATE_APP:
+            self.deadline = self.app_deadline()
         elif state == STATE_CLOSING:
             self.deadline = now + LINGER_SECONDS
+
+    cdef double app_deadline(self) noexcept:
+        """In APP, when nothing waits for the socket: when the request's thread is
+        to be reported as running long (once), or never."""
+        cdef double timeout = self.server.app_timeout
+        if timeout <= 0 or self.exchange.long_warned:
+            return INFINITY
+        return self.exchange.app_started + timeout
 
     # -- input -----------------------------------------------------------
 

@@ -40,6 +40,21 @@ cdef class Exchange:
         self.file_fd = -1
         self.file_offset = 0
         self.file_remaining = 0
+        if self.chunks is not None:
+            # This connection's requests go to the AppPool.
+            self.reset_pool_fields()
+
+    cdef void reset_pool_fields(self) noexcept:
+        self.pool_state = POOL_NONE
+        self.thread = None
+        self.waiter = None
+        if PyList_GET_SIZE(self.chunks):
+            del self.chunks[:]
+        self.chunk_bytes = 0
+        self.interim = None
+        self.posted = False
+        self.socket_taken = False
+        self.long_warned = False
 
     cdef bint body_allowed(self) noexcept:
         """Whether body bytes may follow the header section (decided with it)."""
@@ -82,6 +97,8 @@ cdef class Exchange:
         now; past HIGH_WATERMARK the rest waits in the write spool, never the loop."""
         cdef Connection conn = self.conn
         cdef int outcome
+        if self.pool_state == POOL_RUNNING:
+            return self.push_from_thread(data)
         if self.writes_closed or conn is None or conn.state != STATE_RESPONSE:
             raise RuntimeError("write() called after the response was complete")
         self.add_body(data)
@@ -97,7 +114,59 @@ cdef class Exchange:
             conn.move_to_spool()
         return 0
 
+    cdef int push_from_thread(self, object data) except -1:
+        """On a pool thread: hands body bytes (the iterable's, or write()'s) to the
+        loop, and waits while more than HIGH_WATERMARK bytes of the response are
+        unsent: a slow reader holds the thread, never the worker's memory."""
+        cdef Py_ssize_t n
+        if self.abandoned:
+            raise ConnectionError("client went away")
+        if self.writes_closed:
+            raise RuntimeError("write() called after the response was complete")
+        if self.responder.status is None:
+            raise AssertionError("the response body began before start_response()")
+        if not PyBytes_Check(data):
+            if isinstance(data, (bytearray, memoryview)):
+                data = bytes(data)
+            else:
+                raise TypeError(f"response body items must be bytes, not {type(data).__name__}")
+        n = PyBytes_GET_SIZE(data)
+        if n == 0:
+            return 0
+        self.chunks.append(data)
+        self.chunk_bytes += n
+        self.thread.pool.post(self)
+        if self.pending_bytes() > HIGH_WATERMARK:
+            self.thread.wait_for_room(self)
+        return 0
+
+    cdef Py_ssize_t pending_bytes(self) noexcept:
+        """Bytes of the response handed over and not yet sent (pool threads)."""
+        if self.conn is None:
+            return self.chunk_bytes
+        return self.chunk_bytes + self.conn.out_pending
+
+    cdef void release_abandoned(self) except *:
+        """A pooled exchange whose connection closed under its thread, now that the
+        thread is done with it: the cycles Protocol.close left for it are broken."""
+        self.thread = None
+        self.environ = None
+        self.result = None
+        if self.responder is not None:
+            self.responder.write_callable = None
+            self.responder = None
+        self.conn = None
+
     cdef void close_result(self) except *:
+        if self.pool_state == POOL_RUNNING:
+            # On the loop, while a pool thread iterates the body: the thread calls
+            # close() when it stops (the exchange is abandoned, or its body ends).
+            self.writes_closed = True
+            return
+        self.close_iterable()
+
+    cdef void close_iterable(self) except *:
+        """PEP 3333: the iterable's close(), on whichever thread runs the app."""
         cdef object result = self.result
         self.writes_closed = True
         self.result = None

@@ -30,6 +30,9 @@ cdef class Protocol:
     cdef void on_event(self, Connection conn, uint32_t events) except *:
         if conn.state == STATE_CLOSED:
             return
+        if conn.state == STATE_APP:
+            self.on_event_in_app(conn, events)
+            return
         if events & EPOLLOUT:
             self.drive(conn)
             if conn.state == STATE_CLOSED:
@@ -37,6 +40,20 @@ cdef class Protocol:
         if events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR):
             if conn.interest & EPOLLIN or events & (EPOLLHUP | EPOLLERR):
                 self.on_readable(conn)
+
+    cdef void on_event_in_app(self, Connection conn, uint32_t events) except *:
+        """While a pool thread runs the app: the socket takes more of what it handed
+        over, or the client is gone. Bytes of a next request wait in the kernel:
+        reading is paused on the first sign of them."""
+        if events & (EPOLLHUP | EPOLLERR):
+            self.close(conn)
+            return
+        if events & EPOLLOUT:
+            self.drive(conn)
+            if conn.state != STATE_APP:
+                return
+        if events & (EPOLLIN | EPOLLRDHUP):
+            conn.want(conn.interest & EPOLLOUT)
 
     cdef void on_readable(self, Connection conn) except *:
         cdef Py_ssize_t n, room
@@ -101,6 +118,9 @@ cdef class Protocol:
                     conn.deadline = self.server.now + self.io_timeout
                     conn.want(EPOLLOUT)
                     return
+            if conn.state == STATE_APP:
+                self.sent_for_thread(conn)
+                return
             if conn.state == STATE_RESPONSE:
                 if not exchange.response_done:
                     # Backpressure: the socket took everything, so ask the app for more.
@@ -121,6 +141,18 @@ cdef class Protocol:
                 return
             conn.want(EPOLLIN | EPOLLRDHUP)
             return
+
+    cdef void sent_for_thread(self, Connection conn) except *:
+        """In APP, everything handed over is sent: the thread may produce more, and
+        the deadline is the app's again."""
+        cdef Exchange exchange = conn.exchange
+        cdef PoolThread waiter = exchange.waiter
+        if waiter is not None and exchange.pending_bytes() <= HIGH_WATERMARK:
+            exchange.waiter = None
+            waiter.wake()
+        if conn.interest & EPOLLOUT:
+            conn.want(conn.interest & ~EPOLLOUT)
+        conn.deadline = conn.app_deadline()
 
     # -- requests ------------------------------------------------------------
 
@@ -330,18 +362,51 @@ cdef class Protocol:
             self.reject(conn, 408, "request body not received in time")
             self.drive(conn)
             return
-        if conn.state == STATE_RESPONSE:
+        if conn.state == STATE_APP and not conn.interest & EPOLLOUT:
+            self.report_long_request(conn)
+            return
+        if conn.state == STATE_RESPONSE or conn.state == STATE_APP:
             self.error_log.info("closing connection from %s: no write progress in %.0fs",
                                 conn.remote_addr, self.io_timeout)
         self.close(conn)
 
+    cdef void report_long_request(self, Connection conn) except *:
+        """A request has been in the app for `timeout` seconds: say so, with the stack
+        of its thread. (gunicorn's gthread keeps its heartbeat while a thread hangs,
+        so nothing else would ever show it; the request goes on.)"""
+        cdef Exchange exchange = conn.exchange
+        cdef PoolThread pool_thread = exchange.thread
+        exchange.long_warned = True
+        conn.deadline = conn.app_deadline()
+        stack = "(not started yet: every thread is busy)"
+        if pool_thread is not None:
+            frame = sys._current_frames().get(pool_thread.ident)
+            if frame is not None:
+                stack = "".join(traceback.format_stack(frame)).rstrip("\n")
+        environ = exchange.environ or {}
+        self.error_log.warning(
+            "Request %s %s from %s still running after %.0fs on thread %s; its stack, most "
+            "recent call last:\n%s", environ.get("REQUEST_METHOD"), environ.get("RAW_URI"),
+            conn.remote_addr, self.server.now - exchange.app_started,
+            pool_thread.thread.name if pool_thread is not None else "-", stack)
+
     cdef void close(self, Connection conn) except *:
         cdef Exchange exchange = conn.exchange
+        cdef PoolThread waiter
         if conn.state == STATE_CLOSED:
             return
-        if conn.state == STATE_RESPONSE and not exchange.response_done:
+        if (conn.state == STATE_RESPONSE or conn.state == STATE_APP) and not exchange.response_done:
             # PEP 3333: close() is called even when the client went away.
             self.error_log.debug("client %s went away mid-response", conn.remote_addr)
+        if exchange.pool_state == POOL_RUNNING:
+            # A pool thread still has it: it stops at its next chunk or write() (or
+            # when it wakes, if it waits for room), calls close() there and posts the
+            # exchange back, when AppPool.take lets it go.
+            exchange.abandoned = True
+            waiter = exchange.waiter
+            if waiter is not None:
+                exchange.waiter = None
+                waiter.wake()
         exchange.close_result()
         if exchange.body_memory:
             self.release_body_memory(exchange)
@@ -355,15 +420,19 @@ cdef class Protocol:
         conn.discard_spool()
         conn.transport.close()
         conn.out = None
-        exchange.environ = None
         # Break the cycles (exchange <-> connection, exchange <-> its StartResponse,
         # the StartResponse <-> its bound write method), so reference counting frees
         # the connection and its buffers now rather than the cyclic gc at its next
         # (rare, full) pass. What the app may still hold (its start_response, the
         # write callable) keeps only the exchange, which refuses further writes.
-        exchange.responder.write_callable = None
-        exchange.responder = None
-        exchange.conn = None
+        if conn.app_socket is not None:
+            conn.app_socket.conn = None
+            conn.app_socket = None
+        if not exchange.abandoned:
+            exchange.environ = None
+            exchange.responder.write_callable = None
+            exchange.responder = None
+            exchange.conn = None
         self.server.forget(conn)
 
     cdef void failed(self, Connection conn) except *:

@@ -4,6 +4,9 @@
 #
 # Every call answers a byte count, IO_BLOCKED (try again when epoll says so) or
 # IO_FAILED (the connection is lost); errno is read here and nowhere else.
+# recv and sendmsg pass MSG_DONTWAIT: an app that took the socket over
+# (gunicorn.socket) may have put the descriptor in blocking mode, which the loop
+# must never wait on.
 
 
 cdef class Transport:
@@ -13,7 +16,7 @@ cdef class Transport:
         self.can_sendfile = True
 
     cdef Py_ssize_t recv_into(self, char* buffer, Py_ssize_t size) except IO_RAISED:
-        cdef ssize_t n = recv(self.fd, buffer, size, 0)
+        cdef ssize_t n = recv(self.fd, buffer, size, MSG_DONTWAIT)
         if n >= 0:
             return n
         # EINTR: the loop reads again on the next round (the socket stays readable)
@@ -30,7 +33,7 @@ cdef class Transport:
         msg.msg_iov = iov
         msg.msg_iovlen = count
         while True:
-            sent = sendmsg(self.fd, &msg, MSG_NOSIGNAL)
+            sent = sendmsg(self.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT)
             if sent >= 0:
                 return sent
             if errno != EINTR:

@@ -51,10 +51,17 @@ cdef class EarlyHints:
 
     def __call__(self, headers):
         cdef Exchange exchange = self.exchange
+        cdef PoolThread pool_thread
         cdef Connection conn
         cdef HeaderBlock block
+        cdef bytes hints
+        if self.pool is not None:
+            # With threads, the exchange is the one this thread runs.
+            pool_thread = self.pool.by_ident.get(threading.get_ident())
+            exchange = pool_thread.current if pool_thread is not None else None
         if (exchange is None or exchange.headers_queued or exchange.conn is None
-                or exchange.conn.state != STATE_RESPONSE or exchange.version_minor < 1):
+                or exchange.abandoned or exchange.version_minor < 1
+                or (exchange.conn.state != STATE_RESPONSE and exchange.conn.state != STATE_APP)):
             return
         conn = exchange.conn
         block = HeaderBlock()
@@ -72,10 +79,35 @@ cdef class EarlyHints:
             block.add_latin1(value.strip(" \t"), HEADER_VALUE_CHAR, "header value")
             block.add(b"\r\n", 2)
         block.add(b"\r\n", 2)
-        conn.queue(block.take())
+        hints = block.take()
+        if exchange.pool_state == POOL_RUNNING:
+            # The loop sends it, ahead of the headers (AppPool.take).
+            if exchange.interim is None:
+                exchange.interim = []
+            exchange.interim.append(hints)
+            exchange.thread.pool.post(exchange)
+            return
+        conn.queue(hints)
         # Sent as far as the socket takes it now; the rest goes out ahead of the response.
         if conn.flush() == FLUSH_FAILED:
             raise ConnectionError("client went away during wsgi.early_hints")
+
+
+cdef bint probe_regular_file(Exchange exchange, FileWrapper wrapper) except -1:
+    """Whether the wrapper's file can go out with sendfile(2): a regular file. Its
+    descriptor, offset and remaining size are noted in the exchange's file_* fields."""
+    try:
+        fd = wrapper.filelike.fileno()
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return False
+        offset = wrapper.filelike.tell() if hasattr(wrapper.filelike, "tell") else 0
+    except (AttributeError, OSError, ValueError):
+        return False
+    exchange.file_fd = fd
+    exchange.file_offset = offset
+    exchange.file_remaining = max(info.st_size - offset, 0)
+    return True
 
 
 cdef class FileWrapper:

@@ -1,0 +1,305 @@
+# threads > 1: the app runs on a pool of threads while the loop keeps every socket
+# (gunicorn's gthread hand-off, in compiled code). Included into _loop.pyx; the
+# classes are declared in _loop.pxd, whose header states what each side may touch.
+#
+# The loop reads the request whole, builds the environ and submits the exchange;
+# a pool thread calls the app, pulls its body and calls its close(), posting the
+# exchange back with the chunks it produced; the loop frames and writes them. Both
+# sides hold the GIL whenever they touch an exchange, so it is their lock: the
+# thread sleeps on its own lock (idle, or waiting for room in the socket) and the
+# loop on epoll_wait, woken by the eventfd a posting thread writes.
+
+import socket as socket_module
+import threading
+import traceback
+
+from cpython.pythread cimport (PyThread_allocate_lock, PyThread_free_lock, PyThread_acquire_lock,
+                               PyThread_release_lock, WAIT_LOCK, NOWAIT_LOCK)
+
+
+cdef class ConnectionSocket:
+    """environ["gunicorn.socket"] (gunicorn gives apps the connection's socket):
+    websocket libraries take the connection over with it. The socket object is
+    made on the first attribute the app asks for — a duplicate of the loop's
+    descriptor, in blocking mode, as a gunicorn thread's socket is — and from then
+    on the connection is the app's: the loop does no more I/O on it but the
+    response the app may still return, and closes its own descriptor after."""
+
+    def __cinit__(self, Connection conn):
+        self.conn = conn
+
+    def __getattr__(self, name):
+        if self.sock is None:
+            self.take()
+        return getattr(self.sock, name)
+
+    def take(self):
+        cdef Connection conn = self.conn
+        if conn is None or conn.state == STATE_CLOSED:
+            raise OSError(errno_module.EBADF, "the connection is closed")
+        sock = socket_module.socket(fileno=os.dup(conn.fd))
+        # The descriptors share their file status: the loop's own calls on it pass
+        # MSG_DONTWAIT from here on (Transport), so blocking mode is the app's alone.
+        sock.setblocking(True)
+        conn.exchange.socket_taken = True
+        self.sock = sock
+
+    def __repr__(self):
+        return f"<fastwsgi connection socket {self.sock!r}>"
+
+
+cdef class PoolThread:
+
+    def __cinit__(self, AppPool pool):
+        self.pool = pool
+        self.lock = PyThread_allocate_lock()
+        if self.lock == NULL:
+            raise MemoryError()
+        # Held whenever the thread is not asleep on it: the loop's release wakes it.
+        PyThread_acquire_lock(self.lock, NOWAIT_LOCK)
+
+    def __dealloc__(self):
+        # Only once its thread is gone: the thread's run() holds this object.
+        if self.lock != NULL:
+            PyThread_free_lock(self.lock)
+
+    def run(self):
+        """The thread's life: an exchange at a time until the pool stops."""
+        cdef Exchange exchange
+        self.ident = threading.get_ident()
+        self.pool.by_ident[self.ident] = self
+        while True:
+            exchange = self.next_job()
+            if exchange is None:
+                return
+            self.serve(exchange)
+
+    cdef Exchange next_job(self):
+        cdef AppPool pool = self.pool
+        cdef Exchange job
+        while True:
+            job = pool.next_waiting()
+            if job is not None:
+                return job
+            if pool.closing:
+                return None
+            pool.idle.append(self)
+            self.sleep()
+            job = self.job
+            if job is not None:
+                self.job = None
+                return job
+
+    cdef void sleep(self) noexcept:
+        """Until the loop wakes this thread: with a job, room, or the pool's end."""
+        with nogil:
+            PyThread_acquire_lock(self.lock, WAIT_LOCK)
+
+    cdef void wake(self) noexcept:
+        PyThread_release_lock(self.lock)
+
+    cdef void serve(self, Exchange exchange) except *:
+        """Runs the app for one exchange and posts it back, done or failed."""
+        cdef AppDriver driver = self.pool.driver
+        cdef object result
+        cdef PoolState outcome = POOL_DONE
+        exchange.thread = self
+        if exchange.abandoned:
+            # Its client left while it waited for a thread: the app is not called.
+            exchange.pool_state = POOL_FAILED
+            self.pool.post(exchange)
+            return
+        self.current = exchange
+        try:
+            if driver.pre_request is not None:
+                driver.run_hook(driver.pre_request, (exchange.environ,))
+            result = driver.app(exchange.environ, exchange.responder)
+            exchange.result = result
+            if type(result) is list or type(result) is tuple:
+                pass   # the loop frames it with its length, as without threads
+            elif not (type(result) is FileWrapper and driver.use_sendfile
+                      and exchange.conn is not None and exchange.conn.transport.can_sendfile
+                      and not exchange.socket_taken
+                      and probe_regular_file(exchange, <FileWrapper>result)):
+                exchange.iterator = iter(result)
+                self.pull_body(exchange)
+        except BaseException as error:
+            # BaseException too: a thread cannot end the worker (SystemExit) the way
+            # an app on the loop's thread would; it fails this request alone.
+            outcome = POOL_FAILED
+            if exchange.socket_taken and (isinstance(error, StopIteration) or exchange.abandoned):
+                # The app ended the connection itself (Flask-Sock raises StopIteration,
+                # as gunicorn's worker expects): nothing more goes on the wire.
+                outcome = POOL_TAKEN
+                driver.error_log.debug("closing a connection taken by the app: %r", error)
+            elif exchange.abandoned:
+                driver.error_log.debug("client went away during the app: %r", error)
+            else:
+                driver.error_log.exception("Error handling request %s",
+                                           exchange.environ.get("RAW_URI", ""))
+            if exchange.result is not None:
+                exchange.close_iterable()
+        self.current = None
+        exchange.pool_state = outcome
+        self.pool.post(exchange)
+
+    cdef int pull_body(self, Exchange exchange) except -1:
+        """Iterates the app's body into the exchange, waiting while the socket is full
+        (the loop sends what is handed over); then calls the iterable's close()."""
+        cdef object chunk
+        cdef object iterator = exchange.iterator
+        try:
+            for chunk in iterator:
+                exchange.push_from_thread(chunk)
+                if exchange.abandoned:
+                    break
+        finally:
+            exchange.close_iterable()
+        return 0
+
+    cdef void wait_for_room(self, Exchange exchange) except *:
+        """Backpressure: the thread sleeps while more than HIGH_WATERMARK bytes of
+        this response wait to be sent; the loop wakes it as the socket drains."""
+        while not exchange.abandoned and exchange.pending_bytes() > HIGH_WATERMARK:
+            exchange.waiter = self
+            self.sleep()
+
+
+cdef class AppPool:
+
+    def __cinit__(self, Server server, int size):
+        self.server = server
+        self.driver = server.driver
+        self.threads = [PoolThread(self) for _ in range(size)]
+        self.by_ident = {}
+        self.idle = []
+        self.backlog = []
+        self.completed = []
+
+    cdef void start(self) except *:
+        cdef PoolThread pool_thread
+        for number, pool_thread in enumerate(self.threads):
+            # Daemon threads: a worker past its graceful timeout exits with an app
+            # call still running, as gunicorn's gthread worker does.
+            pool_thread.thread = threading.Thread(target=pool_thread.run, daemon=True,
+                                                  name=f"fastwsgi-app-{number + 1}")
+            pool_thread.thread.start()
+
+    cdef void submit(self, Exchange exchange) except *:
+        cdef PoolThread pool_thread
+        exchange.pool_state = POOL_RUNNING
+        if PyList_GET_SIZE(self.idle):
+            pool_thread = self.idle.pop()
+            pool_thread.job = exchange
+            pool_thread.wake()
+        else:
+            self.backlog.append(exchange)
+
+    cdef Exchange next_waiting(self):
+        """The oldest exchange submitted while every thread was busy, or None."""
+        cdef Exchange exchange
+        if self.backlog_head >= PyList_GET_SIZE(self.backlog):
+            return None
+        exchange = <Exchange>PyList_GET_ITEM(self.backlog, self.backlog_head)
+        self.backlog[self.backlog_head] = None
+        self.backlog_head += 1
+        if self.backlog_head == PyList_GET_SIZE(self.backlog):
+            del self.backlog[:]
+            self.backlog_head = 0
+        return exchange
+
+    cdef void post(self, Exchange exchange) except *:
+        """From a pool thread: the exchange has news for the loop."""
+        cdef unsigned long long one = 1
+        if exchange.posted:
+            return
+        exchange.posted = True
+        self.completed.append(exchange)
+        if self.loop_sleeping and not self.wake_sent:
+            self.wake_sent = True
+            write(self.server.waker_fd, &one, sizeof(one))
+
+    cdef void take_completed(self) except *:
+        """On the loop: what the threads posted since the last round (and what they
+        post while the loop takes it)."""
+        cdef list completed
+        cdef Exchange exchange
+        while PyList_GET_SIZE(self.completed):
+            completed = self.completed
+            self.completed = []
+            for exchange in completed:
+                try:
+                    self.take(exchange)
+                except Exception:
+                    if exchange.conn is None:
+                        raise
+                    self.server.protocol.failed(exchange.conn)
+
+    cdef void take(self, Exchange exchange) except *:
+        cdef Connection conn = exchange.conn
+        cdef PoolState state = exchange.pool_state
+        exchange.posted = False
+        if exchange.abandoned or conn is None or conn.state == STATE_CLOSED:
+            if state != POOL_RUNNING:
+                exchange.release_abandoned()
+            return
+        if state != POOL_RUNNING:
+            # The thread is done with it: from here on it is the loop's alone.
+            exchange.thread = None
+            exchange.pool_state = POOL_NONE
+            conn.enter(STATE_RESPONSE)
+        try:
+            self.send_posted(conn, exchange, state)
+        except Exception:
+            self.driver.app_failed(conn)
+        if conn.state != STATE_CLOSED:
+            self.server.protocol.drive(conn)
+
+    cdef void send_posted(self, Connection conn, Exchange exchange, PoolState state) except *:
+        """Queues what the thread handed over: interim responses, body chunks and,
+        once it is done, the rest of the response as the loop would without threads."""
+        cdef AppDriver driver = self.driver
+        cdef list chunks
+        if exchange.interim:
+            chunks = exchange.interim
+            exchange.interim = None
+            if not exchange.headers_queued:
+                for chunk in chunks:
+                    conn.queue(chunk)
+        if exchange.chunks:
+            chunks = exchange.chunks
+            exchange.chunks = []
+            exchange.chunk_bytes = 0
+            for chunk in chunks:
+                exchange.add_body(chunk)
+        if state == POOL_RUNNING:
+            return
+        if exchange.socket_taken:
+            # The app had the socket: whatever it returns, the connection is not
+            # reused (the app may have read from it or changed its mode).
+            exchange.keep_alive = False
+        if state == POOL_DONE:
+            if exchange.file_fd >= 0:
+                driver.send_file(conn, <FileWrapper>exchange.result)
+                driver.finish_response(conn)
+            elif exchange.result is None:
+                # streamed and closed on the thread
+                driver.finish_response(conn)
+            else:
+                driver.produce(conn, driver.sequence_length(exchange.result))
+        elif state == POOL_TAKEN:
+            # The app ended the connection itself: close it, sending nothing.
+            self.server.requests_served += 1
+            exchange.keep_alive = False
+            exchange.response_done = True
+            self.server.protocol.close(conn)
+        else:
+            driver.answer_app_error(conn)
+
+    cdef void stop(self) except *:
+        """No more exchanges: idle threads end now, busy ones after their exchange."""
+        cdef PoolThread pool_thread
+        self.closing = True
+        while self.idle:
+            pool_thread = self.idle.pop()
+            pool_thread.wake()
