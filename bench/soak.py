@@ -1,11 +1,12 @@
 """Soak: run the real ``fastwsgi`` command for minutes under mixed load; watch every worker.
 
 The server is the command users run (``python -m fastwsgi -w N``) serving
-``tests/soak_apps.py:app``.  Two loads run side by side for ``--duration``:
+``support.apps.soak:app`` (tests/support/apps/soak.py).  Two loads run side by side for
+``--duration``:
 
 * ``wrk`` (when installed) on keep-alive connections, rotating through GET,
   HEAD, streamed and file_wrapper responses and 16 KiB uploads;
-* a Python mix (``tests/soak_workload.py``), ``--mix-rate`` rounds a second,
+* a Python mix (``tests/support/workload.py``), ``--mix-rate`` rounds a second,
   for what wrk does not do: pipelined bursts, chunked and spooled uploads,
   100-continue, app failures before and after the headers, refused requests,
   PROXY headers, and clients that vanish mid-request and mid-response.
@@ -30,7 +31,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,7 +43,8 @@ ROOT = BENCH.parent
 TESTS = ROOT / "tests"
 sys.path[:0] = [str(ROOT), str(TESTS)]
 
-import soak_workload
+from support import workload
+from support.processes import children, free_port
 
 # wrk's rotation: (method, path, body size); /file is 1 MiB, so it comes rarely.
 # No HEAD: wrk's response parser does not know the method and would wait for
@@ -58,12 +59,6 @@ CLI_SPOOLED = 1200 * 1024
 
 def log(message: str) -> None:
     print(message, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wrk_script() -> str:
@@ -96,17 +91,13 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "fastwsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}",
              "--keep-alive", "5", "--proxy-protocol", "auto", "--proxy-allow-from", "127.0.0.1",
-             "soak_apps:app"],
+             "support.apps.soak:app"],
             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=self.log_file, start_new_session=True)
         self.port = port
 
     def workers(self) -> list[int]:
-        try:
-            text = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
-        except OSError:
-            return []
-        return sorted(int(pid) for pid in text.split())
+        return sorted(children(self.proc.pid))
 
     def wait_ready(self, workers: int, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -116,7 +107,7 @@ class Server:
             booted = len(re.findall(r"Booting worker with pid", self.log_path.read_text(errors="replace")))
             if booted >= workers and len(self.workers()) >= workers:
                 try:
-                    soak_workload.server_stats(soak_workload.Target(self.port))
+                    workload.server_stats(workload.Target(self.port))
                     return
                 except OSError:
                     pass
@@ -161,9 +152,9 @@ def process_sample(pid: int) -> dict | None:
 # -- the loads -----------------------------------------------------------------------
 
 class PythonMix(threading.Thread):
-    """soak_workload rounds at a steady rate; counts rounds and failures."""
+    """support.workload rounds at a steady rate; counts rounds and failures."""
 
-    def __init__(self, target: soak_workload.Target, rate: float, stop: threading.Event):
+    def __init__(self, target: workload.Target, rate: float, stop: threading.Event):
         super().__init__(daemon=True)
         self.target, self.rate, self.stop = target, rate, stop
         self.rounds = 0
@@ -174,7 +165,7 @@ class PythonMix(threading.Thread):
         next_round = time.monotonic()
         while not self.stop.is_set():
             try:
-                soak_workload.run_round(self.target)
+                workload.run_round(self.target)
                 self.rounds += 1
             except Exception as error:  # noqa: BLE001 - counted and reported, the soak goes on
                 self.failures.append(f"{type(error).__name__}: {error}")
@@ -325,7 +316,7 @@ def main(argv=None) -> int:
     server = Server(args.workers, port, workdir / "soak-server.log")
     samples: list[dict] = []
     stop = threading.Event()
-    mix = PythonMix(soak_workload.Target(port, spooled=CLI_SPOOLED, body_limit=None), args.mix_rate, stop)
+    mix = PythonMix(workload.Target(port, spooled=CLI_SPOOLED, body_limit=None), args.mix_rate, stop)
     wrk_output = ""
     try:
         try:

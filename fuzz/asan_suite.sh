@@ -34,9 +34,9 @@ reports=$(cd "$OUT/reports" && pwd)
 rm -f "$reports"/asan.*
 cd "$OUT/tree"
 if [ $# -eq 0 ]; then
-    set -- -q -rf --ignore=tests/test_loop_soak.py \
-        --deselect "tests/test_loop_memory.py::test_gib_upload_keeps_rss_bounded" \
-        --deselect "tests/test_cli_limits.py::test_unfinished_bodies_of_many_clients_stay_within_the_body_memory_limit"
+    set -- -q -rf --ignore=tests/loop/test_soak.py \
+        --deselect "tests/loop/test_memory.py::test_gib_upload_keeps_rss_bounded" \
+        --deselect "tests/cli/test_limits.py::test_unfinished_bodies_of_many_clients_stay_within_the_body_memory_limit"
 fi
 status=0
 # detect_leaks=0: CPython keeps memory alive until exit on purpose;

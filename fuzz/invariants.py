@@ -7,7 +7,7 @@
 * the stream fed whole, one byte at a time, and cut at random points gives the
   same requests, bodies and refusal; HeadParser.parse_bytes on a bytes object of
   the stream's exact size takes the same first head;
-* every request accepted has one framing only (tests/framing_reference.py): no
+* every request accepted has one framing only (tests/support/framing.py): no
   Content-Length with Transfer-Encoding, no two Content-Length values, chunked
   last and once, no Transfer-Encoding in HTTP/1.0, each body where the reference
   reading ends it, and no bare CR or LF in a head;
@@ -26,10 +26,11 @@ TESTS = Path(__file__).resolve().parent.parent / "tests"
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
+from support.corpus import feed_pieces
+from support.framing import assert_one_framing
+from support.wire import reference_requests
+
 from fastwsgi._parser import HeadParser, ParseError
-from framing_reference import assert_one_framing
-from parser_helpers import feed_pieces
-from wire_reference import reference_requests
 
 # RequestParser keywords each input may be parsed with: gunicorn's defaults first,
 # then each option that changes what a head may hold, then limits small enough
@@ -126,7 +127,7 @@ def _fields(headers, drop_underscores: bool) -> list:
     """Fields as h11 hands them on: names lowercased, one Content-Length, no Transfer-Encoding.
 
     h11 keeps one of identical Content-Length fields, and the reference rewrites
-    ``gzip, chunked`` to ``chunked`` (wire_reference.EQUIVALENTS); framing itself
+    ``gzip, chunked`` to ``chunked`` (support.wire.EQUIVALENTS); framing itself
     is compared through the body.
     """
     fields, seen_length = [], False

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from invariants import OPTION_SETS
 from parser_fuzz import control_for
-from parser_helpers import corpus
+from support.corpus import corpus
 
 
 def seeds() -> dict[str, bytes]:

@@ -1,12 +1,6 @@
-"""Shared test set-up: the repository and tests/ on sys.path, and the fixtures."""
-from __future__ import annotations
+"""The fixtures every test folder shares, from ``support/fixtures.py``.
 
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-for _path in (str(ROOT), str(Path(__file__).resolve().parent)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from cli_fixtures import APPS, command_name, project, serve  # noqa: E402,F401
+``support`` is importable because pyproject.toml puts ``tests`` (and the checkout,
+for ``fastwsgi`` itself) on the path: ``[tool.pytest.ini_options] pythonpath``.
+"""
+pytest_plugins = ["support.fixtures"]
