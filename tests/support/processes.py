@@ -53,6 +53,25 @@ def alive(pid: int) -> bool:
         return False
 
 
+def listening_port(pid: int) -> int:
+    """The TCP port ``pid`` listens on, from /proc (for a server whose log is silenced)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    for table in ("tcp", "tcp6"):
+        with open(f"/proc/{pid}/net/{table}") as lines:
+            for line in lines.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in inodes:   # 0A: TCP_LISTEN
+                    return int(fields[1].rsplit(":", 1)[1], 16)
+    raise AssertionError(f"process {pid} listens on no TCP port")
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time ``pid`` has used."""
     fields = _stat(pid)

@@ -9,15 +9,13 @@ from __future__ import annotations
 import concurrent.futures
 import io
 import logging
-import os
 import socket
 import tempfile
 import threading
 import time
 
-import pytest
-
-from loop_harness import TIMEOUT, Client, headers_of, hello_app, read_all, running
+from support.harness import hello_app, running
+from support.wire import TIMEOUT, Client, headers_of, read_all
 
 THREADS = 4
 

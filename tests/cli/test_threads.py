@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import concurrent.futures
 import http.client
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from support import ROOT, apps
+from support.processes import listening_port, python_env
 
-ROOT = Path(__file__).resolve().parent.parent
 
 def parallel_gets(server, path: str, count: int) -> tuple[list, float]:
     """`count` requests at once, each on its own connection: their statuses, and the time."""
@@ -48,29 +49,10 @@ def test_a_gevent_config_keeps_its_concurrency(serve):
     server.wait_until(lambda: server.proc.poll() is not None or len(server.worker_pids()) == 1,
                       timeout=15, message="for the worker")
     # loglevel error hides the start-up lines: find the port from the socket itself.
-    server.port = _listening_port(server.pid)
+    server.port = listening_port(server.pid)
     statuses, elapsed = parallel_gets(server, "/sleep?1", 8)
     assert statuses == [200] * 8
     assert elapsed < 3.0, f"8 concurrent 1-second requests took {elapsed:.2f} s"
-
-
-def _listening_port(pid: int) -> int:
-    """The TCP port a process listens on (from /proc), for a server that logs nothing."""
-    import os
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    with open(f"/proc/{pid}/net/tcp") as table:
-        for line in table.readlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A" and fields[9] in inodes:   # 0A: LISTEN
-                return int(fields[1].split(":")[1], 16)
-    raise AssertionError("the server listens on no TCP port")
 
 
 def test_sigterm_lets_busy_threads_finish(serve):
@@ -151,36 +133,13 @@ CHECK_CONFIG_CASES = [
     (["--spew"], 0, "fastwsgi ignores these settings: spew=True"),
 ]
 
-# Stand-ins with the module paths of uvicorn's and gthread's worker classes, so the
-# resolution by base class is checked without installing either.
-FAKE_WORKER_MODULES = {
-    "uvicorn/__init__.py": "",
-    "uvicorn/workers.py": "class UvicornWorker:\n    pass\n",
-    "gunicorn_stub/gunicorn/__init__.py": "",
-    "gunicorn_stub/gunicorn/workers/__init__.py": "",
-    "gunicorn_stub/gunicorn/workers/gthread.py": "class ThreadWorker:\n    pass\n",
-    "workers.py": (
-        "from uvicorn.workers import UvicornWorker\n"
-        "from gunicorn.workers.gthread import ThreadWorker\n"
-        "class MyUvicornWorker(UvicornWorker):\n    pass\n"
-        "class MyThreadWorker(ThreadWorker):\n    pass\n"
-        "class NotAWorker:\n    pass\n"),
-}
-
-
 @pytest.mark.parametrize("args, status, says", CHECK_CONFIG_CASES,
                          ids=[" ".join(case[0]) for case in CHECK_CONFIG_CASES])
 def test_check_config_prints_every_remapped_setting_and_refuses_what_cannot_run(
         tmp_path, args, status, says):
-    for name, text in FAKE_WORKER_MODULES.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
-    (tmp_path / "hello.py").write_text(
-        "def app(environ, start_response):\n"
-        "    start_response('200 OK', [])\n"
-        "    return [b'hi']\n")
-    env = {"PYTHONPATH": f"{tmp_path}:{tmp_path / 'gunicorn_stub'}:{ROOT}",
-           "PATH": "/usr/bin:/bin"}
+    shutil.copytree(apps.APPS / "worker_classes", tmp_path, dirs_exist_ok=True)
+    apps.install("hello", tmp_path)
+    env = python_env(tmp_path, tmp_path / "gunicorn_stand_in", ROOT)
     done = subprocess.run([sys.executable, "-m", "fastwsgi", "--check-config", *args, "hello:app"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == status, done.stderr
@@ -190,41 +149,16 @@ def test_check_config_prints_every_remapped_setting_and_refuses_what_cannot_run(
         assert says in done.stderr, done.stderr
 
 
-WEBSOCKET_APP = '''
-import os
-from flask import Flask
-from flask_sock import Sock
-
-app = Flask(__name__)
-sock = Sock(app)
-
-
-@app.route("/hello")
-def hello():
-    return f"hello from {os.getpid()}"
-
-
-@sock.route("/echo")
-def echo(ws):
-    while True:
-        message = ws.receive()
-        if message == "bye":
-            ws.close()
-            return
-        ws.send(f"echo: {message}")
-'''
-
-
 def test_a_websocket_takes_the_connection_over_and_the_worker_serves_on(serve):
     """Flask-Sock finds environ["gunicorn.socket"], speaks the websocket protocol on it
     from the app's thread, and ends the exchange as gunicorn expects; a real client
     (the websockets library) talks to it while plain requests are answered."""
     pytest.importorskip("flask_sock")
     connect = pytest.importorskip("websockets.sync.client").connect
-    (serve.dir / "wsapp.py").write_text(WEBSOCKET_APP)
+    apps.install("websocket_echo", serve.dir)
     worker_class = ["-k", "gthread"] if serve.name == "gunicorn" else []
     server = serve("-b", "127.0.0.1:0", "-w", "1", "--threads", "4", *worker_class,
-                   "wsapp:app").wait_ready()
+                   "websocket_echo:app").wait_ready()
     with connect(f"ws://127.0.0.1:{server.port}/echo", open_timeout=10, close_timeout=5) as ws:
         for text in ("one", "two", "three"):
             ws.send(text)

@@ -1,0 +1,2 @@
+class ThreadWorker:
+    """gunicorn.workers.gthread.ThreadWorker, by name only."""

@@ -1,0 +1,2 @@
+class UvicornWorker:
+    """uvicorn.workers.UvicornWorker, by name only."""
