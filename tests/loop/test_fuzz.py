@@ -167,10 +167,16 @@ class Recorder:
         return seen
 
 
-@pytest.fixture(scope="module")
-def fuzzed():
+# Every stream is served with the app on the loop's thread and on a pool of threads
+# (--threads): the hand-over must not change a byte of what either side sees.
+APP_THREADS = pytest.fixture(scope="module", params=[1, 4], ids=["app-on-loop", "app-threads"])
+
+
+@APP_THREADS
+def fuzzed(request):
     recorder = Recorder()
-    with running(recorder, io_timeout=EXCHANGE_TIMEOUT, header_timeout=EXCHANGE_TIMEOUT) as server:
+    with running(recorder, io_timeout=EXCHANGE_TIMEOUT, header_timeout=EXCHANGE_TIMEOUT,
+                 threads=request.param) as server:
         yield server, recorder
     assert server.error is None
 
@@ -314,11 +320,11 @@ proxy_streams = st.tuples(st.sampled_from(range(len(PROXY_SEEDS))), st.sampled_f
                           st.lists(mutations, max_size=3), st.lists(st.integers(1, 999), max_size=2))
 
 
-@pytest.fixture(scope="module")
-def proxied():
+@APP_THREADS
+def proxied(request):
     recorder = Recorder()
     with running(recorder, io_timeout=EXCHANGE_TIMEOUT, header_timeout=EXCHANGE_TIMEOUT,
-                 proxy_protocol=True, proxy_allow_ips=("127.0.0.1",)) as server:
+                 proxy_protocol=True, proxy_allow_ips=("127.0.0.1",), threads=request.param) as server:
         yield server, recorder
     assert server.error is None
 

@@ -91,6 +91,24 @@ def test_expect_100_continue_is_answered_before_the_body():
             assert Client(sock).response(b"POST")[1] == b"4|data"
 
 
+def test_a_body_invited_by_100_continue_that_never_comes_ends_with_a_close():
+    """The client half-closes instead of sending the body it asked leave to send:
+    the request can never complete, so no final response follows the 100 (RFC 9110
+    §10.1.1: "unless the connection is closed prematurely"), the app is not called,
+    and the connection closes, as gunicorn closes on a body cut short."""
+    called = []
+
+    def app(environ, start_response):
+        called.append(environ["PATH_INFO"])
+        return echo_app(environ, start_response)
+
+    with running(app) as server:
+        raw = exchange(server, b"POST /never HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                               b"Expect: 100-continue\r\n\r\n")
+    assert raw == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert called == []
+
+
 def test_expect_100_continue_over_the_body_limit_gets_413_without_100():
     with running(echo_app, limit_request_body=10) as server:
         raw = exchange(server, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n"

@@ -153,6 +153,13 @@ def next_response(conn: h11.Connection, method: bytes, receive: Callable[[], boo
         try:
             event = conn.next_event()
         except h11.RemoteProtocolError as error:
+            remaining, closed = conn.trailing_data
+            if closed and not remaining and head is None and interim:
+                # 100 Continue, then the close of a request whose body never came:
+                # a server "MUST ultimately send a final status code ... unless the
+                # connection is closed prematurely" (RFC 9110 §10.1.1). h11 reports
+                # the close as an error; it ends the stream between responses.
+                raise StreamEnded(between_responses=True) from None
             raise MalformedResponse(str(error)) from None
         if event is h11.NEED_DATA:
             if not receive():
