@@ -56,6 +56,7 @@ class Scenario:
     request: bytes               # one request, as written on the wire
     pipeline: int = 1            # requests per write; all answers are read before the next write
     options: dict = dataclasses.field(default_factory=dict)   # ServerOptions fields for this row
+    tls: bool = False            # the server speaks TLS; the client wraps its socket
 
     @property
     def expected_body(self):
@@ -72,6 +73,8 @@ SCENARIOS = {s.name: s for s in (
     Scenario("pipeline16", "GET hello, 16 requests pipelined per write", "hello", _GET, pipeline=16),
     Scenario("threads8", "GET hello, the app on a pool of 8 threads (--threads 8)", "hello", _GET,
              options={"threads": 8}),
+    Scenario("tls_hello", "GET hello over TLS 1.3, keep-alive (the handshake is in both runs)",
+             "hello", _GET, tls=True),
 )}
 
 
@@ -113,7 +116,14 @@ class ResponseReader:
 def drive(port, scenario, requests, timeout):
     """Send `requests` requests on one keep-alive connection; check every answer."""
     batch = scenario.request * scenario.pipeline
-    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+    sock = socket.create_connection((HOST, port), timeout=timeout)
+    if scenario.tls:
+        import ssl
+        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client.check_hostname = False
+        client.verify_mode = ssl.CERT_NONE   # the harness's own throwaway certificate
+        sock = client.wrap_socket(sock)
+    with sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         reader = ResponseReader(sock)
         for _ in range(requests // scenario.pipeline):
@@ -164,8 +174,11 @@ def server_env():
 def measure_once(args, scenario, requests, workdir):
     """Total instructions of one server run that serves `requests` requests."""
     out = os.path.join(workdir, f"callgrind.{scenario.name}.{requests}.out")
+    options = dict(scenario.options)
+    if scenario.tls:
+        options["certificate"] = self_signed_certificate(workdir)
     cmd = [args.valgrind, "--tool=callgrind", "-q", f"--callgrind-out-file={out}",
-           args.python, SERVE, scenario.app, str(requests), json.dumps(scenario.options)]
+           args.python, SERVE, scenario.app, str(requests), json.dumps(options)]
     proc = subprocess.Popen(cmd, cwd=workdir, env=server_env(), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -189,6 +202,19 @@ def measure_once(args, scenario, requests, workdir):
                 shutil.move(out, os.path.join(args.keep, os.path.basename(out)))
             else:
                 os.unlink(out)
+
+
+def self_signed_certificate(workdir):
+    """A certificate and its key for 127.0.0.1 in one PEM file, made once (openssl)."""
+    path = os.path.join(workdir, "certificate.pem")
+    if not os.path.exists(path):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                        "/CN=127.0.0.1", "-keyout", path, "-out", path + ".crt"],
+                       check=True, capture_output=True)
+        with open(path, "a") as pem, open(path + ".crt") as crt:
+            pem.write(crt.read())
+    return path
 
 
 def measure(args, scenario, workdir, progress):

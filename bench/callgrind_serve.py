@@ -25,6 +25,12 @@ def main(argv):
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
+    certificate = options.pop("certificate", None)
+    if certificate is not None:
+        # TLS scenarios: a certificate and key in one PEM file the harness made.
+        import ssl
+        options["ssl_context"] = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        options["ssl_context"].load_cert_chain(certificate)
     print(listener.getsockname()[1], flush=True)
     try:
         fastwsgi.run(apps.APPS[app_name][0], sock=listener, max_requests=max_requests, **options)

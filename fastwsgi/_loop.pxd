@@ -27,6 +27,11 @@
 #   RESPONSE ──not keep-alive──> CLOSING (write side shut; input drained, LINGER_SECONDS) ──> CLOSED
 #   any state ──peer gone, error, deadline──> CLOSED   (a deadline in HEAD/BODY answers 408 first)
 #
+# On a TLS listener a connection starts in HANDSHAKE (loop/tls.pxi):
+#
+#   accept ──> HANDSHAKE ──handshake done──> HEAD
+#              (header_timeout; a PROXY header is read first, off the raw stream)
+#
 # With threads (AppPool, threads > 1) the app runs on a pool thread, and between
 # BODY and RESPONSE a connection is in APP:
 #
@@ -62,6 +67,8 @@ from cpython.pythread cimport PyThread_type_lock
 
 cdef class Connection
 cdef class Exchange
+cdef class TLSContext
+cdef class TLSSession
 cdef class Server
 cdef class AppPool
 cdef class PoolThread
@@ -76,6 +83,7 @@ cdef enum HandleKind:
 
 # Where a connection is in its request/response cycle (the table above).
 cdef enum ConnectionState:
+    STATE_HANDSHAKE   # TLS: the handshake (and a PROXY header before it): header_timeout
     STATE_HEAD        # a request head has begun, or the connection is new: header_timeout
     STATE_IDLE        # kept alive between requests, no byte of the next one yet: keepalive
     STATE_BODY        # receiving a request body: io_timeout, min_upload_rate
@@ -148,19 +156,87 @@ cdef class Listener(Handle):
     cdef EnvironBuilder environ_builder
     cdef bint is_unix
     cdef bint registered
+    # its connections speak TLS: the context they are made from, or None
+    cdef TLSContext tls
+
+
+# What one step of a TLS handshake needs next (TLSSession.handshake).
+cdef enum HandshakeStep:
+    HANDSHAKE_DONE
+    HANDSHAKE_WANTS_READ
+    HANDSHAKE_WANTS_WRITE
+    HANDSHAKE_FAILED
+    HANDSHAKE_PLAINTEXT     # the client spoke plain HTTP to the TLS port
+
+
+@cython.final
+cdef class TLSContext:
+    """What every TLS connection of a listener shares: the ssl.SSLContext (made in
+    the master, so that workers share its session ticket keys) and one scratch
+    buffer for ciphertext in and plaintext batches out, used by one call at a time
+    (the loop's thread)."""
+    cdef object ssl_context
+    cdef bint suppress_ragged_eofs
+    cdef char* scratch
+    cdef object memory_bio
+    cdef object want_read
+    cdef object want_write
+    cdef object zero_return
+    cdef object eof_error
+    cdef object ssl_error
+
+    cdef TLSSession session(self)
+
+
+@cython.final
+cdef class TLSSession:
+    """One connection's TLS state: an ssl.SSLObject over two memory BIOs, so that
+    OpenSSL never touches the socket and the transport keeps every system call.
+    Ciphertext that did not fit in the socket waits in `cipher`; the plaintext it
+    carries is reported sent (batch_plain) only once all of it is on the wire, so
+    the output queue's accounting is the plain transport's."""
+    cdef TLSContext context
+    cdef object sslobj
+    cdef object engine           # what read/write/do_handshake/pending are called on
+    cdef object incoming         # MemoryBIO: ciphertext received, not yet decrypted
+    cdef object outgoing         # MemoryBIO: ciphertext made, not yet taken
+    cdef bint handshake_done
+    cdef bint peer_done          # the peer's stream ended (close_notify or EOF)
+    cdef bint first_bytes_seen
+    cdef bytes cipher
+    cdef Py_ssize_t cipher_sent
+    cdef Py_ssize_t batch_plain
+    cdef readonly object error   # why the handshake failed, for the log
+
+    cdef int handshake(self, int fd) except -2
+    cdef Py_ssize_t recv_into(self, int fd, char* buffer, Py_ssize_t size) except IO_RAISED
+    cdef Py_ssize_t decrypt_into(self, char* buffer, Py_ssize_t size) except IO_RAISED
+    cdef Py_ssize_t send_iov(self, int fd, iovec* iov, int count) except IO_RAISED
+    cdef Py_ssize_t send_file(self, int fd, int file_fd, long* offset, int64_t remaining) except IO_RAISED
+    cdef Py_ssize_t finish_batch(self, int fd) except IO_RAISED
+    cdef Py_ssize_t encrypt_and_send(self, int fd, const char* data, Py_ssize_t n) except IO_RAISED
+    cdef int send_cipher(self, int fd) except -1
+    cdef int take_outgoing(self) except -1
+    cdef int feed(self, const char* data, Py_ssize_t n) except -1
+    cdef bint buffered(self) except -1
+    cdef void close_notify(self, int fd) except *
 
 
 @cython.final
 cdef class Transport:
-    """How bytes cross a client socket. The plain transport is this class; a
-    transport that transforms the stream (TLS) subclasses it and says whether the
-    kernel may send a file's bytes as they are (can_sendfile)."""
+    """How bytes cross a client socket: plainly, or through the connection's
+    TLSSession (tls), which then says whether the kernel may send a file's bytes as
+    they are (can_sendfile)."""
     cdef int fd
     cdef bint can_sendfile
+    cdef TLSSession tls
     cdef inline Py_ssize_t recv_into(self, char* buffer, Py_ssize_t size) except IO_RAISED
+    cdef inline Py_ssize_t recv_raw(self, char* buffer, Py_ssize_t size) except IO_RAISED
     cdef inline Py_ssize_t send_iov(self, iovec* iov, int count) except IO_RAISED
     cdef Py_ssize_t send_file(self, int file_fd, long* offset, int64_t remaining) except IO_RAISED
     cdef bint input_waiting(self) except -1
+    cdef bint input_buffered(self) except -1
+    cdef int send_raw(self, bytes data) except -1
     cdef int shutdown_write(self) except -1
     cdef void close(self) noexcept
 
@@ -448,6 +524,7 @@ cdef class Protocol:
 
     cdef void on_event(self, Connection conn, uint32_t events) except *
     cdef void on_readable(self, Connection conn) except *
+    cdef void on_handshake_event(self, Connection conn) except *
     cdef void on_event_in_app(self, Connection conn, uint32_t events) except *
     cdef void sent_for_thread(self, Connection conn) except *
     cdef void report_long_request(self, Connection conn) except *

@@ -66,6 +66,11 @@ cdef str K_INPUT = sys.intern("wsgi.input")
 cdef str K_CONTENT_LENGTH = sys.intern("CONTENT_LENGTH")
 cdef str K_HTTP_TRANSFER_ENCODING = sys.intern("HTTP_TRANSFER_ENCODING")
 cdef str K_GUNICORN_SOCKET = sys.intern("gunicorn.socket")
+# The answer to a client that speaks plain HTTP to a TLS port (as nginx answers it).
+cdef bytes PLAIN_HTTP_ON_TLS_BODY = b"This port speaks HTTPS: the request must come over TLS.\n"
+cdef bytes PLAIN_HTTP_ON_TLS_PORT = (
+    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+    b"Connection: close\r\n\r\n" % len(PLAIN_HTTP_ON_TLS_BODY) + PLAIN_HTTP_ON_TLS_BODY)
 
 logger = logging.getLogger("fastwsgi.error")
 
@@ -82,6 +87,7 @@ include "loop/metrics.pxi"
 include "loop/framing.pxi"
 include "loop/response.pxi"
 include "loop/wsgi.pxi"
+include "loop/tls.pxi"
 include "loop/transport.pxi"
 include "loop/exchange.pxi"
 include "loop/connection.pxi"
@@ -175,8 +181,12 @@ cdef class Server:
         else:
             address = sock.getsockname()
             server_name, server_port = address[0], address[1]
+        if opts.ssl_context is not None:
+            # gunicorn wraps every bound socket when TLS is configured.
+            listener.tls = TLSContext(opts.ssl_context, opts.suppress_ragged_eofs)
         listener.environ_builder = EnvironBuilder(
             root_path=opts.root_path,
+            url_scheme="http" if listener.tls is None else "https",
             server_software=opts.server_software,
             server_name=server_name,
             server_port=server_port,
@@ -371,7 +381,7 @@ cdef class Server:
             self.accept_backlog()
             self.pause_accepting()
         for conn in list(self.connections.values()):
-            if conn.state != STATE_HEAD or conn.rlen or conn.out_pending:
+            if (conn.state != STATE_HEAD and conn.state != STATE_HANDSHAKE) or conn.rlen or conn.out_pending:
                 # Idle keep-alive connections stay until their keep-alive time ends
                 # (the sweep closes them): a request sent meanwhile is answered, with
                 # Connection: close, rather than lost to a close racing it.
@@ -477,7 +487,7 @@ cdef class Server:
                 continue  # gone, or its next bytes are waiting
             if conn.state == STATE_IDLE:
                 what = "an idle"
-            elif conn.state == STATE_HEAD:
+            elif conn.state == STATE_HEAD or conn.state == STATE_HANDSHAKE:
                 what = "a slow"
             elif conn.state == STATE_BODY and self.uploading_slowly(conn):
                 what = "a slow upload's"
@@ -500,7 +510,7 @@ cdef class Server:
         cdef list found = []
         self.shed_scanned_at = self.now
         for conn in self.connections.values():
-            if ((conn.state == STATE_HEAD or conn.state == STATE_IDLE)
+            if ((conn.state == STATE_HEAD or conn.state == STATE_IDLE or conn.state == STATE_HANDSHAKE)
                     and not conn.out_pending and conn.accepted_at < self.now):
                 # the deadline orders them: the earliest began (or went idle) first
                 found.append((0 if conn.state == STATE_IDLE else 1, conn.deadline, conn.fd, conn))
@@ -519,6 +529,9 @@ cdef class Server:
         conn.kind = HANDLE_CONNECTION
         conn.fd = fd
         conn.transport = Transport(fd)
+        if listener.tls is not None:
+            conn.transport.tls = listener.tls.session()
+            conn.transport.can_sendfile = False
         conn.server = self
         conn.listener = listener
         conn.metrics = self.metrics
@@ -545,7 +558,7 @@ cdef class Server:
         conn.exchange.reset()
         conn.out = []
         conn.accepted_at = self.now
-        conn.enter(STATE_HEAD)
+        conn.enter(STATE_HEAD if listener.tls is None else STATE_HANDSHAKE)
         conn.interest = EPOLLIN | EPOLLRDHUP
         event.events = conn.interest
         event.data.ptr = <void*>conn

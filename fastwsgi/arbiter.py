@@ -22,7 +22,7 @@ import traceback
 from typing import Any, NoReturn
 
 from . import __version__
-from .errors import AppImportError, ConfigFileError, HaltServer
+from .errors import AppImportError, ConfigError, ConfigFileError, HaltServer
 from .glogging import Logger
 from .metrics import MetricsServer
 from .pidfile import Pidfile
@@ -35,6 +35,7 @@ from .sockets import (
     listen_fds,
 )
 from .systemd import notify_socket, reloading_state, sd_notify
+from .tls import ssl_context
 from .worker import Worker
 
 # Environment a re-exec'd master (USR2) finds: the old master's pid and the listening fds.
@@ -99,9 +100,11 @@ class Arbiter:
         self._num_workers = value
         self.cfg.nworkers_changed(self, value, old_value)
 
-    def setup(self, app: Any) -> None:
+    def setup(self, app: Any, tls_context: Any = None) -> None:
         self.app = app
         self.cfg = app.cfg
+        # Made here, before any worker forks, so workers share its session ticket keys.
+        self.tls_context = tls_context or (ssl_context(self.cfg) if self.cfg.is_ssl else None)
         if self.log is None:
             self.log = Logger(self.cfg)
         else:
@@ -347,7 +350,14 @@ class Arbiter:
         except Exception as e:
             self.log.error("Reload failed, keeping the current configuration: %s", e)
             return
-        self.setup(self.app)
+        try:
+            # Renewed certificate files are read now; broken ones keep the running ones.
+            tls_context = ssl_context(self.app.cfg) if self.app.cfg.is_ssl else None
+        except ConfigError as e:
+            self.log.error("Reload failed, keeping the current configuration: %s", e)
+            self.app.cfg = self.cfg
+            return
+        self.setup(self.app, tls_context)
         self.log.reopen_files()
         if old_address != self.cfg.address and not self.cfg.reuse_port:
             for listener in self.listeners:
@@ -518,6 +528,7 @@ class Arbiter:
         self.worker_age += 1
         worker = Worker(self.worker_age, self.pid, self.listeners, self.app, self.timeout / 2.0,
                         self.cfg, self.log)
+        worker.tls_context = self.tls_context
         if self.metrics is not None:
             slot_index, worker.metrics_slot = self.metrics.slot_for_new_worker()
         self.cfg.pre_fork(self, worker)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from . import config as config_module
 from .app import AppLoader, add_pythonpath
 from .config import Config
-from .errors import ConfigFileError
+from .errors import ConfigError, ConfigFileError
 
 
 class Application:
@@ -64,6 +64,13 @@ def check_app(application: Application) -> int:
     warning = application.cfg.unsupported_warning()
     if warning:
         print(warning, file=sys.stderr)
+    if application.cfg.is_ssl:
+        from .tls import ssl_context
+        try:
+            ssl_context(application.cfg)
+        except ConfigError as e:
+            _print_error(str(e))
+            return 1
     try:
         application.wsgi()
     except Exception:
@@ -115,7 +122,7 @@ def serve(application: Any) -> int:
     from .arbiter import Arbiter  # after daemonizing: nothing forked or opened before
     try:
         Arbiter(application).run()
-    except RuntimeError as e:
+    except (RuntimeError, ConfigError) as e:
         _print_error(f"{e}\n")
         return 1
     return 0

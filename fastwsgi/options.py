@@ -81,6 +81,13 @@ class ServerOptions:
     proxy_protocol: bool = False
     proxy_allow_ips: Sequence[str] = ("127.0.0.1", "::1")
 
+    # TLS: an ssl.SSLContext for the server side (fastwsgi.sockets.ssl_context makes
+    # gunicorn's); every listener then speaks TLS. None: plain HTTP.
+    ssl_context: Any = None
+    # A client that closes without TLS close_notify ends its stream like one that
+    # sends it (gunicorn's suppress_ragged_eofs); False: the connection fails.
+    suppress_ragged_eofs: bool = True
+
     # wsgi.multiprocess: true when several worker processes serve the same app.
     multiprocess: bool = False
 

@@ -307,7 +307,8 @@ SETTINGS: list[Setting] = [
       "nworkers_changed(server, new_value, old_value): the worker count changed."),
     S("on_exit", HOOKS, (), v.hook(1), on_exit, "on_exit(server): just before the master exits."),
     S("ssl_context", HOOKS, (), v.hook(2), ssl_context,
-      "ssl_context(config, factory): TLS is not served by fastwsgi.", support=IGNORED),
+      "ssl_context(config, default_ssl_context_factory): returns the ssl.SSLContext to serve "
+      "TLS with; called in the master at start and on each HUP."),
     # --- Proxies and protocols ---
     S("proxy_protocol", "Server Mechanics", ("--proxy-protocol",), v.proxy_protocol, "off",
       "Accept the PROXY protocol (off, v1, v2, auto) from proxy_allow_ips.",
@@ -321,22 +322,29 @@ SETTINGS: list[Setting] = [
       "Front ends allowed to speak uWSGI.", support=IGNORED),
     # --- SSL ---
     S("keyfile", "SSL", ("--keyfile",), v.string, None,
-      "TLS key file; fastwsgi does not terminate TLS: put a TLS proxy in front.",
-      meta="FILE", support=REFUSED),
+      "The TLS private key file (PEM); left out, the key is read from certfile.", meta="FILE"),
     S("certfile", "SSL", ("--certfile",), v.string, None,
-      "TLS certificate file; fastwsgi does not terminate TLS: put a TLS proxy in front.",
-      meta="FILE", support=REFUSED),
-    S("ssl_version", "SSL", ("--ssl-version",), v.string, None, "Deprecated in gunicorn.",
-      support=IGNORED),
-    S("cert_reqs", "SSL", ("--cert-reqs",), v.pos_int, 0, "Client certificate requirement.",
-      support=IGNORED),
-    S("ca_certs", "SSL", ("--ca-certs",), v.string, None, "CA certificates file.", meta="FILE",
-      support=IGNORED),
+      "The TLS certificate chain file (PEM). Set, every bound socket speaks HTTPS: the "
+      "handshake runs inside the event loop, ALPN offers http/1.1, and the files are read "
+      "again when a HUP starts new workers.", meta="FILE"),
+    S("ssl_version", "SSL", ("--ssl-version",), v.string, None,
+      "Deprecated and ignored, as in gunicorn: set a minimum version in the ssl_context "
+      "hook (context.minimum_version).", support=IGNORED),
+    S("cert_reqs", "SSL", ("--cert-reqs",), v.pos_int, 0,
+      "Whether a client certificate is asked for: 0 none, 1 optional, 2 required "
+      "(ssl.CERT_NONE / CERT_OPTIONAL / CERT_REQUIRED), checked against ca_certs.",
+      meta="INT", cli_type=int),
+    S("ca_certs", "SSL", ("--ca-certs",), v.string, None,
+      "The CA certificates (PEM) client certificates are checked against.", meta="FILE"),
     S("suppress_ragged_eofs", "SSL", ("--suppress-ragged-eofs",), v.boolean, True,
-      "Suppress ragged TLS EOFs.", action="store_true", support=IGNORED),
+      "A client that closes without TLS close_notify ends its stream as if it had sent it.",
+      action="store_true"),
     S("do_handshake_on_connect", "SSL", ("--do-handshake-on-connect",), v.boolean, False,
-      "TLS handshake on accept.", action="store_true", support=IGNORED),
-    S("ciphers", "SSL", ("--ciphers",), v.string, None, "TLS cipher list.", support=IGNORED),
+      "Accepted for gunicorn configs: fastwsgi always completes the handshake in the event "
+      "loop, before the first request is read, whatever its value.", action="store_true"),
+    S("ciphers", "SSL", ("--ciphers",), v.string, None,
+      "The TLS 1.2 cipher list, in OpenSSL's format (TLS 1.3 suites are OpenSSL's defaults).",
+      meta="CIPHERS"),
     # --- HTTP/2 ---
     S("http_protocols", "HTTP/2", ("--http-protocols",), v.comma_list, "h1",
       "HTTP versions to offer; fastwsgi serves HTTP/1.x only.", meta="STRING", support=IGNORED,

@@ -51,6 +51,7 @@ def server_options(cfg: Any, max_requests: int) -> ServerOptions:
         secure_scheme_headers=dict(cfg.secure_scheme_headers),
         proxy_protocol=cfg.proxy_protocol != "off",
         proxy_allow_ips=tuple(cfg.proxy_allow_ips),
+        suppress_ragged_eofs=cfg.suppress_ragged_eofs,
         multiprocess=cfg.workers > 1,
     )
 
@@ -108,6 +109,8 @@ class Worker:
         self.server: Any = None
         # This worker's slot of the master's shared metrics (--metrics-bind), or None.
         self.metrics_slot: Any = None
+        # The master's ssl.SSLContext when TLS is configured (fastwsgi.tls), else None.
+        self.tls_context: Any = None
         self.server_class: Callable[..., Any] | None = None
         self.wsgi: Callable | None = None
         self.reloader: Reloader | None = None
@@ -165,6 +168,7 @@ class Worker:
     def run(self) -> None:
         options = server_options(self.cfg, self.max_requests)
         options.metrics = self.metrics_slot
+        options.ssl_context = self.tls_context
         self.server = self.server_class(self.wsgi, [listener.sock for listener in self.sockets],
                                         options, self.server_hooks())
         self.notify()

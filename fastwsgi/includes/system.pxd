@@ -98,6 +98,7 @@ cdef extern from "<sys/sendfile.h>" nogil:
 cdef extern from "<unistd.h>" nogil:
     ssize_t read(int fd, void* buf, size_t count)
     ssize_t write(int fd, const void* buf, size_t count)
+    ssize_t pread(int fd, void* buf, size_t count, long offset)
     int close(int fd)
 
 cdef extern from "<errno.h>" nogil:

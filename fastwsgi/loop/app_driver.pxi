@@ -58,8 +58,11 @@ cdef class AppDriver:
         cdef Exchange exchange = conn.exchange
         if exchange.chunks is None:
             exchange.chunks = []
-            conn.app_socket = ConnectionSocket(conn)
-        exchange.environ[K_GUNICORN_SOCKET] = conn.app_socket
+            if conn.transport.tls is None:
+                # Over TLS the socket carries ciphertext: no app could use it as is.
+                conn.app_socket = ConnectionSocket(conn)
+        if conn.app_socket is not None:
+            exchange.environ[K_GUNICORN_SOCKET] = conn.app_socket
         exchange.app_started = self.server.now
         conn.enter(STATE_APP)
         self.server.pool.submit(exchange)

@@ -17,7 +17,7 @@ cdef class Connection(Handle):
         cdef Protocol protocol = self.server.protocol
         cdef double now = self.server.now
         self.state = state
-        if state == STATE_HEAD:
+        if state == STATE_HEAD or state == STATE_HANDSHAKE:
             self.deadline = now + protocol.header_timeout
         elif state == STATE_IDLE:
             self.deadline = now + protocol.keepalive

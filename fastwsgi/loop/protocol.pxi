@@ -33,6 +33,9 @@ cdef class Protocol:
         if conn.state == STATE_APP:
             self.on_event_in_app(conn, events)
             return
+        if conn.state == STATE_HANDSHAKE:
+            self.on_handshake_event(conn)
+            return
         if events & EPOLLOUT:
             self.drive(conn)
             if conn.state == STATE_CLOSED:
@@ -40,6 +43,53 @@ cdef class Protocol:
         if events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR):
             if conn.interest & EPOLLIN or events & (EPOLLHUP | EPOLLERR):
                 self.on_readable(conn)
+
+    cdef void on_handshake_event(self, Connection conn) except *:
+        """TLS: the PROXY header first, if one is expected (it is plain bytes on the
+        raw stream), then the handshake, a step at a time."""
+        cdef TLSSession tls = conn.transport.tls
+        cdef Py_ssize_t n
+        cdef int step
+        if conn.proxy_header_expected:
+            n = conn.transport.recv_raw(conn.rbuf + conn.rlen, conn.rcap - conn.rlen)
+            if n == IO_BLOCKED:
+                return
+            if n <= 0:
+                self.close(conn)
+                return
+            conn.rlen += n
+            self.read_proxy_header(conn)
+            if conn.state == STATE_CLOSED:
+                return
+            if conn.exchange.response_done:
+                # Refused: answered in plain HTTP to the proxy, as without TLS.
+                conn.transport.tls = None
+                self.drive(conn)
+                return
+            if conn.proxy_header_expected:
+                return   # not complete yet
+            # What came after the header is the start of the handshake.
+            tls.feed(conn.data(), conn.rlen)
+            conn.consume(conn.rlen)
+        step = tls.handshake(conn.fd)
+        if step == HANDSHAKE_DONE:
+            conn.enter(STATE_HEAD)
+            conn.want(EPOLLIN | EPOLLRDHUP)
+            # A request that came with the client's last handshake flight is read now.
+            self.on_readable(conn)
+        elif step == HANDSHAKE_WANTS_READ:
+            conn.want(EPOLLIN | EPOLLRDHUP)
+        elif step == HANDSHAKE_WANTS_WRITE:
+            conn.want(EPOLLOUT)
+        elif step == HANDSHAKE_PLAINTEXT:
+            # nginx's answer to the same mistake: plain HTTP, then the connection closes.
+            self.error_log.debug("plain HTTP from %s on a TLS port", conn.remote_addr)
+            conn.transport.send_raw(PLAIN_HTTP_ON_TLS_PORT)
+            conn.transport.tls = None
+            self.close_gracefully(conn)
+        else:
+            self.error_log.debug("TLS handshake with %s failed: %s", conn.remote_addr, tls.error)
+            self.close(conn)
 
     cdef void on_event_in_app(self, Connection conn, uint32_t events) except *:
         """While a pool thread runs the app: the socket takes more of what it handed
@@ -140,6 +190,9 @@ cdef class Protocol:
             if conn.state == STATE_CLOSING:
                 return
             conn.want(EPOLLIN | EPOLLRDHUP)
+            if conn.transport.input_buffered():
+                # TLS holds bytes the socket no longer shows: epoll would not say so.
+                self.on_readable(conn)
             return
 
     cdef void sent_for_thread(self, Connection conn) except *:
@@ -354,6 +407,10 @@ cdef class Protocol:
         self.drain_closing(conn)
 
     cdef void on_timeout(self, Connection conn) except *:
+        if conn.state == STATE_HANDSHAKE:
+            self.error_log.debug("TLS handshake with %s not done in time", conn.remote_addr)
+            self.close(conn)
+            return
         if conn.state == STATE_HEAD and conn.rlen:
             self.reject(conn, 408, "request head not received in time")
             self.drive(conn)

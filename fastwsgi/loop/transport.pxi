@@ -7,6 +7,9 @@
 # recv and sendmsg pass MSG_DONTWAIT: an app that took the socket over
 # (gunicorn.socket) may have put the descriptor in blocking mode, which the loop
 # must never wait on.
+#
+# A TLS connection (tls is its TLSSession, loop/tls.pxi) goes through the same
+# calls: one branch, predicted the same way for every call of a connection.
 
 
 cdef class Transport:
@@ -16,6 +19,12 @@ cdef class Transport:
         self.can_sendfile = True
 
     cdef Py_ssize_t recv_into(self, char* buffer, Py_ssize_t size) except IO_RAISED:
+        if self.tls is not None:
+            return self.tls.recv_into(self.fd, buffer, size)
+        return self.recv_raw(buffer, size)
+
+    cdef Py_ssize_t recv_raw(self, char* buffer, Py_ssize_t size) except IO_RAISED:
+        """The socket's bytes as they came, TLS or not (a PROXY header precedes TLS)."""
         cdef ssize_t n = recv(self.fd, buffer, size, MSG_DONTWAIT)
         if n >= 0:
             return n
@@ -25,6 +34,8 @@ cdef class Transport:
     cdef Py_ssize_t send_iov(self, iovec* iov, int count) except IO_RAISED:
         cdef msghdr msg
         cdef ssize_t sent
+        if self.tls is not None:
+            return self.tls.send_iov(self.fd, iov, count)
         msg.msg_name = NULL
         msg.msg_namelen = 0
         msg.msg_control = NULL
@@ -44,6 +55,8 @@ cdef class Transport:
         the file's end), IO_BLOCKED or IO_FAILED."""
         cdef ssize_t sent
         cdef size_t chunk = SENDFILE_CHUNK if remaining > SENDFILE_CHUNK else <size_t>remaining
+        if self.tls is not None:
+            return self.tls.send_file(self.fd, file_fd, offset, remaining)
         while True:
             sent = sendfile(self.fd, file_fd, offset, chunk)
             if sent >= 0:
@@ -51,12 +64,27 @@ cdef class Transport:
             if errno != EINTR:
                 return IO_BLOCKED if errno == EAGAIN else IO_FAILED
 
+    cdef int send_raw(self, bytes data) except -1:
+        """Bytes as they are, as far as the socket takes them now (an answer in plain
+        HTTP to a client that spoke it to a TLS port)."""
+        send(self.fd, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), MSG_NOSIGNAL | MSG_DONTWAIT)
+        return 0
+
     cdef bint input_waiting(self) except -1:
         """Whether the peer's next bytes have arrived (without taking them)."""
         cdef char byte
+        if self.input_buffered():
+            return True
         return recv(self.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0
 
+    cdef bint input_buffered(self) except -1:
+        """Whether bytes already received wait above the socket (inside TLS), where
+        epoll does not see them."""
+        return self.tls is not None and self.tls.handshake_done and self.tls.buffered()
+
     cdef int shutdown_write(self) except -1:
+        if self.tls is not None:
+            self.tls.close_notify(self.fd)
         shutdown(self.fd, SHUT_WR)
         return 0
 

@@ -169,9 +169,14 @@ def test_other_worker_models_are_named_in_a_warning(project):
     assert load(["-k", "gthread", "--threads", "8", "hello"])[0].unsupported_warning() is None
 
 
-def test_tls_is_refused_rather_than_served_as_plain_http(project):
-    with pytest.raises(ConfigError, match="certfile"):
-        load(["--certfile", "cert.pem", "hello"])
+def test_tls_settings_are_read_as_gunicorn_names_them(project):
+    cfg, _ = load(["--certfile", "cert.pem", "--keyfile", "key.pem", "--ca-certs", "ca.pem",
+                   "--cert-reqs", "2", "--ciphers", "ECDHE+AESGCM", "hello"])
+    assert cfg.is_ssl
+    assert (cfg.certfile, cfg.keyfile, cfg.ca_certs, cfg.cert_reqs, cfg.ciphers) == (
+        "cert.pem", "key.pem", "ca.pem", 2, "ECDHE+AESGCM")
+    assert cfg.unsupported_warning() is None
+    assert "ssl_version" in load(["--ssl-version", "TLSv1_2", "hello"])[0].unsupported_warning()
 
 
 def test_print_config_lists_every_setting(project):

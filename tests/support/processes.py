@@ -180,7 +180,7 @@ class ServerProcess:
     def wait_ready(self, workers: int = 1, timeout: float = 15.0) -> ServerProcess:
         match = self.wait_for_log(r"Listening at: (\S+) \((\d+)\)", timeout)[0]
         first = match.group(1).split(",")[0]
-        tcp = re.match(r"http://(?:\[[^\]]+\]|[^:]+):(\d+)", first)
+        tcp = re.match(r"https?://(?:\[[^\]]+\]|[^:]+):(\d+)", first)
         if tcp:
             self.port = int(tcp.group(1))
         self.wait_for_log(r"Booting worker with pid: \d+", timeout, count=workers)
