@@ -178,6 +178,7 @@ cdef class TLSContext:
     cdef object ssl_context
     cdef bint suppress_ragged_eofs
     cdef char* scratch
+    cdef object scratch_view
     cdef object memory_bio
     cdef object want_read
     cdef object want_write
@@ -198,6 +199,14 @@ cdef class TLSSession:
     cdef TLSContext context
     cdef object sslobj
     cdef object engine           # what read/write/do_handshake/pending are called on
+    cdef object engine_read
+    cdef object engine_write
+    cdef object engine_pending
+    cdef object bio_write
+    cdef object bio_read
+    # Nothing waits inside the engine as of the last decrypt: the next read goes to
+    # the socket, and epoll's word on readiness is the whole truth.
+    cdef bint drained
     cdef object incoming         # MemoryBIO: ciphertext received, not yet decrypted
     cdef object outgoing         # MemoryBIO: ciphertext made, not yet taken
     cdef bint handshake_done

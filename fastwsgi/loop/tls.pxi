@@ -17,6 +17,9 @@ cdef enum:
     # Plaintext one write() encrypts from a single large item: the ciphertext a
     # connection holds unsent stays within this (and HIGH_WATERMARK of plaintext).
     TLS_BATCH = 262144
+    # Reads of at most this many bytes decrypt into the shared scratch (a request
+    # head's size); larger ones straight into the connection's buffer.
+    TLS_SMALL_READ = 4096
 
 
 cdef class TLSContext:
@@ -29,6 +32,8 @@ cdef class TLSContext:
         self.scratch = <char*>malloc(TLS_SCRATCH)
         if self.scratch == NULL:
             raise MemoryError()
+        # Plaintext of small reads lands here first: one view for all of them.
+        self.scratch_view = PyMemoryView_FromMemory(self.scratch, TLS_SCRATCH, PyBUF_WRITE)
         self.memory_bio = ssl.MemoryBIO
         self.want_read = ssl.SSLWantReadError
         self.want_write = ssl.SSLWantWriteError
@@ -47,8 +52,15 @@ cdef class TLSContext:
         session.sslobj = self.ssl_context.wrap_bio(session.incoming, session.outgoing,
                                                    server_side=True)
         # The C object behind ssl.SSLObject: the same read/write/do_handshake/pending,
-        # without a Python-level wrapper call each (what uvloop's sslproto avoids too).
+        # without a Python-level wrapper call each (what uvloop's sslproto avoids too);
+        # its bound methods are looked up once per connection, not once per call.
         session.engine = getattr(session.sslobj, "_sslobj", session.sslobj)
+        session.engine_read = session.engine.read
+        session.engine_write = session.engine.write
+        session.engine_pending = session.engine.pending
+        session.bio_write = session.incoming.write
+        session.bio_read = session.outgoing.read
+        session.drained = True
         return session
 
 
@@ -113,7 +125,7 @@ cdef class TLSSession:
         """Plaintext into ``buffer``: what the records already received hold, else
         what one recv() of ciphertext brings. 0 at the end of the peer's stream."""
         cdef Py_ssize_t n
-        if self.buffered():
+        if not self.drained:
             n = self.decrypt_into(buffer, size)
             if n != 0:
                 return n
@@ -137,11 +149,18 @@ cdef class TLSSession:
 
     cdef Py_ssize_t decrypt_into(self, char* buffer, Py_ssize_t size) except IO_RAISED:
         cdef TLSContext context = self.context
-        cdef Py_ssize_t total = 0, n
+        cdef Py_ssize_t total = 0, n, room
+        self.drained = True
         while total < size:
+            room = size - total
             try:
-                n = self.engine.read(size - total,
-                                     PyMemoryView_FromMemory(buffer + total, size - total, PyBUF_WRITE))
+                if room <= TLS_SMALL_READ:
+                    # A request head: into the shared scratch, then copied (cheaper
+                    # than a view over the connection's buffer for a few hundred bytes).
+                    n = self.engine_read(room, context.scratch_view)
+                    memcpy(buffer + total, context.scratch, n)
+                else:
+                    n = self.engine_read(room, PyMemoryView_FromMemory(buffer + total, room, PyBUF_WRITE))
             except context.want_read:
                 break
             except context.zero_return:
@@ -156,18 +175,23 @@ cdef class TLSSession:
                 self.peer_done = True
                 break
             total += n
-            if not self.buffered():
-                break
+            # SSL_read stops at a record's end: less than asked for means this record
+            # is used up, and only whole records still in the BIO can follow.
+            if total < size and self.incoming.pending == 0:
+                return total
+        # Stopped with the buffer full, or by the end of the stream: more may be inside.
+        self.drained = False
         return total
 
     cdef int feed(self, const char* data, Py_ssize_t n) except -1:
         """Ciphertext received (or that came after a PROXY header) into the TLS engine."""
-        self.incoming.write(PyMemoryView_FromMemory(<char*>data, n, PyBUF_READ))
+        self.bio_write(PyMemoryView_FromMemory(<char*>data, n, PyBUF_READ))
+        self.drained = False
         return 0
 
     cdef bint buffered(self) except -1:
         """Whether ciphertext or plaintext waits inside the engine: epoll cannot tell."""
-        return self.incoming.pending > 0 or self.engine.pending() > 0
+        return self.incoming.pending > 0 or self.engine_pending() > 0
 
     # -- writing ---------------------------------------------------------------
 
@@ -226,7 +250,7 @@ cdef class TLSSession:
 
     cdef Py_ssize_t encrypt_and_send(self, int fd, const char* data, Py_ssize_t n) except IO_RAISED:
         cdef int outcome
-        self.engine.write(PyMemoryView_FromMemory(<char*>data, n, PyBUF_READ))
+        self.engine_write(PyMemoryView_FromMemory(<char*>data, n, PyBUF_READ))
         self.take_outgoing()
         outcome = self.send_cipher(fd)
         if outcome == FLUSH_DONE:
@@ -238,10 +262,9 @@ cdef class TLSSession:
 
     cdef int take_outgoing(self) except -1:
         """Moves what the engine wrote to its outgoing BIO behind the unsent ciphertext."""
-        cdef bytes made
-        if not self.outgoing.pending:
+        cdef bytes made = self.bio_read()
+        if PyBytes_GET_SIZE(made) == 0:
             return 0
-        made = self.outgoing.read()
         if self.cipher is None:
             self.cipher = made
             self.cipher_sent = 0

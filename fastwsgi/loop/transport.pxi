@@ -80,7 +80,7 @@ cdef class Transport:
     cdef bint input_buffered(self) except -1:
         """Whether bytes already received wait above the socket (inside TLS), where
         epoll does not see them."""
-        return self.tls is not None and self.tls.handshake_done and self.tls.buffered()
+        return self.tls is not None and self.tls.handshake_done and not self.tls.drained
 
     cdef int shutdown_write(self) except -1:
         if self.tls is not None:
