@@ -571,6 +571,8 @@ cdef class PoolThread:
     cdef readonly object ident
     # the exchange it runs now, for wsgi.early_hints called on this thread
     cdef Exchange current
+    # woken from idle through AppPool.wake_idle (counted in AppPool.waking)
+    cdef bint counted
 
     cdef Exchange next_job(self)
     cdef void sleep(self) noexcept
@@ -602,9 +604,13 @@ cdef class AppPool:
     cdef bint loop_sleeping
     cdef bint wake_sent
     cdef bint closing
+    # threads woken from idle that have not started running yet
+    cdef int waking
 
     cdef void start(self) except *
     cdef void submit(self, Exchange exchange) except *
+    cdef void wake_idle(self, Exchange job) except *
+    cdef void pass_baton(self) except *
     cdef Exchange next_waiting(self)
     cdef void post(self, Exchange exchange) except *
     cdef void take_completed(self) except *

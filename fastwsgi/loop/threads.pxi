@@ -85,6 +85,9 @@ cdef class PoolThread:
                 return None
             pool.idle.append(self)
             self.sleep()
+            if self.counted:
+                self.counted = False
+                pool.waking -= 1
             job = self.job
             if job is not None:
                 self.job = None
@@ -104,6 +107,7 @@ cdef class PoolThread:
         cdef object result
         cdef PoolState outcome = POOL_DONE
         exchange.thread = self
+        self.pool.pass_baton()
         if exchange.abandoned:
             # Its client left while it waited for a thread: the app is not called.
             exchange.pool_state = POOL_FAILED
@@ -186,14 +190,30 @@ cdef class AppPool:
             pool_thread.thread.start()
 
     cdef void submit(self, Exchange exchange) except *:
-        cdef PoolThread pool_thread
         exchange.pool_state = POOL_RUNNING
-        if PyList_GET_SIZE(self.idle):
-            pool_thread = self.idle.pop()
-            pool_thread.job = exchange
-            pool_thread.wake()
+        if PyList_GET_SIZE(self.idle) and self.waking == 0:
+            self.wake_idle(exchange)
         else:
+            # A thread is already on its way (or none is free): the waiting ones are
+            # taken in order by whichever thread comes for work next.
             self.backlog.append(exchange)
+
+    cdef void wake_idle(self, Exchange job) except *:
+        """Wakes the thread that went idle last, with ``job`` or to look for one."""
+        cdef PoolThread pool_thread = self.idle.pop()
+        pool_thread.job = job
+        pool_thread.counted = True
+        self.waking += 1
+        pool_thread.wake()
+
+    cdef void pass_baton(self) except *:
+        """A thread starting an exchange wakes one more while others wait, so an app
+        call that blocks never holds back the ones behind it, and a burst of quick
+        ones is not handed to a crowd of threads fighting for the GIL: each woken
+        thread wakes the next only once it runs."""
+        if (self.waking == 0 and PyList_GET_SIZE(self.idle)
+                and self.backlog_head < PyList_GET_SIZE(self.backlog)):
+            self.wake_idle(None)
 
     cdef Exchange next_waiting(self):
         """The oldest exchange submitted while every thread was busy, or None."""
