@@ -6,7 +6,10 @@ Response bodies are built once at import time so the apps measure the server,
 not the application.
 """
 
+import time
+
 HELLO = b"Hello, World!"
+BLOCKING_SECONDS = 0.020  # what the blocking app waits per request, as on a database or an API
 
 
 def _pattern(size):
@@ -40,6 +43,16 @@ def _fixed(body, content_type=b"text/plain"):
 hello = _fixed(HELLO)
 body_64k = _fixed(BODY_64K, b"application/octet-stream")
 body_1m = _fixed(BODY_1M, b"application/octet-stream")
+
+
+_HELLO_HEADERS = [("Content-Type", "text/plain"), ("Content-Length", str(len(HELLO)))]
+
+
+def blocking(environ, start_response):
+    """hello after a 20 ms wait that holds its thread, as a call to a database would."""
+    time.sleep(BLOCKING_SECONDS)
+    start_response("200 OK", _HELLO_HEADERS)
+    return [HELLO]
 
 
 def echo(environ, start_response):
@@ -77,4 +90,5 @@ APPS = {
     "body_64k": (body_64k, BODY_64K),
     "body_1m": (body_1m, BODY_1M),
     "echo": (echo, str(POST_SIZE).encode("ascii")),
+    "blocking": (blocking, HELLO),
 }

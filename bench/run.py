@@ -26,6 +26,7 @@ import os
 import platform
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,21 +34,35 @@ import time
 # bench/ on the path whoever imports this file: peerbench and apps.py live there
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from peerbench import BENCH_DIR, BENCH_HOME  # noqa: E402
-from peerbench.cell import finalize, measure  # noqa: E402
+from peerbench.app_cost import measure_in_subprocess  # noqa: E402
+from peerbench.cell import finalize, measure, wait_quiet  # noqa: E402
 from peerbench.peers import ALL_SERVERS, DEFAULT_SERVERS, build_servers  # noqa: E402
 from peerbench.processes import raise_nofile, run_capture  # noqa: E402
 from peerbench.report import fmt_rps, log, scrub, set_scrub, write_reports  # noqa: E402
-from peerbench.scenarios import SCENARIOS  # noqa: E402
+from peerbench.scenarios import GROUPS, SCENARIOS, expand  # noqa: E402
+from peerbench.tls import make_certificate  # noqa: E402
+
+
+# The framework rows' measurements besides wrk's: (flag, type, default, help).
+FRAMEWORK_OPTIONS = (
+    ("--rss-requests", int, 100_000, "worker RSS of fastwsgi, gunicorn and bjoern: after one request, "
+                                     "then after this many more; 0 = don't"),
+    ("--rss-timeout", float, 300, "at most this many s for the --rss-requests"),
+    ("--app-cost-runs", int, 7, "timed runs of the app's in-process cost; 0 = don't"),
+)
 
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="servers: " + ", ".join(ALL_SERVERS)
-                                 + "\nscenarios: " + ", ".join(SCENARIOS))
+                                 + "\nscenarios: " + ", ".join(SCENARIOS)
+                                 + "\ngroups: " + "; ".join(f"{g} = {', '.join(rows)}"
+                                                            for g, rows in GROUPS.items()))
     ap.add_argument("--servers", default=",".join(DEFAULT_SERVERS),
                     help="comma-separated list (default: %(default)s; 'all' adds waitress)")
-    ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated (default: all)")
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS),
+                    help="comma-separated scenarios or groups (default: all)")
     ap.add_argument("--duration", type=float, default=5, help="seconds per measured run (default 5)")
     ap.add_argument("--repeats", type=int, default=3, help="measured runs per cell (default 3)")
     ap.add_argument("--warmup", type=float, default=2, help="warm-up seconds, 0 = none (default 2)")
@@ -72,6 +87,9 @@ def parse_args(argv=None):
                     help="max noisy runs discarded per server x scenario (default %(default)s)")
     ap.add_argument("--quiet-timeout", type=float, default=60,
                     help="before each run, wait up to this many s for the machine to be quiet; 0 = don't")
+    framework_rows = ap.add_argument_group("framework rows")
+    for flag, kind, default, text in FRAMEWORK_OPTIONS:
+        framework_rows.add_argument(flag, type=kind, default=default, help=text + " (default %(default)s)")
     ap.add_argument("--out-dir", default=os.path.join(BENCH_DIR, "results"))
     ap.add_argument("--log-dir", default=os.path.join(BENCH_HOME, "logs"),
                     help="server stdout/stderr, one file per server x scenario (default: %(default)s)")
@@ -86,13 +104,14 @@ def parse_args(argv=None):
     if a.only_noisy:
         a.merge = True
     a.servers = ALL_SERVERS if a.servers == "all" else [s.strip() for s in a.servers.split(",") if s.strip()]
-    a.scenarios = [s.strip() for s in a.scenarios.split(",") if s.strip()]
+    names = [s.strip() for s in a.scenarios.split(",") if s.strip()]
     for s in a.servers:
         if s not in ALL_SERVERS:
             ap.error(f"unknown server {s!r} (known: {', '.join(ALL_SERVERS)})")
-    for s in a.scenarios:
-        if s not in SCENARIOS:
-            ap.error(f"unknown scenario {s!r} (known: {', '.join(SCENARIOS)})")
+    for s in names:
+        if s not in SCENARIOS and s not in GROUPS:
+            ap.error(f"unknown scenario {s!r} (known: {', '.join(list(SCENARIOS) + list(GROUPS))})")
+    a.scenarios = expand(names)
     if a.repeats < 1:
         ap.error("--repeats must be >= 1")
     return a
@@ -116,8 +135,64 @@ def machine_meta(args):
         "server_cpu": args.server_cpu, "wrk_cpu": args.wrk_cpu, "threads": args.threads,
         "duration": args.duration, "repeats": args.repeats, "warmup": args.warmup,
         "timeout": args.timeout, "max_noise": args.max_noise, "noise_retries": args.noise_retries,
-        "quiet_timeout": args.quiet_timeout,
+        "quiet_timeout": args.quiet_timeout, "rss_requests": args.rss_requests,
+        "app_cost_runs": args.app_cost_runs,
     }
+
+
+def attach_certificate(args, servers, workdir):
+    """The TLS rows' certificate, made once for the run and given to every server; the reason if it cannot be."""
+    if not any(SCENARIOS[sc].tls for sc in args.scenarios):
+        return None
+    try:
+        certificate = make_certificate(os.path.join(workdir, "tls"))
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+        log(f"no certificate for the TLS rows: {e}")
+        return f"no certificate: {e}"
+    for server in servers.values():
+        server.certificate = certificate
+    return None
+
+
+def measure_app_costs(args, servers, data, workdir):
+    """The in-process app cost of each framework row to be measured, with our interpreter
+    (the peers' when ours cannot import the framework); noisy measurements are re-made
+    as noisy runs are (--noise-retries)."""
+    if args.app_cost_runs <= 0:
+        return
+    costs = data.setdefault("app_cost", {})
+    for sc in args.scenarios:
+        if not SCENARIOS[sc].app_cost or (args.only_noisy and costs.get(sc, {}).get("us_per_call")
+                                          and not costs[sc].get("noisy")):
+            continue
+
+        def progress(msg, sc=sc):
+            log(f"[app cost] {sc}: {msg}")
+        for _ in range(args.noise_retries + 1):
+            wait_quiet(args, progress)
+            cost = app_cost_of(args, SCENARIOS[sc], servers, workdir)
+            if "error" in cost or not cost["noisy"]:
+                break
+            progress(f"NOISY (other processes used {cost['other_cpu_pct']:.0f}% of a core) -> re-measuring")
+        costs[sc] = cost
+        if "error" in cost:
+            progress(f"not measured: {cost['error']}")
+            continue
+        progress(f"{cost['us_per_call']:.1f} µs per call (median of {len(cost['runs_us'])} "
+                 f"runs of {cost['calls_per_run']:,} calls, spread {cost['spread_pct']:.0f}%)"
+                 + ("  NOISY (kept)" if cost["noisy"] else ""))
+
+
+def app_cost_of(args, scenario, servers, workdir):
+    """measure_in_subprocess with our interpreter, else the peers'; the interpreter used is recorded."""
+    errors = []
+    for label, server in (("ours", servers["fastwsgi"]), ("peers", servers["gunicorn"])):
+        cost = measure_in_subprocess(args, scenario, server.python, server.env(), workdir)
+        if "error" not in cost:
+            cost["interpreter"] = label
+            return cost
+        errors.append(f"{label}: {cost['error']}")
+    return {"error": "; ".join(errors)}
 
 
 def main(argv=None):
@@ -159,6 +234,7 @@ def main(argv=None):
     set_scrub(args, workdir)
     try:
         servers = build_servers(args, workdir)
+        certificate_error = attach_certificate(args, servers, workdir)
         versions, usable = {}, []
         for name in args.servers:
             why = servers[name].check()
@@ -192,14 +268,16 @@ def main(argv=None):
         data["versions"].update(versions)
 
         for name in args.servers:
-            if name not in usable:
-                why = servers[name].check()
-                for sc in args.scenarios:
+            for sc in args.scenarios:
+                why = (servers[name].check() if name not in usable
+                       else certificate_error if SCENARIOS[sc].tls else None)
+                if why and SCENARIOS[sc].applies_to(name):
                     data["results"].setdefault(name, {})[sc] = {
                         "server": name, "scenario": sc, "status": "unavailable", "error": scrub(why),
                         "runs": []}
 
-        todo = [(sc, name) for sc in args.scenarios for name in usable]
+        todo = [(sc, name) for sc in args.scenarios for name in usable
+                if SCENARIOS[sc].applies_to(name) and not (SCENARIOS[sc].tls and certificate_error)]
         if args.only_noisy:
             def needs_redo(r):
                 runs = [x for x in (r or {}).get("runs", []) if x.get("rps")]
@@ -216,6 +294,7 @@ def main(argv=None):
         t0 = time.monotonic()
         interrupted = False
         try:
+            measure_app_costs(args, servers, data, workdir)
             for sc, name in todo:
                 k += 1
                 tag = f"[{k:>2}/{total}] {name:<13} {sc:<10}"
@@ -223,7 +302,7 @@ def main(argv=None):
                 def progress(msg, tag=tag):
                     log(f"{tag} {msg}")
                 progress("starting server ...")
-                res = measure(args, servers[name], sc, logdir, progress)
+                res = measure(args, servers[name], SCENARIOS[sc], logdir, progress)
                 res["error"] = scrub(res.get("error"), res.get("port"))
                 for run in res["runs"]:
                     if "raw" in run:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create (idempotently) the two virtualenvs the peer benchmark needs.
 #
-#   peers venv         gunicorn, bjoern, granian, waitress, httptools, matplotlib
+#   peers venv         gunicorn, bjoern, granian, waitress, httptools, matplotlib,
+#                      and the frameworks the framework scenarios serve (flask, django)
 #   pypi-fastwsgi venv the unrelated PyPI project "fastwsgi==0.0.9" (libuv-based);
 #                      its import name clashes with ours, so it lives alone.
 #
@@ -22,7 +23,7 @@ PEERS_VENV="${PEERS_VENV:-$BENCH_HOME/peers}"
 PYPI_FW_VENV="${PYPI_FW_VENV:-$BENCH_HOME/pypi-fastwsgi}"
 PYTHON="${PYTHON:-python3}"
 
-PEER_PKGS=(gunicorn bjoern granian waitress httptools matplotlib)
+PEER_PKGS=(gunicorn bjoern granian waitress httptools matplotlib flask django)
 # fastwsgi 0.0.9 imports pkg_resources, which setuptools>=81 no longer ships.
 PYPI_FW_PKGS=("fastwsgi==0.0.9" "setuptools<81")
 
@@ -57,7 +58,7 @@ make_venv() {  # make_venv DIR IMPORT-CHECK PKG...
 }
 
 make_venv "$PEERS_VENV" \
-    "import gunicorn, bjoern, granian, waitress, httptools, matplotlib" \
+    "import gunicorn, bjoern, granian, waitress, httptools, matplotlib, flask, django" \
     "${PEER_PKGS[@]}"
 
 # pypi-fastwsgi: verify it is the 0.0.9 distribution, not something else called fastwsgi.
@@ -68,5 +69,5 @@ make_venv "$PYPI_FW_VENV" \
 echo
 echo "peers venv:         $PEERS_VENV"
 echo "pypi-fastwsgi venv: $PYPI_FW_VENV"
-"$PEERS_VENV/bin/python" -m pip list 2>/dev/null | grep -Ei '^(gunicorn|bjoern|granian|waitress|httptools|matplotlib) '
+"$PEERS_VENV/bin/python" -m pip list 2>/dev/null | grep -Ei '^(gunicorn|bjoern|granian|waitress|httptools|matplotlib|flask|django) '
 "$PYPI_FW_VENV/bin/python" -m pip list 2>/dev/null | grep -Ei '^fastwsgi '

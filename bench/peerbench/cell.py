@@ -5,9 +5,8 @@ import shlex
 import statistics
 import time
 
-import apps  # bench/apps.py: the WSGI apps and expected bodies
-
 from . import HOST
+from .peers import RSS_SERVERS, unserved_setting
 from .processes import (
     Running,
     children_cpu,
@@ -15,23 +14,25 @@ from .processes import (
     group_cpu_seconds,
     system_cpu,
     tail,
+    worker_rss_kib,
 )
 from .report import fmt_rps, scrub
-from .scenarios import SCENARIOS
-from .wrk import parse_wrk, run_wrk, wrk_command
+from .scenarios import Scenario
+from .wrk import count_command, parse_count, parse_wrk, run_wrk, wrk_command
 
 
-def check_response(port, scenario, timeout=10):
+def check_response(port, scenario: Scenario, certificate=None, timeout=10):
     """One request, as the scenario sends it; verify status and body."""
-    sc = SCENARIOS[scenario]
-    expected = apps.APPS[sc["app"]][1]
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    if scenario.tls:
+        conn = http.client.HTTPSConnection(HOST, port, timeout=timeout, context=certificate.client_context())
+    else:
+        conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        if sc["app"] == "echo":
-            conn.request("POST", "/", body=apps.POST_BODY,
+        if scenario.request_body is not None:
+            conn.request("POST", scenario.path, body=scenario.request_body,
                          headers={"Content-Type": "application/octet-stream"})
         else:
-            conn.request("GET", "/")
+            conn.request("GET", scenario.path)
         r = conn.getresponse()
         body = r.read()
     except Exception as e:  # noqa: BLE001
@@ -40,12 +41,26 @@ def check_response(port, scenario, timeout=10):
         conn.close()
     if r.status != 200:
         return f"check: status {r.status}"
-    if body != expected:
-        return f"check: wrong body ({len(body)} bytes, expected {len(expected)})"
+    if body != scenario.expected_body:
+        return f"check: wrong body ({len(body)} bytes, expected {len(scenario.expected_body)})"
     return None
 
 
-def one_run(args, running, port, scenario):
+def measure_rss(args, running, port, scenario: Scenario, progress):
+    """Worker RSS after the check request, then after --rss-requests more (a wrk run that
+    stops at that count, bounded by --rss-timeout)."""
+    at_rest = worker_rss_kib(running.proc.pid)
+    _rc, out = run_wrk(count_command(args, port, scenario, args.rss_requests, args.rss_timeout),
+                       args.rss_timeout)
+    responses, not_ok = parse_count(out)
+    after = worker_rss_kib(running.proc.pid)
+    rss = {"at_rest_kib": at_rest, "after_kib": after, "requests": 1 + responses, "non200": not_ok}
+    progress(f"worker RSS {at_rest / 1024:.1f} MiB at rest, {after / 1024:.1f} MiB after "
+             f"{1 + responses:,} requests" + (f" ({not_ok} not 200)" if not_ok else ""))
+    return rss
+
+
+def one_run(args, running, port, scenario: Scenario):
     """One measured wrk run, with CPU accounting of server, wrk and the rest of the machine."""
     srv0, wrk0, sys0 = group_cpu_seconds(running.proc.pid), children_cpu(), system_cpu()
     t0 = time.monotonic()
@@ -68,18 +83,19 @@ def one_run(args, running, port, scenario):
     return w
 
 
-def wait_quiet(args, running, progress):
-    """Wait (bounded by --quiet-timeout) until the rest of the machine is idle."""
+def wait_quiet(args, progress, pgid=None):
+    """Wait (bounded by --quiet-timeout) until the machine is idle but for process group pgid."""
     if args.quiet_timeout <= 0:
         return True
     deadline = time.monotonic() + args.quiet_timeout
     said = False
     quiet_windows = 0
     while True:
-        srv0, sys0, t0 = group_cpu_seconds(running.proc.pid), system_cpu(), time.monotonic()
+        srv0, sys0, t0 = group_cpu_seconds(pgid) if pgid else 0, system_cpu(), time.monotonic()
         time.sleep(0.5)
         dt = time.monotonic() - t0
-        other = 100 * ((system_cpu()[0] - sys0[0]) - (group_cpu_seconds(running.proc.pid) - srv0)) / dt
+        server = group_cpu_seconds(pgid) - srv0 if pgid else 0
+        other = 100 * ((system_cpu()[0] - sys0[0]) - server) / dt
         if other <= args.max_noise:
             quiet_windows += 1
             if quiet_windows < 3:      # 1.5 s of continuous quiet
@@ -114,72 +130,90 @@ def finalize(res):
     return res
 
 
-def measure(args, server, scenario, logdir, progress):
+def measure(args, server, scenario: Scenario, logdir, progress):
     """Run one server x scenario. Returns a result dict (never raises on server failure)."""
-    sc = SCENARIOS[scenario]
-    res = {"server": server.name, "scenario": scenario, "runs": [], "status": "ok", "error": None}
+    res = {"server": server.name, "scenario": scenario.name, "runs": [], "status": "ok", "error": None}
     port = free_port()
     res["port"] = port
-    logpath = os.path.join(logdir, f"{server.name}-{scenario}.log")
-    running = Running(server, sc["app"], port, logpath, args.server_cpu)
+    logpath = os.path.join(logdir, f"{server.name}-{scenario.name}.log")
+    running = Running(server, scenario, port, logpath, args.server_cpu)
     res["command"] = scrub(shlex.join(running.cmd), port)
     try:
         err = running.wait_ready(args.startup_timeout)
-        if err:
-            res.update(status="fail-start", error=err + "\n" + tail(logpath))
-            progress(f"FAILED to start: {err}")
+        if not err:
+            err = check_response(port, scenario, server.certificate)
+        unserved = unserved_setting(server, tail(logpath, 40))
+        if unserved:
+            # Ours refuses or ignores a setting the row needs (--threads, --certfile): not
+            # a failure of the server, a row it does not serve yet.
+            res.update(status="unsupported", error=unserved)
+            progress(f"n/a: {unserved}")
             return res
-        err = check_response(port, scenario)
         if err:
-            res.update(status="fail-check", error=err)
+            status = "fail-check" if err.startswith("check") else "fail-start"
+            res.update(status=status, error=err if status == "fail-check" else err + "\n" + tail(logpath))
             progress(f"FAILED {err}")
             return res
+        if scenario.rss and server.name in RSS_SERVERS and args.rss_requests > 0:
+            res["rss"] = measure_rss(args, running, port, scenario, progress)
         res["wrk_command"] = scrub(shlex.join(wrk_command(args, port, scenario, args.duration)), port)
         if args.warmup > 0:
             rc, out = run_wrk(wrk_command(args, port, scenario, args.warmup), args.warmup)
             w = parse_wrk(out)
             progress(f"warm-up {args.warmup}s: " + (f"{fmt_rps(w['rps'])} req/s" if w["rps"] is not None
                                                    else f"wrk rc={rc}"))
-        i, retries = 1, 0
-        res["discarded_runs"] = []
-        while i <= args.repeats:
-            if not running.alive():
-                res.update(status="fail-crash", error=f"server exited (code {running.proc.returncode})\n"
-                           + tail(logpath))
-                progress("FAILED: server died")
-                return res
-            wait_quiet(args, running, progress)
-            w = one_run(args, running, port, scenario)
-            noisy = w["other_cpu_pct"] > args.max_noise or w["steal_cpu_pct"] > args.max_noise
-            w["noisy"] = noisy
-            nerr = sum(w["errors"].values())
-            extra = ""
-            if nerr or w["non2xx"]:
-                extra = f"  [socket errors {w['errors']}, non-2xx {w['non2xx']}]"
-            figure = (f"{fmt_rps(w['rps'])} req/s" if w["rps"] is not None
-                      else f"no result (wrk rc={w['wrk_rc']})")
-            lat = w["latency_ms"].get("p99")
-            line = (f"run {i}/{args.repeats}: {figure}"
-                    + (f"  p99 {lat:.2f} ms" if lat is not None else "")
-                    + f"  cpu: server {w['server_cpu_pct']:.0f}% wrk {w['wrk_cpu_pct']:.0f}%"
-                    + (f" other {w['other_cpu_pct']:.0f}%" if w["other_cpu_pct"] >= 5 else "")
-                    + (f" steal {w['steal_cpu_pct']:.0f}%" if w["steal_cpu_pct"] >= 5 else "")
-                    + extra)
-            if noisy and retries < args.noise_retries:
-                retries += 1
-                res["discarded_runs"].append(w)
-                progress(line + f"  NOISY (other jobs on the machine) -> discarded, "
-                         f"re-running ({retries}/{args.noise_retries})")
-                continue
-            if noisy:
-                line += "  NOISY (kept: no retries left)"
-            res["runs"].append(w)
-            progress(line)
-            i += 1
+        completed = measured_runs(args, running, port, scenario, logpath, res, progress)
+        return finalize(res) if completed else res
+    finally:
+        running.stop()
+
+
+def measured_runs(args, running, port, scenario: Scenario, logpath, res, progress):
+    """--repeats clean runs into res["runs"] (noisy ones discarded up to --noise-retries);
+    False when the server died before the last of them."""
+    i, retries = 1, 0
+    res["discarded_runs"] = []
+    while i <= args.repeats:
         if not running.alive():
             res.update(status="fail-crash", error=f"server exited (code {running.proc.returncode})\n"
                        + tail(logpath))
-            progress("FAILED: server died during the run")
-        return finalize(res)
-    finally:
-        running.stop()
+            progress("FAILED: server died")
+            return False
+        wait_quiet(args, progress, running.proc.pid)
+        w = one_run(args, running, port, scenario)
+        noisy = w["other_cpu_pct"] > args.max_noise or w["steal_cpu_pct"] > args.max_noise
+        w["noisy"] = noisy
+        line = run_line(args, i, w)
+        if noisy and retries < args.noise_retries:
+            retries += 1
+            res["discarded_runs"].append(w)
+            progress(line + f"  NOISY (other jobs on the machine) -> discarded, "
+                     f"re-running ({retries}/{args.noise_retries})")
+            continue
+        if noisy:
+            line += "  NOISY (kept: no retries left)"
+        res["runs"].append(w)
+        progress(line)
+        i += 1
+    if not running.alive():
+        res.update(status="fail-crash", error=f"server exited (code {running.proc.returncode})\n"
+                   + tail(logpath))
+        progress("FAILED: server died during the run")
+    return True
+
+
+def run_line(args, i, w):
+    """The progress line of measured run i."""
+    nerr = sum(w["errors"].values())
+    extra = ""
+    if nerr or w["non2xx"]:
+        extra = f"  [socket errors {w['errors']}, non-2xx {w['non2xx']}]"
+    figure = (f"{fmt_rps(w['rps'])} req/s" if w["rps"] is not None
+              else f"no result (wrk rc={w['wrk_rc']})")
+    lat = w["latency_ms"].get("p99")
+    return (f"run {i}/{args.repeats}: {figure}"
+            + (f"  p99 {lat:.2f} ms" if lat is not None else "")
+            + f"  cpu: server {w['server_cpu_pct']:.0f}% wrk {w['wrk_cpu_pct']:.0f}%"
+            + (f" other {w['other_cpu_pct']:.0f}%" if w["other_cpu_pct"] >= 5 else "")
+            + (f" steal {w['steal_cpu_pct']:.0f}%" if w["steal_cpu_pct"] >= 5 else "")
+            + extra)

@@ -1,17 +1,21 @@
 """The servers under test: how each one is found, checked, versioned and started."""
+from __future__ import annotations
+
 import os
+import re
 import shutil
 import subprocess
 
-import apps  # bench/apps.py: the WSGI apps and expected bodies
-
 from . import BENCH_DIR, HOST, REPO
 from .processes import run_capture
+from .scenarios import Scenario, app_callable, app_module
+from .tls import Certificate
 
 OURS = "fastwsgi"
 REFERENCE = {"nginx"}          # not a peer: the C reference
 ALL_SERVERS = ["fastwsgi", "bjoern", "granian", "gunicorn", "waitress", "pypi-fastwsgi", "nginx"]
 DEFAULT_SERVERS = ["fastwsgi", "bjoern", "granian", "gunicorn", "pypi-fastwsgi", "nginx"]
+RSS_SERVERS = ("fastwsgi", "gunicorn", "bjoern")   # whose worker RSS the rows with rss=True record
 
 
 class Server:
@@ -22,6 +26,7 @@ class Server:
         self.extra_pythonpath = []
         self.workdir = None   # set by the harness (a temp dir, never the repo root)
         self.nginx_dir = None
+        self.certificate: Certificate | None = None   # set by the harness for the TLS rows
 
     # ---- availability / version
     def check(self):
@@ -63,44 +68,82 @@ class Server:
         return shutil.which("nginx") or "/usr/sbin/nginx"
 
     # ---- command line
-    def command(self, app, port):
+    def command(self, scenario: Scenario, port: int) -> list[str]:
+        module, app = app_module(scenario), app_callable(scenario)
+        if self.kind == "fastwsgi" and (scenario.threads is not None or scenario.tls):
+            return self.fastwsgi_cli(scenario, port)
+        waitress_threads = "" if scenario.threads is None else f", threads={scenario.threads}"
         py_run = {
-            "fastwsgi": f"import apps, fastwsgi; fastwsgi.run(apps.{app}, host={HOST!r}, port={port})",
-            "pypi-fastwsgi": f"import apps, fastwsgi; fastwsgi.run(apps.{app}, host={HOST!r}, port={port})",
-            "bjoern": f"import apps, bjoern; bjoern.run(apps.{app}, {HOST!r}, {port})",
+            "fastwsgi": f"import {module}, fastwsgi; fastwsgi.run({module}.{app}, host={HOST!r}, port={port})",
+            "pypi-fastwsgi": f"import {module}, fastwsgi; fastwsgi.run({module}.{app}, host={HOST!r}, port={port})",
+            "bjoern": f"import {module}, bjoern; bjoern.run({module}.{app}, {HOST!r}, {port})",
             # waitress: default 4 threads; connection_limit raised from 100 so that
             # the c1000 scenario is not refused by configuration.
-            "waitress": (f"import apps, waitress; waitress.serve(apps.{app}, host={HOST!r}, port={port}, "
-                         "_quiet=True, connection_limit=2000, backlog=2048)"),
+            "waitress": (f"import {module}, waitress; waitress.serve({module}.{app}, host={HOST!r}, port={port}, "
+                         f"_quiet=True, connection_limit=2000, backlog=2048{waitress_threads})"),
         }
         if self.kind in py_run:
             return [self.python, "-c", py_run[self.kind]]
         if self.kind == "granian":
-            return [os.path.join(self.bindir, "granian"), "--interface", "wsgi", "--workers", "1",
-                    "--host", HOST, "--port", str(port), "--log-level", "warning",
-                    "--no-ws", f"apps:{app}"]
+            return self.granian_cli(scenario, port)
         if self.kind == "gunicorn":
-            # default (sync) worker, one worker process
-            return [os.path.join(self.bindir, "gunicorn"), "-w", "1", "-b", f"{HOST}:{port}",
-                    "--log-level", "warning", "--backlog", "2048", f"apps:{app}"]
+            return self.gunicorn_cli(scenario, port)
         if self.kind == "nginx":
-            conf = self.write_nginx_conf(app, port)
+            conf = self.write_nginx_conf(scenario, port)
             return [self.nginx_bin(), "-p", self.nginx_dir, "-c", conf]
         raise ValueError(self.kind)
 
-    def write_nginx_conf(self, app, port):
+    def fastwsgi_cli(self, scenario: Scenario, port: int) -> list[str]:
+        """Ours through its command line, one worker: the rows with threads or TLS."""
+        cmd = [self.python, "-m", "fastwsgi", "-w", "1", "-b", f"{HOST}:{port}",
+               "--log-level", "warning", "--backlog", "2048"]
+        if scenario.threads is not None:
+            cmd += ["--threads", str(scenario.threads)]
+        if scenario.tls:
+            cmd += ["--certfile", self.certificate.certfile, "--keyfile", self.certificate.keyfile]
+        return cmd + [scenario.app]
+
+    def granian_cli(self, scenario: Scenario, port: int) -> list[str]:
+        cmd = [os.path.join(self.bindir, "granian"), "--interface", "wsgi", "--workers", "1",
+               "--host", HOST, "--port", str(port), "--log-level", "warning", "--no-ws"]
+        if scenario.threads is not None:
+            cmd += ["--blocking-threads", str(scenario.threads)]
+        if scenario.tls:
+            cmd += ["--ssl-certificate", self.certificate.certfile,
+                    "--ssl-keyfile", self.certificate.keyfile]
+        return cmd + [scenario.app]
+
+    def gunicorn_cli(self, scenario: Scenario, port: int) -> list[str]:
+        # One worker process; the sync worker (its default) closes every connection,
+        # so the rows with threads or TLS, which keep connections alive, run gthread.
+        cmd = [os.path.join(self.bindir, "gunicorn"), "-w", "1", "-b", f"{HOST}:{port}",
+               "--log-level", "warning", "--backlog", "2048"]
+        if scenario.threads is not None or scenario.tls:
+            cmd += ["-k", "gthread", "--threads", str(scenario.threads or 1)]
+        if scenario.tls:
+            cmd += ["--certfile", self.certificate.certfile, "--keyfile", self.certificate.keyfile]
+        return cmd + [scenario.app]
+
+    def write_nginx_conf(self, scenario: Scenario, port: int) -> str:
         d = self.nginx_dir
         os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
-        files = {"body_64k": ("body64k.bin", apps.BODY_64K), "body_1m": ("body1m.bin", apps.BODY_1M)}
-        if app in files:
-            fname, data = files[app]
+        body = scenario.expected_body
+        if len(body) > NGINX_RETURN_MAX:
+            # Large bodies are files sent with sendfile, as nginx serves static files.
+            fname = f"{scenario.name}.bin"
             with open(os.path.join(d, fname), "wb") as f:
-                f.write(data)
-            location = (f"root {d};\n            default_type application/octet-stream;\n"
+                f.write(body)
+            location = (f"root {d};\n            default_type {scenario.content_type};\n"
                         f"            try_files /{fname} =404;")
         else:
-            body = apps.APPS[app][1].decode()
-            location = f'default_type text/plain;\n            return 200 "{body}";'
+            location = (f"default_type \"{scenario.content_type}\";\n"
+                        f"            return 200 {nginx_string(body)};")
+        listen = f"{HOST}:{port} backlog=2048"
+        tls = ""
+        if scenario.tls:
+            listen += " ssl"
+            tls = (f"ssl_certificate {self.certificate.certfile};\n"
+                   f"        ssl_certificate_key {self.certificate.keyfile};\n        ")
         t = os.path.join(d, "tmp")
         conf = f"""# generated by bench/run.py
 daemon off;
@@ -127,8 +170,8 @@ http {{
     uwsgi_temp_path {t}/uwsgi;
     scgi_temp_path {t}/scgi;
     server {{
-        listen {HOST}:{port} backlog=2048;
-        location / {{
+        listen {listen};
+        {tls}location / {{
             {location}
         }}
     }}
@@ -138,6 +181,31 @@ http {{
         with open(path, "w") as f:
             f.write(conf)
         return path
+
+
+NGINX_RETURN_MAX = 4096   # bodies up to this size are answered by `return 200`, larger ones from a file
+
+
+def nginx_string(body: bytes) -> str:
+    """body as a quoted nginx configuration string: backslash, quote and newline escaped."""
+    text = body.decode("ascii").replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{text}"'
+
+
+# What our command line says when a setting a scenario needs is not served: a
+# ConfigError that refuses it, or the warning that lists the settings it ignores.
+_UNSERVED_SETTING = re.compile(
+    r"^.*(?:does not support |ignores these settings:.*?\b)(?:threads|certfile|keyfile)=.*$", re.MULTILINE)
+
+
+def unserved_setting(server: Server, log_text: str) -> str | None:
+    """The line of ours's log that says a setting of the scenario is not served, if any."""
+    if server.kind != OURS:
+        return None
+    found = _UNSERVED_SETTING.search(log_text)
+    if found is None:
+        return None
+    return re.sub(r"^(?:\[[^\]]*\]\s*)+|^Error:\s*", "", found.group(0).strip())   # the log line's prefix
 
 
 def build_servers(args, workdir):

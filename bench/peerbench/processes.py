@@ -46,9 +46,9 @@ def tail(path, n=15):
 class Running:
     """A started server process group; always stopped via stop()."""
 
-    def __init__(self, server, app, port, logpath, cpu):
+    def __init__(self, server, scenario, port, logpath, cpu):
         self.server, self.port, self.logpath = server, port, logpath
-        self.cmd = ["taskset", "-c", str(cpu)] + server.command(app, port)
+        self.cmd = ["taskset", "-c", str(cpu)] + server.command(scenario, port)
         self.logf = open(logpath, "w")
         self.logf.write("$ " + " ".join(self.cmd) + "\n")
         self.logf.flush()
@@ -94,9 +94,8 @@ class Running:
 _CLK = os.sysconf("SC_CLK_TCK")
 
 
-def group_cpu_seconds(pgid):
-    """user+system CPU seconds of all live processes in process group pgid."""
-    total = 0
+def _group_stats(pgid):
+    """(pid, fields of /proc/PID/stat after the command name) of the live processes of group pgid."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -107,8 +106,31 @@ def group_cpu_seconds(pgid):
             continue
         # fields[0] is state (field 3); pgrp is field 5, utime 14, stime 15
         if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / _CLK
+            yield int(entry), fields
+
+
+def group_cpu_seconds(pgid):
+    """user+system CPU seconds of all live processes in process group pgid."""
+    return sum(int(fields[11]) + int(fields[12]) for _, fields in _group_stats(pgid)) / _CLK
+
+
+def _rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def worker_rss_kib(pgid):
+    """Resident memory of the process group's workers, in KiB: every process but the
+    leader when it has others (a master and its worker), else the leader alone."""
+    pids = [pid for pid, _ in _group_stats(pgid)]
+    workers = [pid for pid in pids if pid != pgid] or pids
+    return sum(_rss_kib(pid) for pid in workers)
 
 
 def system_cpu():

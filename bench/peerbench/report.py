@@ -7,11 +7,12 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import tempfile
 
 from . import BENCH_DIR, REPO
-from .peers import OURS, REFERENCE
+from .chart import chart_via_peers, write_chart
+from .figures import all_limits, best_peer, median_rps
+from .peers import OURS
 from .scenarios import SCENARIOS
 
 
@@ -24,7 +25,8 @@ def fmt_rps(x):
 
 
 STATUS_MARK = {"fail-start": "FAIL (start)", "fail-check": "FAIL (bad response)",
-               "fail-crash": "FAIL (crashed)", "fail-wrk": "FAIL (wrk)", "unavailable": "n/a"}
+               "fail-crash": "FAIL (crashed)", "fail-wrk": "FAIL (wrk)", "unavailable": "n/a",
+               "unsupported": "n/a"}
 
 
 def cell_text(r):
@@ -44,48 +46,49 @@ def cell_text(r):
     return txt
 
 
-def best_peer(results, scenario, servers):
-    best = None
-    for s in servers:
-        if s == OURS or s in REFERENCE:
-            continue
-        r = results.get(s, {}).get(scenario)
-        if r and r["status"] == "ok" and r.get("median_rps"):
-            if best is None or r["median_rps"] > best[1]:
-                best = (s, r["median_rps"])
-    return best
-
-
 def write_markdown(path, data):
-    results, servers, scenarios = data["results"], data["servers"], data["scenarios"]
+    lines = (header_lines(data) + main_table(data) + spread_table(data) + legend_lines()
+             + scenario_lines(data) + framework_lines(data) + thread_lines(data) + rss_lines(data)
+             + failure_lines(data) + command_lines(data))
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def header_lines(data):
     meta = data["meta"]
-    L = []
-    L.append("# fastwsgi peer benchmark\n")
-    L.append(f"- date: {meta['date']}")
-    L.append(f"- machine: {meta['cpu']}, {meta['ncpu']} cores, Linux {meta['kernel']}, Python {meta['python']}")
-    L.append(f"- method: server pinned to core {meta['server_cpu']}, wrk ({meta['wrk_version']}) "
-             f"pinned to core {meta['wrk_cpu']} with -t{meta['threads']}; "
-             f"{meta['warmup']} s warm-up, then {meta['repeats']} × {meta['duration']} s runs; "
-             "cell = **median requests/s** (higher is better)")
+    L = ["# fastwsgi peer benchmark\n", f"- date: {meta['date']}",
+         f"- machine: {meta['cpu']}, {meta['ncpu']} cores, Linux {meta['kernel']}, Python {meta['python']}",
+         (f"- method: server pinned to core {meta['server_cpu']}, wrk ({meta['wrk_version']}) "
+          f"pinned to core {meta['wrk_cpu']} with -t{meta['threads']}; "
+          f"{meta['warmup']} s warm-up, then {meta['repeats']} × {meta['duration']} s runs; "
+          "cell = **median requests/s** (higher is better)")]
     for m in meta.get("merges", []):
         what = (", ".join(m["cells"]) if "cells" in m
                 else f"{', '.join(m.get('servers', []))} × {', '.join(m.get('scenarios', []))}")
         L.append(f"- re-measured {m['date']} ({m['warmup']:g} s warm-up, {m['repeats']} × "
                  f"{m['duration']:g} s): {what or 'nothing'}")
-    L.append("- versions: " + ", ".join(f"{s} {data['versions'].get(s, '?')}" for s in servers))
+    L.append("- versions: " + ", ".join(f"{s} {data['versions'].get(s, '?')}" for s in data["servers"]))
     L.append("")
+    return L
+
+
+def row_cell_text(data, server, scenario):
+    """A cell of the main table; '—' where the row does not apply to the server."""
+    row = SCENARIOS.get(scenario)
+    if row is not None and not row.applies_to(server):
+        return "—"
+    return cell_text(data["results"].get(server, {}).get(scenario))
+
+
+def main_table(data):
+    results, servers, scenarios = data["results"], data["servers"], data["scenarios"]
+    limits = data.get("limits") or {}
     head = ["scenario"] + servers + ["best peer", "fastwsgi / best peer"]
-    L.append("| " + " | ".join(head) + " |")
-    L.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
-    notes = []
+    if limits:
+        head += ["limit", "fastwsgi / limit"]
+    L = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for sc in scenarios:
-        row = [sc]
-        for s in servers:
-            r = results.get(s, {}).get(sc)
-            row.append(cell_text(r))
-            if r and (r["status"] != "ok" or sum(r.get("errors_total", {}).values())
-                      or r.get("non2xx_total")):
-                notes.append((s, sc, r))
+        row = [sc] + [row_cell_text(data, s, sc) for s in servers]
         bp = best_peer(results, sc, servers)
         row.append(f"{bp[0]} {fmt_rps(bp[1])}" if bp else "—")
         ours = results.get(OURS, {}).get(sc)
@@ -93,12 +96,21 @@ def write_markdown(path, data):
             row.append(f"**{ours['median_rps'] / bp[1]:.2f}×**")
         else:
             row.append("—")
+        if limits:
+            limit = limits.get(sc)
+            row.append(fmt_rps(limit["rps"]) if limit else "—")
+            row.append(f"**{limit['ours_fraction']:.2f}**" if limit and limit["ours_fraction"] else "—")
         L.append("| " + " | ".join(row) + " |")
     L.append("")
-    L.append("Run-to-run spread, (max − min) / median of the measured runs:\n")
-    L.append("| scenario | " + " | ".join(servers) + " |")
-    L.append("|" + "|".join(["---"] + ["---:"] * len(servers)) + "|")
-    for sc in scenarios:
+    return L
+
+
+def spread_table(data):
+    results, servers = data["results"], data["servers"]
+    L = ["Run-to-run spread, (max − min) / median of the measured runs:\n",
+         "| scenario | " + " | ".join(servers) + " |",
+         "|" + "|".join(["---"] + ["---:"] * len(servers)) + "|"]
+    for sc in data["scenarios"]:
         row = [sc]
         for s in servers:
             r = results.get(s, {}).get(sc) or {}
@@ -106,42 +118,155 @@ def write_markdown(path, data):
             row.append(f"{100 * (max(rps) - min(rps)) / statistics.median(rps):.0f}%" if len(rps) > 1 else "")
         L.append("| " + " | ".join(row) + " |")
     L.append("")
-    L.append("Peers = every server except fastwsgi (ours) and nginx (the C reference, "
-             "serving the same bytes from `return`/static files).")
-    L.append("⚠ = wrk saw socket errors or non-2xx responses (details below); "
+    return L
+
+
+def legend_lines():
+    return [("Peers = every server except fastwsgi (ours) and nginx (the C reference, "
+             "serving the same bytes from `return`/static files)."),
+            ("⚠ = wrk saw socket errors or non-2xx responses (details below); "
              "✗ = server failed part of the scenario; FAIL = no usable measurement; "
+             "n/a = the server is not installed, or does not serve what the row needs (below); "
+             "— = the row does not apply to the server; "
              "~ = every run of the cell had other processes busy on the machine (noisy); "
-             "otherwise the median is over the clean runs only.")
-    L.append("")
-    L.append("## Scenarios\n")
-    for sc in scenarios:
-        L.append(f"- **{sc}**: {SCENARIOS[sc]['desc']}")
-    if notes:
-        L.append("\n## Errors and failures\n")
-        for s, sc, r in notes:
-            if r["status"] != "ok":
-                err = (r.get("error") or "").strip().splitlines()
-                L.append(f"- {s} / {sc}: **{r['status']}** — {err[0] if err else ''}")
-            e = r.get("errors_total", {})
-            if sum(e.values()) or r.get("non2xx_total"):
-                L.append(f"- {s} / {sc}: socket errors connect {e.get('connect', 0)}, read {e.get('read', 0)}, "
-                         f"write {e.get('write', 0)}, timeout {e.get('timeout', 0)}; non-2xx "
-                         f"{r.get('non2xx_total', 0)} (of {r.get('requests_total', 0):,} responses, all measured runs)")
-    L.append("\n## Commands\n")
+             "otherwise the median is over the clean runs only. "
+             "limit = the most a server can reach on the row (below); fastwsgi / limit is ours as a fraction of it."),
+            ""]
+
+
+def scenario_lines(data):
+    L = ["## Scenarios\n"]
+    for sc in data["scenarios"]:
+        L.append(f"- **{sc}**: {SCENARIOS[sc].desc}" if sc in SCENARIOS else f"- **{sc}**")
+    return L
+
+
+def framework_lines(data):
+    """The app's in-process cost, the limit it sets with the C ceiling, and ours against it."""
+    limits = data.get("limits") or {}
+    rows = [sc for sc in data["scenarios"] if limits.get(sc, {}).get("kind") == "app cost + C ceiling"]
+    costs = data.get("app_cost") or {}
+    unmeasured = [sc for sc in data["scenarios"] if sc in costs and sc not in rows]
+    if not rows and not unmeasured:
+        return []
+    L = ["\n## Frameworks: the app's own cost and the limit it sets\n",
+         ("app = the app called in a loop in one process with the environ a server builds for the "
+          "row's request, its response iterated and closed (median µs per call of the timed runs, "
+          "and their spread, (max − min) / median); C ceiling = 1 / nginx's req/s on the same row in this run; "
+          "limit = 1 / (app + C ceiling).\n"),
+         ("| scenario | app µs/call (spread) | nginx req/s | C ceiling µs/req | limit req/s | fastwsgi req/s "
+          "| fastwsgi / limit |"),
+         "|---|---:|---:|---:|---:|---:|---:|"]
+    for sc in rows:
+        lim, cost = limits[sc], costs[sc]
+        ours = median_rps(data, OURS, sc)
+        L.append(f"| {sc} | {lim['app_us']:.1f} ({cost['spread_pct']:.0f}%)"
+                 + (" ~" if cost.get("noisy") else "")
+                 + f" | {fmt_rps(lim['ceiling_rps'])} | {lim['ceiling_us']:.1f} | {fmt_rps(lim['rps'])} | "
+                 + (f"{fmt_rps(ours)} | **{lim['ours_fraction']:.2f}**" if ours else "— | —") + " |")
+    for sc in unmeasured:
+        cost = costs[sc]
+        what = cost.get("error") or (f"{cost['us_per_call']:.1f} µs/call; no nginx figure on the row"
+                                     if cost.get("us_per_call") else "not measured")
+        L.append(f"| {sc} | {what} | | | | | |")
+    measured = [costs[sc] for sc in rows if costs[sc].get("frameworks")]
+    if measured:
+        versions = {k: v for c in measured for k, v in c["frameworks"].items()}
+        L.append("")
+        L.append(f"App costs measured with Python {measured[0].get('python', '?')} ("
+                 + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
+                 + f"), on the server's core; ~ = other processes used more than "
+                 f"{data['meta'].get('max_noise', 15):g}% of a core meanwhile.")
+    return L
+
+
+def thread_lines(data):
+    """Each server's 8-thread hello against its 1-thread hello, and the blocking row against its limit."""
+    servers = data["servers"]
+    limits = data.get("limits") or {}
+    have = set(data["scenarios"])
+    L = []
+    if {"hello-threads1", "hello-threads8"} <= have:
+        cells = [(s, median_rps(data, s, "hello-threads8"), median_rps(data, s, "hello-threads1"))
+                 for s in servers if SCENARIOS["hello-threads8"].applies_to(s)]
+        L.append("\n## Threads\n")
+        L.append("hello with 8 worker threads against the same server's 1-thread hello "
+                 "(one worker process, one core):\n")
+        L.append("| server | 8 threads | 1 thread | 8 / 1 |")
+        L.append("|---|---:|---:|---:|")
+        for s, eight, one in cells:
+            L.append(f"| {s} | {fmt_rps(eight) if eight else 'n/a'} | {fmt_rps(one) if one else 'n/a'} | "
+                     + (f"{eight / one:.2f}" if eight and one else "—") + " |")
+    if "blocking" in limits:
+        lim = limits["blocking"]
+        if not L:
+            L.append("\n## Threads\n")
+        L.append("")
+        L.append(f"blocking: the physical limit is {fmt_rps(lim['rps'])} req/s ({lim['basis']}); "
+                 + ", ".join(f"{s} {median_rps(data, s, 'blocking') / lim['rps']:.2f} of it"
+                             for s in servers if median_rps(data, s, "blocking")) + ".")
+    return L
+
+
+def rss_lines(data):
+    """Worker RSS after the check request and after --rss-requests more, per row and server."""
+    cells = [(sc, s, data["results"][s][sc]["rss"]) for sc in data["scenarios"] for s in data["servers"]
+             if (data["results"].get(s, {}).get(sc) or {}).get("rss")]
+    if not cells:
+        return []
+    L = ["\n## Worker RSS\n",
+         ("Resident memory of the worker process (the master excluded), after start and one request, "
+          "then after the given number of requests (before the warm-up and the measured runs):\n"),
+         "| scenario | server | at rest MiB | after MiB | requests | growth MiB |",
+         "|---|---|---:|---:|---:|---:|"]
+    for sc, s, rss in cells:
+        L.append(f"| {sc} | {s} | {rss['at_rest_kib'] / 1024:.1f} | {rss['after_kib'] / 1024:.1f} | "
+                 f"{rss['requests']:,} | {(rss['after_kib'] - rss['at_rest_kib']) / 1024:+.1f} |")
+    return L
+
+
+def failure_lines(data):
+    notes = []
+    for sc in data["scenarios"]:
+        for s in data["servers"]:
+            r = data["results"].get(s, {}).get(sc)
+            if r and (r["status"] != "ok" or sum(r.get("errors_total", {}).values()) or r.get("non2xx_total")):
+                notes.append((s, sc, r))
+    if not notes:
+        return []
+    L = ["\n## Errors and failures\n"]
+    for s, sc, r in notes:
+        if r["status"] != "ok":
+            err = (r.get("error") or "").strip().splitlines()
+            L.append(f"- {s} / {sc}: **{STATUS_MARK.get(r['status'], r['status'])}** — {err[0] if err else ''}")
+        e = r.get("errors_total", {})
+        if sum(e.values()) or r.get("non2xx_total"):
+            L.append(f"- {s} / {sc}: socket errors connect {e.get('connect', 0)}, read {e.get('read', 0)}, "
+                     f"write {e.get('write', 0)}, timeout {e.get('timeout', 0)}; non-2xx "
+                     f"{r.get('non2xx_total', 0)} (of {r.get('requests_total', 0):,} responses, all measured runs)")
+    return L
+
+
+def command_lines(data):
+    """The first command line of every server, and those of rows that start it otherwise; wrk's per row."""
+    results, servers, scenarios = data["results"], data["servers"], data["scenarios"]
+    L = ["\n## Commands\n"]
     for s in servers:
+        shown = set()
         for sc in scenarios:
             r = results.get(s, {}).get(sc)
-            if r and r.get("command"):
+            if not (r and r.get("command")):
+                continue
+            shape = re.sub(r"\b\w+_app:\w+|apps[:.]\w+", "APP", r["command"])
+            if shape not in shown:
+                shown.add(shape)
                 L.append(f"- {s} / {sc}: `{r['command']}`")
-                break
-    wc = {sc: next((r.get("wrk_command") for s in servers
-                    for r in [results.get(s, {}).get(sc)] if r and r.get("wrk_command")), None)
-          for sc in scenarios}
     for sc in scenarios:
-        if wc[sc]:
-            L.append(f"- wrk / {sc}: `{wc[sc]}`")
-    with open(path, "w") as f:
-        f.write("\n".join(L) + "\n")
+        wrk = next((r.get("wrk_command") for s in servers
+                    for r in [results.get(s, {}).get(sc)] if r and r.get("wrk_command")), None)
+        if wrk:
+            L.append(f"- wrk / {sc}: `{wrk}`")
+    return L
 
 
 _SCRUB = []  # (machine-specific text, neutral text), longest first; filled by main()
@@ -169,78 +294,8 @@ def set_scrub(args, workdir):
     _SCRUB[:] = pairs
 
 
-def write_chart(path, data):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "matplotlib not importable by this interpreter"
-    results, servers, scenarios = data["results"], data["servers"], data["scenarios"]
-    colors = {"fastwsgi": "#d62728", "nginx": "#7f7f7f", "bjoern": "#1f77b4", "granian": "#2ca02c",
-              "gunicorn": "#9467bd", "waitress": "#8c564b", "pypi-fastwsgi": "#ff7f0e"}
-    # only servers that produced at least one number (or failed visibly) get a bar group
-    shown = [s for s in servers
-             if any((results.get(s, {}).get(sc) or {}).get("status", "unavailable") != "unavailable"
-                    for sc in scenarios)]
-    n = len(shown)
-    width = 0.8 / max(n, 1)
-    floor = 0.02          # ratios below this are drawn at the floor, labelled with the real value
-    fig, ax = plt.subplots(figsize=(max(8, 1.9 * len(scenarios) + 2), 5.5))
-    ymin, ymax = 1.0, 1.0
-    for i, s in enumerate(shown):
-        xs, ys, labels = [], [], []
-        for j, sc in enumerate(scenarios):
-            r = results.get(s, {}).get(sc)
-            bp = best_peer(results, sc, servers)
-            x = j - 0.4 + width * (i + 0.5)
-            if r and r.get("median_rps") and bp:
-                ratio = r["median_rps"] / bp[1]
-                xs.append(x); ys.append(max(ratio, floor)); labels.append((r["median_rps"], ratio < floor))
-                ymin, ymax = min(ymin, max(ratio, floor)), max(ymax, ratio)
-            elif r and r["status"] not in ("ok", "unavailable"):
-                ax.text(x, 1.0, "FAIL", ha="center", va="bottom", color=colors.get(s, "k"),
-                        fontsize=7, rotation=90)
-        bars = ax.bar(xs, ys, width * 0.92, label=s, color=colors.get(s, "#333333"),
-                      hatch="//" if s in REFERENCE else None,
-                      edgecolor="black" if s == OURS else None, linewidth=1.2 if s == OURS else 0)
-        for b, (v, clipped) in zip(bars, labels):
-            txt = f"{v / 1000:.0f}k" if v >= 10000 else (f"{v / 1000:.1f}k" if v >= 1000 else f"{v:.0f}")
-            ax.text(b.get_x() + b.get_width() / 2, b.get_height() * 1.04, txt + (" ↓" if clipped else ""),
-                    ha="center", va="bottom", fontsize=6.5, rotation=90)
-    ax.set_yscale("log")
-    ax.set_ylim(ymin / 1.3, ymax * 2.2)
-    ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
-    ax.set_xticks(range(len(scenarios)))
-    ax.set_xticklabels([f"{sc}\n(best peer: {best_peer(results, sc, servers)[0]})"
-                        if best_peer(results, sc, servers) else sc for sc in scenarios], fontsize=8.5)
-    ax.set_ylabel("requests/s relative to best peer (log scale; 1.0 = best peer)")
-    ax.set_title("WSGI servers, median req/s (on bars), normalised to the best peer per scenario\n"
-                 "server on one core, wrk on the other; '↓' = below the axis floor", fontsize=10)
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}×"))
-    ax.legend(ncol=max(1, min(n, 7)), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False)
-    ax.grid(axis="y", which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return None
-
-
-def chart_via_peers(args, json_path, png_path):
-    """Draw the chart with the peers venv's matplotlib if ours lacks it."""
-    py = os.path.join(args.peers_venv, "bin", "python")
-    if not os.path.exists(py):
-        return "no matplotlib: install it, or run setup_peers.sh"
-    code = ("import sys, json; sys.path.insert(0, sys.argv[1]); from peerbench import report; "
-            "print(report.write_chart(sys.argv[3], json.load(open(sys.argv[2]))) or '', end='')")
-    p = subprocess.run([py, "-c", code, BENCH_DIR, json_path, png_path], capture_output=True, text=True,
-                       cwd=tempfile.gettempdir())
-    if p.returncode != 0:
-        return p.stderr.strip()[-500:] or "failed"
-    return p.stdout.strip() or None
-
-
 def write_reports(args, data):
+    data["limits"] = all_limits(data)
     json_path = os.path.join(args.out_dir, "results.json")
     with open(json_path, "w") as f:
         json.dump(data, f, indent=1)

@@ -5,7 +5,7 @@ import signal
 import subprocess
 
 from . import BENCH_DIR, HOST
-from .scenarios import SCENARIOS
+from .scenarios import Scenario
 
 _UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
@@ -47,16 +47,34 @@ def _secs(x):
     return f"{int(x)}s" if float(x).is_integer() else f"{int(round(x * 1000))}ms"
 
 
-def wrk_command(args, port, scenario, duration):
-    sc = SCENARIOS[scenario]
-    cmd = ["taskset", "-c", str(args.wrk_cpu), args.wrk, f"-t{args.threads}", f"-c{sc['conns']}",
+def wrk_command(args, port, scenario: Scenario, duration, script=None, script_args=None):
+    """wrk's command line for a scenario; script and script_args replace the scenario's own."""
+    script = script or scenario.script
+    script_args = scenario.script_args if script_args is None else script_args
+    cmd = ["taskset", "-c", str(args.wrk_cpu), args.wrk, f"-t{args.threads}", f"-c{scenario.conns}",
            f"-d{_secs(duration)}", f"--timeout={_secs(args.timeout)}", "--latency"]
-    if sc["script"]:
-        cmd += ["-s", os.path.join(BENCH_DIR, sc["script"])]
-    cmd.append(f"http://{HOST}:{port}/")
-    if sc.get("script_args"):
-        cmd += ["--"] + sc["script_args"]
+    if script:
+        cmd += ["-s", os.path.join(BENCH_DIR, script)]
+    cmd.append(f"{scenario.scheme}://{HOST}:{port}{scenario.path}")
+    if script_args:
+        cmd += ["--"] + list(script_args)
     return cmd
+
+
+def count_command(args, port, scenario: Scenario, requests, timeout):
+    """wrk, one thread, ended by stop_after.lua after `requests` responses (at most `timeout` s)."""
+    cmd = wrk_command(args, port, scenario, timeout, script="stop_after.lua", script_args=[str(requests)])
+    cmd[cmd.index(f"-t{args.threads}")] = "-t1"
+    return cmd
+
+
+def parse_count(out):
+    """(responses, non-200 responses) of a count_command run, from the script's line or wrk's summary."""
+    m = re.search(r"^responses (\d+) non-200 (\d+)$", out, re.MULTILINE)
+    if m:
+        return int(m.group(1)), int(m.group(2))
+    summary = parse_wrk(out)
+    return summary["requests"], summary["non2xx"]
 
 
 def run_wrk(cmd, duration):
