@@ -52,7 +52,7 @@ SERVE = os.path.join(HERE, "callgrind_serve.py")
 class Scenario:
     name: str
     desc: str
-    app: str                     # key of apps.APPS
+    app: str                     # key of apps.APPS, or MODULE:CALLABLE of a framework app
     request: bytes               # one request, as written on the wire
     pipeline: int = 1            # requests per write; all answers are read before the next write
     options: dict = dataclasses.field(default_factory=dict)   # ServerOptions fields for this row
@@ -60,7 +60,7 @@ class Scenario:
 
     @property
     def expected_body(self):
-        return apps.APPS[self.app][1]
+        return apps.APPS[self.app][1] if self.app in apps.APPS else apps.HELLO
 
 
 _GET = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
@@ -75,6 +75,10 @@ SCENARIOS = {s.name: s for s in (
              options={"threads": 8}),
     Scenario("tls_hello", "GET hello over TLS 1.3, keep-alive (the handshake is in both runs)",
              "hello", _GET, tls=True),
+    Scenario("flask_hello", "GET / of bench/flask_app.py (Flask's quickstart hello)",
+             "flask_app:app", _GET),
+    Scenario("django_hello", "GET / of bench/django_app.py (startproject's middleware)",
+             "django_app:application", _GET),
 )}
 
 

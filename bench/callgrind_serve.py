@@ -19,6 +19,14 @@ import apps  # bench/apps.py, the apps every benchmark serves
 import fastwsgi
 
 
+def load_app(name):
+    """A key of apps.APPS, or MODULE:CALLABLE (the framework apps beside this file)."""
+    if ":" not in name:
+        return apps.APPS[name][0]
+    module, attribute = name.split(":")
+    return getattr(__import__(module), attribute)
+
+
 def main(argv):
     app_name, max_requests = argv[0], int(argv[1])
     options = json.loads(argv[2]) if len(argv) > 2 else {}
@@ -33,7 +41,7 @@ def main(argv):
         options["ssl_context"].load_cert_chain(certificate)
     print(listener.getsockname()[1], flush=True)
     try:
-        fastwsgi.run(apps.APPS[app_name][0], sock=listener, max_requests=max_requests, **options)
+        fastwsgi.run(load_app(app_name), sock=listener, max_requests=max_requests, **options)
     finally:
         listener.close()
     return 0

@@ -12,6 +12,7 @@ import subprocess
 import time
 
 import pytest
+from support.wire import read_all
 
 trustme = pytest.importorskip("trustme")
 
@@ -40,12 +41,7 @@ def https_get(port: int, context: ssl.SSLContext, path: str = "/") -> tuple[byte
     with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
         version = sock.version()
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
-        answer = b""
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            answer += data
+        answer = read_all(sock)
     return answer, version
 
 
