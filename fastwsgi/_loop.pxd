@@ -55,7 +55,7 @@
 cimport cython
 from libc.stdint cimport int64_t, uint32_t
 
-from fastwsgi._parser cimport HeadParser, BodyDecoder
+from fastwsgi._parser cimport HeadParser, BodyDecoder, Limits
 from fastwsgi._environ cimport EnvironBuilder
 from fastwsgi.includes.system cimport iovec, sockaddr_storage
 from cpython.pythread cimport PyThread_type_lock
@@ -444,7 +444,8 @@ cdef class Protocol:
     cdef Py_ssize_t body_memory
     cdef Py_ssize_t body_memory_limit
     cdef object spool_dir
-    cdef dict head_limits
+    # what a request may hold, normalized once; each connection's parsers copy it
+    cdef Limits limits
 
     cdef void on_event(self, Connection conn, uint32_t events) except *
     cdef void on_readable(self, Connection conn) except *

@@ -28,8 +28,8 @@ from libc.math cimport INFINITY
 from libc.stdlib cimport malloc, free, realloc
 from libc.string cimport memcpy, memmove
 
-from fastwsgi._parser cimport (HeadParser, BodyDecoder, BODY_NONE, BODY_LENGTH,
-                               BODY_CHUNKED, PARSE_INCOMPLETE)
+from fastwsgi._parser cimport (HeadParser, BodyDecoder, normalize_limits, BODY_NONE,
+                               BODY_LENGTH, BODY_CHUNKED, PARSE_INCOMPLETE)
 from fastwsgi._environ cimport EnvironBuilder
 from fastwsgi.includes.system cimport *
 
@@ -537,10 +537,10 @@ cdef class Server:
         if conn.rbuf == NULL:
             conn.transport.close()
             raise MemoryError()
-        conn.head = HeadParser(**protocol.head_limits)
-        conn.body = BodyDecoder(protocol.head_limits["limit_request_body"],
-                                protocol.head_limits["limit_request_fields"],
-                                protocol.head_limits["limit_request_field_size"])
+        conn.head = HeadParser.__new__(HeadParser)
+        conn.head.configure(&protocol.limits)
+        conn.body = BodyDecoder.__new__(BodyDecoder)
+        conn.body.configure(&protocol.limits)
         conn.exchange = Exchange(conn)
         conn.exchange.reset()
         conn.out = []

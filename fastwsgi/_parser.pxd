@@ -54,15 +54,22 @@ cdef enum ChunkState:
     CHUNK_DONE = 20
 
 
+# What the configuration allows a request, as the parsers enforce it: made once
+# from gunicorn's settings by normalize_limits(), copied into each parser.
+ctypedef struct Limits:
+    Py_ssize_t request_line     # bytes of the request line before its CRLF
+    Py_ssize_t fields           # header fields of a head; trailer fields of a chunked body
+    Py_ssize_t field_size       # one field line with its CRLF, folded lines included
+    int64_t body                # body bytes; 0: no limit
+    UnderscoreMode underscore_mode
+    bint strip_header_spaces
+    bint permit_obsolete_folding
+
+cdef int normalize_limits(Limits* limits, object options) except -1
+
+
 cdef class HeadParser:
-    # limits, from configuration
-    cdef Py_ssize_t limit_line
-    cdef Py_ssize_t limit_fields
-    cdef Py_ssize_t limit_field_size
-    cdef int64_t limit_body
-    cdef int underscore_mode
-    cdef bint strip_header_spaces
-    cdef bint permit_obsolete_folding
+    cdef Limits limits
 
     # incremental scan state while the head is incomplete
     cdef Py_ssize_t scan_pos
@@ -89,6 +96,7 @@ cdef class HeadParser:
     cdef int error_status
     cdef str error_reason
 
+    cdef int configure(self, const Limits* limits) except -1
     cdef void reset(self) noexcept
     cdef Py_ssize_t parse(self, char* buf, Py_ssize_t length) except -2
     cdef int fail(self, int status, str reason) except -2
@@ -110,19 +118,17 @@ cdef class BodyDecoder:
     cdef int kind
     cdef int64_t remaining
     cdef int64_t received
-    cdef int64_t limit_body
+    cdef Limits limits
     cdef int chunk_state
     cdef Py_ssize_t line_length
-    cdef Py_ssize_t limit_line
     cdef Py_ssize_t trailer_fields
-    cdef Py_ssize_t limit_fields
-    cdef Py_ssize_t limit_field_size
     # lowered start of the trailer field name being read: room for the longest refused name
     cdef char trailer_name[24]
     cdef Py_ssize_t trailer_name_length
     cdef int error_status
     cdef str error_reason
 
+    cdef void configure(self, const Limits* limits) noexcept
     cdef void start(self, int kind, int64_t content_length) noexcept
     cdef bint done(self) noexcept
     cdef Py_ssize_t decode(self, char* buf, Py_ssize_t length, Py_ssize_t* out_length) except -2

@@ -24,10 +24,17 @@ DEF LF = 10
 cdef int64_t MAX_BODY_LENGTH = (<int64_t>1) << 60
 cdef Py_ssize_t UNLIMITED = (<Py_ssize_t>1) << 40
 
-# gunicorn's ceilings and defaults, so its limit settings mean the same here.
+# gunicorn's ceilings (gunicorn/http/message.py), so its limit settings mean the same here.
 DEF MAX_REQUEST_LINE = 8190
 DEF MAX_HEADERS = 32768
-DEF DEFAULT_FIELD_SIZE = 8190
+
+# The settings a parser takes, by their gunicorn names.
+cdef tuple LIMIT_SETTINGS = ("limit_request_line", "limit_request_fields", "limit_request_field_size",
+                              "limit_request_body", "header_map", "strip_header_spaces",
+                              "permit_obsolete_folding")
+cdef dict UNDERSCORE_MODES = {"drop": UNDERSCORE_DROP, "refuse": UNDERSCORE_REFUSE,
+                              "dangerous": UNDERSCORE_PASS}
+
 
 # Character classes, indexed by byte.
 cdef unsigned char TCHAR[256]          # RFC 9110 §5.6.2 tchar: 1, or 3 for '_' (see header_map)
@@ -226,53 +233,77 @@ cdef bint _valid_authority(const char* buf, Py_ssize_t pos, Py_ssize_t end,
     return True
 
 
+cdef int normalize_limits(Limits* limits, object options) except -1:
+    """gunicorn's settings (attributes of ``options``) as the parsers enforce them.
+
+    ``limit_request_line`` 0 means unlimited, and it is capped at gunicorn's
+    ceiling; ``limit_request_fields`` 0 means the ceiling; ``limit_request_field_size``
+    counts a field line with its CRLF (folded lines included) and 0 means the
+    setting's default; ``limit_request_body`` 0 means unlimited.
+    """
+    cdef Py_ssize_t line = options.limit_request_line
+    cdef Py_ssize_t fields = options.limit_request_fields
+    cdef Py_ssize_t field_size = options.limit_request_field_size
+    cdef int64_t body = options.limit_request_body
+    if options.header_map not in UNDERSCORE_MODES:
+        raise ValueError(f"header_map must be drop, refuse or dangerous, not {options.header_map!r}")
+    if line == 0:
+        limits.request_line = UNLIMITED
+    elif line < 0 or line > MAX_REQUEST_LINE:
+        limits.request_line = MAX_REQUEST_LINE
+    else:
+        limits.request_line = line
+    limits.fields = fields if 0 < fields <= MAX_HEADERS else MAX_HEADERS
+    limits.field_size = field_size if field_size > 0 else _setting_default("limit_request_field_size")
+    limits.body = body if body > 0 else 0
+    limits.underscore_mode = UNDERSCORE_MODES[options.header_map]
+    limits.strip_header_spaces = options.strip_header_spaces
+    limits.permit_obsolete_folding = options.permit_obsolete_folding
+    return 0
+
+
+cdef object _setting_default(str name):
+    from fastwsgi.settings import BY_NAME
+    return BY_NAME[name].default
+
+
+cdef int _limits_from_keywords(Limits* limits, dict keywords) except -1:
+    """The Python-level constructors' limits: gunicorn's settings by name, each left
+    out taking the setting's default, but for the body: a parser alone has no limit."""
+    from types import SimpleNamespace
+    unknown = sorted(set(keywords) - set(LIMIT_SETTINGS))
+    if unknown:
+        raise TypeError(f"unknown limit setting(s): {', '.join(unknown)}")
+    values = {name: _setting_default(name) for name in LIMIT_SETTINGS}
+    values["limit_request_body"] = 0
+    values.update(keywords)
+    return normalize_limits(limits, SimpleNamespace(**values))
+
+
 cdef class HeadParser:
     """Parses one request head (request line + field lines) out of a buffer.
 
-    Limits follow gunicorn's settings: ``limit_request_line`` 0 means
-    unlimited and is capped at 8190; ``limit_request_fields`` 0 means 32768;
-    ``limit_request_field_size`` counts a field line with its CRLF (folded
-    lines included) and 0 means its default, 8190; ``limit_request_body`` 0
-    means unlimited.
+    ``HeadParser(**limits)`` takes gunicorn's limit settings by name (see
+    LIMIT_SETTINGS and normalize_limits); the loop configures its parsers from the
+    limits it normalized once instead.
     """
 
     def __cinit__(self):
         self.fields = NULL
 
-    def __init__(self, Py_ssize_t limit_request_line=4094,
-                 Py_ssize_t limit_request_fields=100,
-                 Py_ssize_t limit_request_field_size=8190,
-                 int64_t limit_request_body=0,
-                 str header_map="drop",
-                 bint strip_header_spaces=False,
-                 bint permit_obsolete_folding=False):
-        if limit_request_line == 0:
-            self.limit_line = UNLIMITED
-        elif limit_request_line < 0 or limit_request_line > MAX_REQUEST_LINE:
-            self.limit_line = MAX_REQUEST_LINE
-        else:
-            self.limit_line = limit_request_line
-        if limit_request_fields <= 0 or limit_request_fields > MAX_HEADERS:
-            limit_request_fields = MAX_HEADERS
-        self.limit_fields = limit_request_fields
-        self.limit_field_size = (limit_request_field_size if limit_request_field_size > 0
-                                 else DEFAULT_FIELD_SIZE)
-        self.limit_body = limit_request_body if limit_request_body > 0 else 0
-        if header_map == "drop":
-            self.underscore_mode = UNDERSCORE_DROP
-        elif header_map == "refuse":
-            self.underscore_mode = UNDERSCORE_REFUSE
-        elif header_map == "dangerous":
-            self.underscore_mode = UNDERSCORE_PASS
-        else:
-            raise ValueError(f"header_map must be drop, refuse or dangerous, not {header_map!r}")
-        self.strip_header_spaces = strip_header_spaces
-        self.permit_obsolete_folding = permit_obsolete_folding
+    def __init__(self, **limits):
+        cdef Limits normalized
+        _limits_from_keywords(&normalized, limits)
+        self.configure(&normalized)
+
+    cdef int configure(self, const Limits* limits) except -1:
+        self.limits = limits[0]
         free(self.fields)
-        self.fields = <FieldSpan*>malloc(sizeof(FieldSpan) * self.limit_fields)
+        self.fields = <FieldSpan*>malloc(sizeof(FieldSpan) * limits.fields)
         if self.fields == NULL:
             raise MemoryError()
         self.reset()
+        return 0
 
     def __dealloc__(self):
         free(self.fields)
@@ -317,15 +348,15 @@ cdef class HeadParser:
                 return self.fail(400, "bare LF in request head")
             line_length = eol - 1 - self.line_start
             if self.lines_seen == 0:
-                if line_length > self.limit_line:
+                if line_length > self.limits.request_line:
                     return self.fail(414, "request line too long")
                 if line_length == 0:
                     return self.fail(400, "empty request line")
             elif line_length == 0:
                 return self._parse_head(buf, eol + 1)
-            elif self.lines_seen > self.limit_fields:
+            elif self.lines_seen > self.limits.fields:
                 return self.fail(431, "too many header fields")
-            elif line_length + 2 > self.limit_field_size:
+            elif line_length + 2 > self.limits.field_size:
                 return self.fail(431, "header field too long")
             self.lines_seen += 1
             self.line_start = eol + 1
@@ -335,13 +366,13 @@ cdef class HeadParser:
         # The line still arriving counts against its limit now, not once it ends.
         # A lone CR may still be the empty line that ends the head.
         if self.lines_seen == 0:
-            if partial > self.limit_line + 1:
+            if partial > self.limits.request_line + 1:
                 return self.fail(414, "request line too long")
         elif partial > 1:
             # The count first: it is known from the line's second byte, its size later.
-            if self.lines_seen > self.limit_fields:
+            if self.lines_seen > self.limits.fields:
                 return self.fail(431, "too many header fields")
-            if partial + 1 > self.limit_field_size:
+            if partial + 1 > self.limits.field_size:
                 return self.fail(431, "header field too long")
         return PARSE_INCOMPLETE
 
@@ -472,7 +503,7 @@ cdef class HeadParser:
                 return self.fail(400, "invalid header name")
             if buf[pos] != b':':
                 # RFC 9112 §5.1: no whitespace between field name and colon.
-                if not (_is_ows(buf[pos]) and self.strip_header_spaces):
+                if not (_is_ows(buf[pos]) and self.limits.strip_header_spaces):
                     return self.fail(400, "invalid header name")
                 while _is_ows(buf[pos]):
                     pos += 1
@@ -492,14 +523,14 @@ cdef class HeadParser:
             pos += 2
             field_size = pos - name_start
             if name_chars & 2:
-                if self.underscore_mode == UNDERSCORE_REFUSE:
+                if self.limits.underscore_mode == UNDERSCORE_REFUSE:
                     return self.fail(400, "invalid header name (underscore)")
-                if self.underscore_mode == UNDERSCORE_DROP:
+                if self.limits.underscore_mode == UNDERSCORE_DROP:
                     # Dropped, so X_Forwarded_For cannot pose as X-Forwarded-For in the environ.
                     dropped = True
                     continue
             dropped = False
-            if self.nfields >= self.limit_fields:
+            if self.nfields >= self.limits.fields:
                 return self.fail(431, "too many header fields")
             field = &self.fields[self.nfields]
             field.name.off = name_start
@@ -515,7 +546,7 @@ cdef class HeadParser:
         # (the pieces are joined as gunicorn does, and the buffer stays a valid head).
         cdef Py_ssize_t line_end, content_start, content_end, dest, n
         cdef FieldSpan* field
-        if not self.permit_obsolete_folding or (self.nfields == 0 and not onto_dropped):
+        if not self.limits.permit_obsolete_folding or (self.nfields == 0 and not onto_dropped):
             return self.fail(400, "obsolete line folding")
         line_end = pos
         while FIELD_CONTENT[<unsigned char>buf[line_end]]:
@@ -524,7 +555,7 @@ cdef class HeadParser:
             return self.fail(400, "invalid character in header value")
         # The folded field as a whole is held to the field size limit.
         field_size[0] += line_end + 2 - pos
-        if field_size[0] > self.limit_field_size:
+        if field_size[0] > self.limits.field_size:
             return self.fail(431, "header field too long")
         if onto_dropped:
             return line_end + 2
@@ -614,7 +645,7 @@ cdef class HeadParser:
             self.content_length = length
             if length > 0:
                 self.body_kind = BODY_LENGTH
-            if self.limit_body and length > self.limit_body:
+            if self.limits.body and length > self.limits.body:
                 return self.fail(413, "request body larger than limit_request_body")
         if _method_is(buf, self.method, "CONNECT", 7):
             # RFC 9110 §9.3.6: after CONNECT the connection is a tunnel, never another request.
@@ -717,15 +748,13 @@ cdef class HeadParser:
 cdef class BodyDecoder:
     """Decodes a Content-Length or chunked body, incrementally and in place."""
 
-    def __init__(self, int64_t limit_request_body=0, Py_ssize_t limit_request_fields=100,
-                 Py_ssize_t limit_request_field_size=8190):
-        self.limit_body = limit_request_body if limit_request_body > 0 else 0
-        self.limit_fields = (limit_request_fields if 0 < limit_request_fields <= MAX_HEADERS
-                             else MAX_HEADERS)
-        self.limit_field_size = (limit_request_field_size if limit_request_field_size > 0
-                                 else DEFAULT_FIELD_SIZE)
-        # A chunk-size line with extensions gets the same room as a header field.
-        self.limit_line = self.limit_field_size
+    def __init__(self, **limits):
+        cdef Limits normalized
+        _limits_from_keywords(&normalized, limits)
+        self.configure(&normalized)
+
+    cdef void configure(self, const Limits* limits) noexcept:
+        self.limits = limits[0]
         self.start(BODY_NONE, 0)
 
     cdef void start(self, int kind, int64_t content_length) noexcept:
@@ -821,7 +850,8 @@ cdef class BodyDecoder:
         cdef unsigned char digit
         cdef int next_state = state
         self.line_length += 1
-        if self.line_length > self.limit_line:
+        # A chunk-size line with extensions gets the same room as a header field.
+        if self.line_length > self.limits.field_size:
             return self.fail(400, "chunk size line too long")
         if state == CHUNK_SIZE:
             digit = HEX_VALUE[c]
@@ -898,7 +928,7 @@ cdef class BodyDecoder:
             self.chunk_state = CHUNK_TRAILER_START
             return 0
         self.received += self.remaining
-        if self.limit_body and self.received > self.limit_body:
+        if self.limits.body and self.received > self.limits.body:
             return self.fail(413, "request body larger than limit_request_body")
         self.chunk_state = CHUNK_DATA
         return 0
@@ -915,7 +945,7 @@ cdef class BodyDecoder:
             if not TCHAR[c]:
                 return self.fail(400, "invalid trailer field")
             self.trailer_fields += 1
-            if self.trailer_fields > self.limit_fields:
+            if self.trailer_fields > self.limits.fields:
                 return self.fail(431, "too many trailer fields")
             self.line_length = 0
             self.trailer_name_length = 0
@@ -956,7 +986,7 @@ cdef class BodyDecoder:
             return 0
         # a trailer line and its CRLF, like a header field line
         self.line_length += 1
-        if self.line_length + 1 > self.limit_field_size:
+        if self.line_length + 1 > self.limits.field_size:
             return self.fail(431, "trailer field too long")
         return 0
 
@@ -1032,16 +1062,11 @@ cdef class RequestParser:
     cdef BodyDecoder body_decoder
     cdef bytearray pending
     cdef bint in_body
-    cdef dict limits
 
     def __init__(self, **limits):
-        self.limits = limits
         self.head_parser = HeadParser(**limits)
-        self.body_decoder = BodyDecoder(
-            limits.get("limit_request_body", 0),
-            limits.get("limit_request_fields", 100),
-            limits.get("limit_request_field_size", 8190),
-        )
+        self.body_decoder = BodyDecoder.__new__(BodyDecoder)
+        self.body_decoder.configure(&self.head_parser.limits)
         self.pending = bytearray()
         self.in_body = False
 
@@ -1091,9 +1116,10 @@ cdef class RequestParser:
 
     cdef ParsedRequest _complete_head(self, Py_ssize_t consumed):
         cdef ParsedRequest request = ParsedRequest.__new__(ParsedRequest)
-        cdef HeadParser own = HeadParser(**self.limits)
+        cdef HeadParser own = HeadParser.__new__(HeadParser)
         # The head as parsed (obs-folds already rewritten in place) parses again to the
         # same spans, in a parser of its own that outlives this parser's next head.
+        own.configure(&self.head_parser.limits)
         request.head = bytes(self.pending[:consumed])
         if own.parse(request.head, consumed) != consumed:
             raise AssertionError("a complete head failed to parse twice")

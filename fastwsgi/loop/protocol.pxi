@@ -15,15 +15,7 @@ cdef class Protocol:
         self.spool_threshold = options.spool_threshold
         self.body_memory_limit = options.body_memory_limit
         self.spool_dir = options.spool_dir
-        self.head_limits = dict(
-            limit_request_line=options.limit_request_line,
-            limit_request_fields=options.limit_request_fields,
-            limit_request_field_size=options.limit_request_field_size,
-            limit_request_body=options.limit_request_body,
-            header_map=options.header_map,
-            strip_header_spaces=options.strip_header_spaces,
-            permit_obsolete_folding=options.permit_obsolete_folding,
-        )
+        normalize_limits(&self.limits, options)
 
     # -- events ------------------------------------------------------------
 
