@@ -10,38 +10,19 @@ User-Agent, Accept... rarely change from one request to the next).
 """
 import sys
 
+from cpython.bytes cimport PyBytes_AS_STRING
 from cpython.dict cimport PyDict_Copy, PyDict_GetItem, PyDict_SetItem
 from cpython.list cimport PyList_GET_ITEM
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeLatin1
 from libc.stdlib cimport malloc, free
-from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcmp, memcpy
 
 from fastwsgi._parser cimport HeadParser, ParsedRequest, Span, FieldSpan
-
-cdef extern from "Python.h":
-    char* PyBytes_AS_STRING(object)
-    Py_ssize_t PyDict_GET_SIZE(object)
-    PyObject* PyDict_SetDefault(object mapping, object key, object default_value) except NULL
-    Py_ssize_t PyUnicode_GET_LENGTH(object)
-    int PyUnicode_KIND(object)
-    void* PyUnicode_DATA(object)
-    int PyUnicode_1BYTE_KIND
-
-cdef extern from *:
-    """
-    /* A dict with room for a whole environ: copies of it never resize. */
-    static PyObject* fastwsgi_presized_dict(Py_ssize_t minused) {
-    #if PY_VERSION_HEX < 0x030D0000
-        return _PyDict_NewPresized(minused);
-    #else
-        (void)minused;
-        return PyDict_New();
-    #endif
-    }
-    """
-    dict fastwsgi_presized_dict(Py_ssize_t minused)
+from fastwsgi.includes.http_chars cimport HEXDIG, HEXDIG_VALUE, equals_lowered_n
+from fastwsgi.includes.python cimport (
+    PyDict_GET_SIZE, PyDict_SetDefault, PyUnicode_1BYTE_KIND, PyUnicode_DATA,
+    PyUnicode_GET_LENGTH, PyUnicode_KIND, presized_dict)
 
 DEF KEY_BUFFER = 512
 DEF PATH_BUFFER = 1024
@@ -122,23 +103,6 @@ cdef inline unsigned int _name_hash(const char* name, Py_ssize_t n) noexcept:
             + (<unsigned char>name[n >> 1] | 0x20)) & (HASH_SLOTS - 1)
 
 
-cdef inline bint _token_equals_lowered(const char* name, const char* lowered, Py_ssize_t n) noexcept:
-    # Exact for a token against lowercase letters, digits and '-' (see _name_hash).
-    cdef Py_ssize_t i = 0
-    cdef uint64_t word, expected
-    while i + 8 <= n:
-        memcpy(&word, name + i, 8)
-        memcpy(&expected, lowered + i, 8)
-        if (word | 0x2020202020202020ULL) != expected:
-            return False
-        i += 8
-    while i < n:
-        if (<unsigned char>name[i] | 0x20) != <unsigned char>lowered[i]:
-            return False
-        i += 1
-    return True
-
-
 cdef void _init_common() except *:
     cdef Py_ssize_t i
     cdef unsigned int slot
@@ -168,7 +132,8 @@ cdef inline Py_ssize_t _common_index(const char* name, Py_ssize_t n) noexcept:
         i = common_slots[slot]
         if i < 0:
             return -1
-        if common_lengths[i] == n and _token_equals_lowered(name, common_names[i], n):
+        # Exact for a field name (a token, see _name_hash) against a lowercase name.
+        if common_lengths[i] == n and equals_lowered_n(name, common_names[i], n):
             return i
         slot = (slot + 1) & (HASH_SLOTS - 1)
 
@@ -217,16 +182,6 @@ cdef object _method(const char* buf, Span span):
     return PyUnicode_DecodeLatin1(text, n, NULL)
 
 
-cdef inline int _hex(unsigned char c) noexcept:
-    if 48 <= c <= 57:
-        return c - 48
-    if 97 <= c <= 102:
-        return c - 87
-    if 65 <= c <= 70:
-        return c - 55
-    return -1
-
-
 cdef str _percent_decoded(const char* text, Py_ssize_t length):
     # PEP 3333: PATH_INFO is the percent-decoded path, as latin-1 characters.
     # A '%' not followed by two hex digits stays as it is (as urllib's unquote).
@@ -245,10 +200,10 @@ cdef str _percent_decoded(const char* text, Py_ssize_t length):
     try:
         while i < length:
             if text[i] == b'%' and i + 2 < length:
-                high = _hex(<unsigned char>text[i + 1])
-                low = _hex(<unsigned char>text[i + 2])
-                if high >= 0 and low >= 0:
-                    decoded[out] = <char>(high * 16 + low)
+                high = HEXDIG[<unsigned char>text[i + 1]]
+                low = HEXDIG[<unsigned char>text[i + 2]]
+                if high and low:
+                    decoded[out] = <char>((high & HEXDIG_VALUE) * 16 + (low & HEXDIG_VALUE))
                     out += 1
                     i += 3
                     continue
@@ -269,7 +224,7 @@ cdef class EnvironBuilder:
                  str url_scheme="http", bint multiprocess=False, bint multithread=False,
                  object errors=None, object file_wrapper=None,
                  dict base_environ=None, dict secure_scheme_headers=None):
-        cdef dict template = fastwsgi_presized_dict(ENVIRON_ROOM)
+        cdef dict template = presized_dict(ENVIRON_ROOM)
         cdef dict constant = {}
         if base_environ:
             constant.update(base_environ)

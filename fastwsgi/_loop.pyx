@@ -19,18 +19,23 @@ import stat
 import sys
 import tempfile
 
-from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
 from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GET_ITEM
+from cpython.unicode cimport PyUnicode_Check
 from libc.stdint cimport int64_t, uint32_t
 from libc.math cimport INFINITY
+from libc.stdio cimport snprintf
 from libc.stdlib cimport malloc, free, realloc
 from libc.string cimport memcpy, memmove
 
 from fastwsgi._parser cimport (HeadParser, BodyDecoder, normalize_limits, BODY_NONE,
                                BODY_LENGTH, BODY_CHUNKED, PARSE_INCOMPLETE)
 from fastwsgi._environ cimport EnvironBuilder
+from fastwsgi.includes.http_chars cimport FIELD_CONTENT, TCHAR, equals_lowered
+from fastwsgi.includes.python cimport (
+    PyUnicode_1BYTE_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_KIND)
 from fastwsgi.includes.system cimport *
 
 include "loop/consts.pxi"

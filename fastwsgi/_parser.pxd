@@ -122,7 +122,7 @@ cdef class BodyDecoder:
     cdef int chunk_state
     cdef Py_ssize_t line_length
     cdef Py_ssize_t trailer_fields
-    # lowered start of the trailer field name being read: room for the longest refused name
+    # the start of the trailer field name being read: room for the longest name refused
     cdef char trailer_name[24]
     cdef Py_ssize_t trailer_name_length
     cdef int error_status

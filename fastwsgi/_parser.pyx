@@ -12,7 +12,11 @@ place (the decoded bytes are moved to the front of the buffer handed in).
 """
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport uint64_t
-from libc.string cimport memchr, memcmp, memcpy, memmove
+from libc.string cimport memchr, memcpy, memmove
+
+from fastwsgi.includes.http_chars cimport (
+    AUTHORITY_CHAR, FIELD_CONTENT, HEXDIG, HEXDIG_VALUE, QDTEXT, TARGET_CHAR, TCHAR,
+    TCHAR_UNDERSCORE, equals_exactly, equals_lowered)
 
 DEF SP = 32
 DEF HTAB = 9
@@ -34,53 +38,6 @@ cdef tuple LIMIT_SETTINGS = ("limit_request_line", "limit_request_fields", "limi
                               "permit_obsolete_folding")
 cdef dict UNDERSCORE_MODES = {"drop": UNDERSCORE_DROP, "refuse": UNDERSCORE_REFUSE,
                               "dangerous": UNDERSCORE_PASS}
-
-
-# Character classes, indexed by byte.
-cdef unsigned char TCHAR[256]          # RFC 9110 §5.6.2 tchar: 1, or 3 for '_' (see header_map)
-cdef unsigned char FIELD_CONTENT[256]  # RFC 9110 §5.5 field-vchar / SP / HTAB / obs-text
-cdef unsigned char TARGET_CHAR[256]    # RFC 3986 §2: visible ASCII; the rest must be %-encoded
-cdef unsigned char AUTHORITY_CHAR[256]  # RFC 3986 §2.3 unreserved / §2.2 sub-delims
-cdef unsigned char QDTEXT[256]         # RFC 9110 §5.6.4 qdtext
-cdef unsigned char HEX_VALUE[256]      # 0..15, or 0xFF for a non-hex byte
-cdef char LOWER[256]
-
-
-cdef void _init_tables() noexcept:
-    cdef int c
-    for c in range(256):
-        TCHAR[c] = 0
-        FIELD_CONTENT[c] = 0
-        TARGET_CHAR[c] = 0
-        AUTHORITY_CHAR[c] = 0
-        QDTEXT[c] = 0
-        HEX_VALUE[c] = 0xFF
-        LOWER[c] = <char>(c + 32 if 65 <= c <= 90 else c)
-    for c in b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ":
-        TCHAR[c] = 1
-    TCHAR[b'_'] = 3
-    for c in b"-._~!$&'()*+,;=0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ":
-        AUTHORITY_CHAR[c] = 1
-    for c in range(0x21, 0x7F):
-        FIELD_CONTENT[c] = 1
-        TARGET_CHAR[c] = 1
-        if c != 0x22 and c != 0x5C:
-            QDTEXT[c] = 1
-    for c in range(0x80, 0x100):
-        FIELD_CONTENT[c] = 1
-        QDTEXT[c] = 1
-    FIELD_CONTENT[SP] = 1
-    FIELD_CONTENT[HTAB] = 1
-    QDTEXT[SP] = 1
-    QDTEXT[HTAB] = 1
-    for c in range(10):
-        HEX_VALUE[48 + c] = c
-    for c in range(6):
-        HEX_VALUE[97 + c] = 10 + c
-        HEX_VALUE[65 + c] = 10 + c
-
-
-_init_tables()
 
 
 class ParseError(Exception):
@@ -145,27 +102,13 @@ cdef inline Py_ssize_t _skip_field_content(const char* buf, Py_ssize_t pos,
     return pos
 
 
-cdef inline bint _span_is(const char* buf, Py_ssize_t off, Py_ssize_t n,
-                          const char* lowered, Py_ssize_t m) noexcept:
-    # Case-insensitive compare against lowercase letters, digits and '-': | 0x20
-    # folds ASCII case, and no byte a field name or value may hold folds onto
-    # one of those otherwise (CR and the other CTLs never get here).
-    cdef Py_ssize_t i
-    if n != m:
-        return False
-    for i in range(m):
-        if (<unsigned char>buf[off + i] | 0x20) != <unsigned char>lowered[i]:
-            return False
-    return True
+cdef inline bint _name_is(const char* buf, Span name, const char* lowered) noexcept:
+    return equals_lowered(buf + name.off, name.len, lowered)
 
 
-cdef inline bint _name_is(const char* buf, Span name, const char* lowered, Py_ssize_t n) noexcept:
-    return _span_is(buf, name.off, name.len, lowered, n)
-
-
-cdef inline bint _method_is(const char* buf, Span method, const char* name, Py_ssize_t n) noexcept:
+cdef inline bint _method_is(const char* buf, Span method, const char* name) noexcept:
     # RFC 9110 §9.1: the method token is case-sensitive.
-    return method.len == n and memcmp(buf + method.off, name, n) == 0
+    return equals_exactly(buf + method.off, method.len, name)
 
 
 cdef bint _valid_reg_name(const char* buf, Py_ssize_t pos, Py_ssize_t end, bint colon) noexcept:
@@ -174,8 +117,8 @@ cdef bint _valid_reg_name(const char* buf, Py_ssize_t pos, Py_ssize_t end, bint 
     while pos < end:
         c = <unsigned char>buf[pos]
         if c == b'%':
-            if (end - pos < 3 or HEX_VALUE[<unsigned char>buf[pos + 1]] == 0xFF
-                    or HEX_VALUE[<unsigned char>buf[pos + 2]] == 0xFF):
+            if (end - pos < 3 or not HEXDIG[<unsigned char>buf[pos + 1]]
+                    or not HEXDIG[<unsigned char>buf[pos + 2]]):
                 return False
             pos += 3
             continue
@@ -432,7 +375,7 @@ cdef class HeadParser:
         cdef Py_ssize_t end = start + self.target.len
         cdef Py_ssize_t pos = start, authority
         cdef char c
-        cdef bint connect = _method_is(buf, self.method, "CONNECT", 7)
+        cdef bint connect = _method_is(buf, self.method, "CONNECT")
         self.query.off = end
         self.query.len = 0
         if connect:
@@ -444,7 +387,7 @@ cdef class HeadParser:
             return 0
         if buf[start] == b'*' and self.target.len == 1:
             # §3.2.4: asterisk-form, only for OPTIONS.
-            if not _method_is(buf, self.method, "OPTIONS", 7):
+            if not _method_is(buf, self.method, "OPTIONS"):
                 return self.fail(400, "asterisk-form target outside OPTIONS")
             self.path.off = start
             self.path.len = 1
@@ -522,7 +465,7 @@ cdef class HeadParser:
                 value_end -= 1
             pos += 2
             field_size = pos - name_start
-            if name_chars & 2:
+            if name_chars & TCHAR_UNDERSCORE:
                 if self.limits.underscore_mode == UNDERSCORE_REFUSE:
                     return self.fail(400, "invalid header name (underscore)")
                 if self.limits.underscore_mode == UNDERSCORE_DROP:
@@ -591,26 +534,26 @@ cdef class HeadParser:
         self.host_field = -1
         for i in range(self.nfields):
             field = &self.fields[i]
-            if _name_is(buf, field.name, "host", 4):
+            if _name_is(buf, field.name, "host"):
                 hosts += 1
                 self.host_field = i
-            elif _name_is(buf, field.name, "content-length", 14):
+            elif _name_is(buf, field.name, "content-length"):
                 length = self._content_length(buf, field.value, length)
                 if length < 0:
                     return PARSE_ERROR
                 has_length = True
-            elif _name_is(buf, field.name, "transfer-encoding", 17):
+            elif _name_is(buf, field.name, "transfer-encoding"):
                 if self._transfer_coding(buf, field.value, &chunked_last) < 0:
                     return PARSE_ERROR
                 has_te = True
-            elif _name_is(buf, field.name, "connection", 10):
+            elif _name_is(buf, field.name, "connection"):
                 self._connection_options(buf, field.value, &close_token, &keep_alive_token)
-            elif _name_is(buf, field.name, "content-type", 12):
+            elif _name_is(buf, field.name, "content-type"):
                 content_types += 1
-            elif _name_is(buf, field.name, "expect", 6):
+            elif _name_is(buf, field.name, "expect"):
                 # RFC 9110 §10.1.1: 100-continue is the only expectation; it means
                 # nothing in HTTP/1.0; any other MAY be answered with 417.
-                if not _span_is(buf, field.value.off, field.value.len, "100-continue", 12):
+                if not equals_lowered(buf + field.value.off, field.value.len, "100-continue"):
                     return self.fail(417, "unsupported expectation")
                 self.expect_continue = self.version_minor == 1
         # RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host, never more than one,
@@ -647,7 +590,7 @@ cdef class HeadParser:
                 self.body_kind = BODY_LENGTH
             if self.limits.body and length > self.limits.body:
                 return self.fail(413, "request body larger than limit_request_body")
-        if _method_is(buf, self.method, "CONNECT", 7):
+        if _method_is(buf, self.method, "CONNECT"):
             # RFC 9110 §9.3.6: after CONNECT the connection is a tunnel, never another request.
             self.keep_alive = False
         elif self.version_minor == 1:
@@ -695,13 +638,13 @@ cdef class HeadParser:
             if n:
                 if chunked_last[0]:
                     return self.fail(400, "chunked is not the final transfer coding")
-                if _span_is(buf, start, n, "chunked", 7):
+                if equals_lowered(buf + start, n, "chunked"):
                     chunked_last[0] = True
-                elif not (_span_is(buf, start, n, "gzip", 4) or _span_is(buf, start, n, "deflate", 7)
-                          or _span_is(buf, start, n, "compress", 8)
-                          or _span_is(buf, start, n, "x-gzip", 6)
-                          or _span_is(buf, start, n, "x-compress", 10)
-                          or _span_is(buf, start, n, "identity", 8)):
+                elif not (equals_lowered(buf + start, n, "gzip") or equals_lowered(buf + start, n, "deflate")
+                          or equals_lowered(buf + start, n, "compress")
+                          or equals_lowered(buf + start, n, "x-gzip")
+                          or equals_lowered(buf + start, n, "x-compress")
+                          or equals_lowered(buf + start, n, "identity")):
                     return self.fail(501, "unsupported transfer coding")
             pos += 1
         return 0
@@ -717,11 +660,11 @@ cdef class HeadParser:
             while pos < end and buf[pos] != b',' and not _is_ows(buf[pos]):
                 pos += 1
             token_end = pos
-            if _span_is(buf, start, token_end - start, "close", 5):
+            if equals_lowered(buf + start, token_end - start, "close"):
                 close_token[0] = True
-            elif _span_is(buf, start, token_end - start, "keep-alive", 10):
+            elif equals_lowered(buf + start, token_end - start, "keep-alive"):
                 keep_alive_token[0] = True
-            elif _span_is(buf, start, token_end - start, "upgrade", 7):
+            elif equals_lowered(buf + start, token_end - start, "upgrade"):
                 self.upgrade = True
 
     # Python-level entries, for tests, tools and the micro-benchmark.
@@ -854,11 +797,11 @@ cdef class BodyDecoder:
         if self.line_length > self.limits.field_size:
             return self.fail(400, "chunk size line too long")
         if state == CHUNK_SIZE:
-            digit = HEX_VALUE[c]
-            if digit != 0xFF:
+            digit = HEXDIG[c]
+            if digit:
                 if self.remaining > (MAX_BODY_LENGTH >> 4):
                     return self.fail(400, "chunk size too large")
-                self.remaining = self.remaining * 16 + digit
+                self.remaining = self.remaining * 16 + (digit & HEXDIG_VALUE)
                 return 0
             if self.line_length == 1:
                 return self.fail(400, "invalid chunk size")
@@ -957,17 +900,18 @@ cdef class BodyDecoder:
                 # have no place in a trailer; gunicorn refuses them too.
                 name = self.trailer_name
                 n = self.trailer_name_length
-                if (_span_is(name, 0, n, "host", 4) or _span_is(name, 0, n, "content-length", 14)
-                        or _span_is(name, 0, n, "transfer-encoding", 17)
-                        or _span_is(name, 0, n, "trailer", 7) or _span_is(name, 0, n, "te", 2)
-                        or _span_is(name, 0, n, "authorization", 13)):
+                if n <= <Py_ssize_t>sizeof(self.trailer_name) and (
+                        equals_lowered(name, n, "host") or equals_lowered(name, n, "content-length")
+                        or equals_lowered(name, n, "transfer-encoding")
+                        or equals_lowered(name, n, "trailer") or equals_lowered(name, n, "te")
+                        or equals_lowered(name, n, "authorization")):
                     return self.fail(400, "forbidden trailer field")
                 self.chunk_state = CHUNK_TRAILER_VALUE
             elif not TCHAR[c]:
                 return self.fail(400, "invalid trailer field")
             else:
-                if self.trailer_name_length < 24:
-                    self.trailer_name[self.trailer_name_length] = LOWER[c]
+                if self.trailer_name_length < <Py_ssize_t>sizeof(self.trailer_name):
+                    self.trailer_name[self.trailer_name_length] = c
                 self.trailer_name_length += 1
         elif state == CHUNK_TRAILER_VALUE:
             if c == CR:
@@ -1126,3 +1070,25 @@ cdef class RequestParser:
         request.head_parser = own
         self.body_decoder.start(own.body_kind, own.content_length)
         return request
+
+
+
+# The tables as bytes, for character_class().
+cdef dict CHARACTER_CLASSES = {
+    "tchar": (<const char*>TCHAR)[:256],
+    "field-content": (<const char*>FIELD_CONTENT)[:256],
+    "request-target": (<const char*>TARGET_CHAR)[:256],
+    "authority": (<const char*>AUTHORITY_CHAR)[:256],
+    "qdtext": (<const char*>QDTEXT)[:256],
+    "HEXDIG": (<const char*>HEXDIG)[:256],
+}
+
+
+def character_class(str rule):
+    """The table of an RFC rule as includes/http_chars.h compiles it into every
+    extension: 256 bytes, one per byte value, 0 for a byte outside the rule.
+    ``rule`` is tchar, field-content, request-target, authority, qdtext or HEXDIG."""
+    try:
+        return CHARACTER_CLASSES[rule]
+    except KeyError:
+        raise ValueError(f"no character class {rule!r}") from None

@@ -74,9 +74,9 @@ cdef class EarlyHints:
             if not name:
                 raise ValueError("empty header name")
             # The checks of start_response's headers: no response splitting.
-            block.add_latin1(name, HEADER_NAME_CHAR, "header name")
+            block.add_latin1(name, TCHAR, "header name")
             block.add(b": ", 2)
-            block.add_latin1(value.strip(" \t"), HEADER_VALUE_CHAR, "header value")
+            block.add_latin1(value.strip(" \t"), FIELD_CONTENT, "header value")
             block.add(b"\r\n", 2)
         block.add(b"\r\n", 2)
         hints = block.take()
