@@ -1,5 +1,7 @@
 # C-level interface of the HTTP/1.1 request parser, for the loop and the environ builder.
 
+cimport cython
+
 cdef extern from *:
     ctypedef long long int64_t
 
@@ -68,6 +70,7 @@ ctypedef struct Limits:
 cdef int normalize_limits(Limits* limits, object options) except -1
 
 
+@cython.final
 cdef class HeadParser:
     cdef Limits limits
 
@@ -75,14 +78,19 @@ cdef class HeadParser:
     cdef Py_ssize_t scan_pos
     cdef Py_ssize_t line_start
     cdef Py_ssize_t lines_seen
+    cdef Py_ssize_t fields_start
 
-    # results, valid after parse() returned a head length
-    cdef Py_ssize_t head_start
+    # the request line, valid from the end of its line (lines_seen > 0) on
     cdef Span method
     cdef Span target
     cdef Span path
     cdef Span query
     cdef int version_minor
+    # the request line, in the form of an HTTP/1 one, asks for HEAD: set as it is
+    # parsed (even when it is then refused), so a refusal knows; reset() clears it
+    cdef bint head_request
+
+    # results, valid after parse() returned a head length
     cdef FieldSpan* fields
     cdef Py_ssize_t nfields
     cdef int body_kind
@@ -102,7 +110,8 @@ cdef class HeadParser:
     cdef int fail(self, int status, str reason) except -2
     cdef Py_ssize_t _check_partial_line(self, Py_ssize_t partial) except -2
     cdef Py_ssize_t _parse_head(self, char* buf, Py_ssize_t head_end) except -2
-    cdef Py_ssize_t _parse_request_line(self, char* buf) except -2
+    cdef int _parse_request_line(self, char* buf, Py_ssize_t pos) except -2
+    cdef int _refuse_request_line(self, char* buf, Py_ssize_t eol, Py_ssize_t length) except -2
     cdef int _split_target(self, char* buf) except -2
     cdef int _parse_fields(self, char* buf, Py_ssize_t pos, Py_ssize_t head_end) except -2
     cdef Py_ssize_t _fold_line(self, char* buf, Py_ssize_t pos, bint onto_dropped,
@@ -114,6 +123,7 @@ cdef class HeadParser:
                                   bint* keep_alive_token) noexcept
 
 
+@cython.final
 cdef class BodyDecoder:
     cdef int kind
     cdef int64_t remaining

@@ -106,6 +106,23 @@ cdef inline bint _name_is(const char* buf, Span name, const char* lowered) noexc
     return equals_lowered(buf + name.off, name.len, lowered)
 
 
+cdef void _http_version(const char* buf, Py_ssize_t pos, int* major, int* minor) noexcept:
+    # RFC 9112 §2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT CRLF, case-sensitive;
+    # major is -1 when the bytes at pos are not one. The line is known to end in
+    # CRLF, and each byte is read only after the one before it matched, so the
+    # reads stay inside the line.
+    major[0] = minor[0] = -1
+    if (buf[pos] != b'H' or buf[pos + 1] != b'T' or buf[pos + 2] != b'T'
+            or buf[pos + 3] != b'P' or buf[pos + 4] != b'/'):
+        return
+    if not (b'0' <= buf[pos + 5] <= b'9') or buf[pos + 6] != b'.':
+        return
+    if not (b'0' <= buf[pos + 7] <= b'9') or buf[pos + 8] != CR or buf[pos + 9] != LF:
+        return
+    major[0] = buf[pos + 5] - 48
+    minor[0] = buf[pos + 7] - 48
+
+
 cdef inline bint _method_is(const char* buf, Span method, const char* name) noexcept:
     # RFC 9110 §9.1: the method token is case-sensitive.
     return equals_exactly(buf + method.off, method.len, name)
@@ -255,6 +272,7 @@ cdef class HeadParser:
         self.scan_pos = -1
         self.line_start = 0
         self.lines_seen = 0
+        self.head_request = False
         self.nfields = 0
         self.error_status = 0
 
@@ -272,7 +290,6 @@ cdef class HeadParser:
             if length == 0 or (length == 1 and buf[0] == CR):
                 return PARSE_INCOMPLETE
             pos = 2 if buf[0] == CR and buf[1] == LF else 0
-            self.head_start = pos
             self.line_start = pos
             self.scan_pos = pos
         pos = self.scan_pos
@@ -291,10 +308,14 @@ cdef class HeadParser:
                 return self.fail(400, "bare LF in request head")
             line_length = eol - 1 - self.line_start
             if self.lines_seen == 0:
-                if line_length > self.limits.request_line:
-                    return self.fail(414, "request line too long")
-                if line_length == 0:
-                    return self.fail(400, "empty request line")
+                if line_length > self.limits.request_line or line_length == 0:
+                    return self._refuse_request_line(buf, eol, length)
+                # Parsed as soon as it ends: a malformed request line is refused
+                # without waiting for the rest of the head, and the method is known
+                # (head_request) to a refusal of what follows.
+                if self._parse_request_line(buf, self.line_start) < 0:
+                    return PARSE_ERROR
+                self.fields_start = eol + 1
             elif line_length == 0:
                 return self._parse_head(buf, eol + 1)
             elif self.lines_seen > self.limits.fields:
@@ -320,20 +341,16 @@ cdef class HeadParser:
         return PARSE_INCOMPLETE
 
     cdef Py_ssize_t _parse_head(self, char* buf, Py_ssize_t head_end) except -2:
-        cdef Py_ssize_t pos = self._parse_request_line(buf)
-        if pos < 0:
-            return pos
-        if self._parse_fields(buf, pos, head_end) < 0:
+        if self._parse_fields(buf, self.fields_start, head_end) < 0:
             return PARSE_ERROR
         if self._check_framing(buf) < 0:
             return PARSE_ERROR
         return head_end
 
-    cdef Py_ssize_t _parse_request_line(self, char* buf) except -2:
+    cdef int _parse_request_line(self, char* buf, Py_ssize_t pos) except -2:
         # RFC 9112 §3: request-line = method SP request-target SP HTTP-version CRLF
-        cdef Py_ssize_t pos = self.head_start
         cdef Py_ssize_t start = pos
-        cdef unsigned char major, minor
+        cdef int major, minor
         while TCHAR[<unsigned char>buf[pos]]:
             pos += 1
         if pos == start or buf[pos] != SP:
@@ -348,26 +365,41 @@ cdef class HeadParser:
             return self.fail(400, "invalid request target")
         self.target.off = start
         self.target.len = pos - start
+        _http_version(buf, pos + 1, &major, &minor)
+        # RFC 9110 §9.3.2: no content in an answer to HEAD, refusals included. A line
+        # in the form of an HTTP/1 request line says what the client asked for, even
+        # when its target is then refused.
+        self.head_request = major == 1 and _method_is(buf, self.method, "HEAD")
         if self._split_target(buf) < 0:
             return PARSE_ERROR
-        pos += 1
-        # RFC 9112 §2.3: HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive;
-        # the line is known to end in CRLF, so reading up to it stays inside the head.
-        if (buf[pos] != b'H' or buf[pos + 1] != b'T' or buf[pos + 2] != b'T'
-                or buf[pos + 3] != b'P' or buf[pos + 4] != b'/'):
-            return self.fail(400, "invalid HTTP version")
-        major = <unsigned char>buf[pos + 5] - 48
-        if major > 9 or buf[pos + 6] != b'.':
-            return self.fail(400, "invalid HTTP version")
-        minor = <unsigned char>buf[pos + 7] - 48
-        if minor > 9 or buf[pos + 8] != CR or buf[pos + 9] != LF:
+        if major < 0:
             return self.fail(400, "invalid HTTP version")
         if major != 1:
             return self.fail(505, "HTTP version not supported")
         # RFC 9110 §2.5: a higher minor version of a major version we implement is
         # processed as the highest minor we conform to (505 is for other majors).
         self.version_minor = minor if minor < 1 else 1
-        return pos + 10
+        return 0
+
+    cdef int _refuse_request_line(self, char* buf, Py_ssize_t eol, Py_ssize_t length) except -2:
+        """Refuses a request line too long, or a second empty line before it (RFC
+        9112 §2.2 ignores one). Whether the client asked for HEAD is still read, from
+        the line itself or from a line that follows the empty ones and already came:
+        then the refusal has no content."""
+        cdef Py_ssize_t pos = self.line_start
+        cdef bint too_long = eol - 1 - pos > self.limits.request_line
+        cdef char* nl
+        if not too_long:
+            pos = eol + 1
+            while length - pos >= 2 and buf[pos] == CR and buf[pos + 1] == LF:
+                pos += 2
+            nl = <char*>memchr(buf + pos, LF, length - pos)
+            eol = nl - buf if nl != NULL else pos
+        if eol > pos and buf[eol - 1] == CR:
+            self._parse_request_line(buf, pos)
+        if too_long:
+            return self.fail(414, "request line too long")
+        return self.fail(400, "empty request line")
 
     cdef int _split_target(self, char* buf) except -2:
         # RFC 9112 §3.2: origin-form, absolute-form, authority-form (CONNECT), asterisk-form.
@@ -671,6 +703,17 @@ cdef class HeadParser:
     @property
     def error(self):
         return (self.error_status, self.error_reason)
+
+    @property
+    def request_line_parsed(self):
+        """Whether the request line of the head being parsed has been read (and passed)."""
+        return self.lines_seen > 0
+
+    @property
+    def head_request(self):
+        """Whether the request line, in the form of an HTTP/1 one, asks for HEAD
+        (known once the line ends, even when it is refused)."""
+        return self.head_request
 
     def parse_bytes(self, data):
         """Parses a head from the start of ``data`` (bytes or bytearray), from scratch.

@@ -412,3 +412,20 @@ def test_a_field_size_limit_of_zero_means_the_settings_default():
 def test_an_unknown_limit_is_refused_by_name():
     with pytest.raises(TypeError, match="limit_request_lines"):
         RequestParser(limit_request_lines=10)
+
+
+# -- the request line, parsed when its line ends (RFC 9112 §3) ------------------
+
+@pytest.mark.parametrize("request_line, status", [
+    (b"GET / HTTP/2.0\r\n", 505),
+    (b"GET / HTTP/1.1 \r\n", 400),
+    (b"GET  / HTTP/1.1\r\n", 400),
+    (b"GET * HTTP/1.1\r\n", 400),
+])
+def test_a_malformed_request_line_is_refused_before_the_head_ends(request_line, status):
+    for _, pieces in splits(request_line + HOST + b"X: unfinished"):
+        parser = RequestParser()
+        with pytest.raises(ParseError) as refused:
+            for piece in pieces:
+                parser.feed(piece)
+        assert refused.value.status == status
