@@ -203,6 +203,8 @@ cdef class HeaderBlock:
     cdef Py_ssize_t capacity
     cdef int reserve(self, Py_ssize_t extra) except -1
     cdef inline int add(self, const char* text, Py_ssize_t n) except -1
+    cdef inline int add_text(self, const char* text) except -1
+    cdef inline int add_bytes(self, bytes data) except -1
     cdef int add_latin1(self, object text, const unsigned char* allowed, str what) except -1
     cdef bytes take(self)
 

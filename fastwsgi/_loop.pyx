@@ -28,12 +28,13 @@ from libc.stdint cimport int64_t, uint32_t
 from libc.math cimport INFINITY
 from libc.stdio cimport snprintf
 from libc.stdlib cimport malloc, free, realloc
-from libc.string cimport memcpy, memmove
+from libc.string cimport memcpy, memmove, strlen
 
 from fastwsgi._parser cimport (HeadParser, BodyDecoder, normalize_limits, BODY_NONE,
                                BODY_LENGTH, BODY_CHUNKED, PARSE_INCOMPLETE)
 from fastwsgi._environ cimport EnvironBuilder
-from fastwsgi.includes.http_chars cimport FIELD_CONTENT, TCHAR, equals_lowered
+from fastwsgi.includes.http_chars cimport (
+    FIELD_CONTENT, METHOD_COUNT, METHOD_OTHER, TCHAR, equals_lowered, method_index, method_names)
 from fastwsgi.includes.python cimport (
     PyUnicode_1BYTE_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_KIND)
 from fastwsgi.includes.system cimport *

@@ -113,4 +113,42 @@ static inline int fastwsgi_equals(const char* text, Py_ssize_t length, const cha
     return length == expected_length && memcmp(text, exact, (size_t)length) == 0;
 }
 
+/* RFC 9110 §9: the methods the server knows by name. The environ hands out one
+ * interned str for each, the metrics count requests by them (in this order, as
+ * fastwsgi/metrics.py lists them); any other token is FASTWSGI_METHOD_OTHER.
+ * Each name is written once, here: the enum, the names and the compares below
+ * are made from this list. */
+#define FASTWSGI_METHODS(X) X(GET) X(HEAD) X(POST) X(PUT) X(DELETE) X(PATCH) X(OPTIONS)
+
+#define FASTWSGI_METHOD_ENUM(name) FASTWSGI_##name,
+enum { FASTWSGI_METHODS(FASTWSGI_METHOD_ENUM) FASTWSGI_METHOD_OTHER };
+enum { FASTWSGI_METHOD_COUNT = FASTWSGI_METHOD_OTHER + 1 };
+#undef FASTWSGI_METHOD_ENUM
+
+#define FASTWSGI_METHOD_NAME(name) [FASTWSGI_##name] = #name,
+static const char* const fastwsgi_method_names[FASTWSGI_METHOD_OTHER] __attribute__((unused)) = {
+    FASTWSGI_METHODS(FASTWSGI_METHOD_NAME)
+};
+#undef FASTWSGI_METHOD_NAME
+
+/* The index of a request's method (RFC 9110 §9.1: case-sensitive): GET at once,
+ * the others by their first letter, then in full against a constant, which the
+ * compiler compares inline. */
+#define FASTWSGI_IF_METHOD(name) \
+    if (fastwsgi_equals(text, length, #name)) return FASTWSGI_##name;
+static inline int fastwsgi_method_index(const char* text, Py_ssize_t length)
+{
+    FASTWSGI_IF_METHOD(GET)
+    if (length == 0)
+        return FASTWSGI_METHOD_OTHER;
+    switch (text[0]) {
+    case 'H': FASTWSGI_IF_METHOD(HEAD) break;
+    case 'P': FASTWSGI_IF_METHOD(POST) FASTWSGI_IF_METHOD(PUT) FASTWSGI_IF_METHOD(PATCH) break;
+    case 'D': FASTWSGI_IF_METHOD(DELETE) break;
+    case 'O': FASTWSGI_IF_METHOD(OPTIONS) break;
+    }
+    return FASTWSGI_METHOD_OTHER;
+}
+#undef FASTWSGI_IF_METHOD
+
 #endif

@@ -33,3 +33,12 @@ cdef extern from "includes/http_chars.h" nogil:
     # ``text`` is the string constant ``exact``, byte for byte.
     bint equals_exactly "fastwsgi_equals"(const char* text, Py_ssize_t length,
                                           const char* exact) noexcept
+
+    # RFC 9110 §9: the methods known by name, in the metrics' order; METHOD_OTHER
+    # for any other; method_names[i] is the name of method i < METHOD_OTHER.
+    enum:
+        METHOD_HEAD "FASTWSGI_HEAD"
+        METHOD_OTHER "FASTWSGI_METHOD_OTHER"
+        METHOD_COUNT "FASTWSGI_METHOD_COUNT"
+    const char* const method_names "fastwsgi_method_names"[]
+    int method_index "fastwsgi_method_index"(const char* text, Py_ssize_t length) noexcept

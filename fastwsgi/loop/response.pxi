@@ -36,6 +36,13 @@ cdef class HeaderBlock:
         self.length += n
         return 0
 
+    cdef inline int add_text(self, const char* text) except -1:
+        # A string constant: once inlined, the compiler counts its length.
+        return self.add(text, strlen(text))
+
+    cdef inline int add_bytes(self, bytes data) except -1:
+        return self.add(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+
     cdef int add_latin1(self, object text, const unsigned char* allowed, str what) except -1:
         """Appends a str as latin-1 (PEP 3333 native strings), checking every character."""
         cdef Py_ssize_t n
@@ -173,7 +180,7 @@ cdef class ResponseWriter:
         if status == self.cached_status and headers == self.cached_headers:
             # The same status and headers as the last response: reuse their
             # checked and encoded lines (most apps answer alike, time after time).
-            block.add(PyBytes_AS_STRING(self.cached_lines), PyBytes_GET_SIZE(self.cached_lines))
+            block.add_bytes(self.cached_lines)
         else:
             self.encode_app_lines(block, status, headers)
         declared = self.cached_declared
@@ -187,21 +194,21 @@ cdef class ResponseWriter:
             exchange.content_length_out = known_length
             _add_content_length(block, known_length)
         elif framing == FRAMING_CHUNKED:
-            block.add(PyBytes_AS_STRING(TRANSFER_CHUNKED), PyBytes_GET_SIZE(TRANSFER_CHUNKED))
+            block.add_bytes(TRANSFER_CHUNKED)
         elif framing == FRAMING_CLOSE:
             exchange.keep_alive = False
         exchange.framing = framing
         if not self.cached_has_date:
-            block.add(PyBytes_AS_STRING(self.date_header), PyBytes_GET_SIZE(self.date_header))
+            block.add_bytes(self.date_header)
         if not self.cached_has_server and self.send_server_header:
-            block.add(PyBytes_AS_STRING(self.server_header), PyBytes_GET_SIZE(self.server_header))
+            block.add_bytes(self.server_header)
         if self.server.stopping or self.cached_close:
             exchange.keep_alive = False
         if not exchange.keep_alive:
-            block.add(PyBytes_AS_STRING(CONNECTION_CLOSE), PyBytes_GET_SIZE(CONNECTION_CLOSE))
+            block.add_bytes(CONNECTION_CLOSE)
         elif exchange.version_minor == 0:
-            block.add(PyBytes_AS_STRING(CONNECTION_KEEP_ALIVE), PyBytes_GET_SIZE(CONNECTION_KEEP_ALIVE))
-        block.add("\r\n", 2)
+            block.add_bytes(CONNECTION_KEEP_ALIVE)
+        block.add_text("\r\n")
         conn.queue(block.take())
         exchange.headers_queued = True
         exchange.status_line = status
@@ -217,7 +224,7 @@ cdef class ResponseWriter:
         cdef int64_t declared = -1
         cdef int code
         self.cached_status = None
-        block.add("HTTP/1.1 ", 9)
+        block.add_text("HTTP/1.1 ")
         block.add_latin1(status, FIELD_CONTENT, "status")
         code = _status_code(status)
         if code < 200:
@@ -226,9 +233,9 @@ cdef class ResponseWriter:
         if PyUnicode_GET_LENGTH(status) == 3:
             # RFC 9112 §4: the SP before the (possibly empty) reason is required;
             # a bare "200" (which gunicorn accepts) gets its standard phrase.
-            block.add(" ", 1)
+            block.add_text(" ")
             block.add_latin1(_reason_phrase(code), FIELD_CONTENT, "status")
-        block.add("\r\n", 2)
+        block.add_text("\r\n")
         for header in headers:
             if type(header) is not tuple or PyTuple_GET_SIZE(header) != 2:
                 raise TypeError(f"response header {header!r} is not a (name, value) tuple")
@@ -254,9 +261,9 @@ cdef class ResponseWriter:
             elif kind == HEADER_HOP_BY_HOP:
                 raise ValueError(f"hop-by-hop header {name!r} is not allowed from an application (PEP 3333)")
             block.add(name_chars, name_length)
-            block.add(": ", 2)
+            block.add_text(": ")
             block.add_latin1(value, FIELD_CONTENT, "header value")
-            block.add("\r\n", 2)
+            block.add_text("\r\n")
         self.cached_lines = PyBytes_FromStringAndSize(block.data, block.length)
         self.cached_code = code
         self.cached_declared = declared
