@@ -428,6 +428,7 @@ cdef class AppDriver:
     cdef void report_completed(self) except *
     cdef void flush_access(self) except *
     cdef void run_hook(self, object hook, tuple args) except *
+    cdef object abort_app_call(self, Connection conn)
 
 
 @cython.final
@@ -453,7 +454,6 @@ cdef class Protocol:
     cdef void on_readable(self, Connection conn) except *
     cdef void on_event_in_app(self, Connection conn, uint32_t events) except *
     cdef void sent_for_thread(self, Connection conn) except *
-    cdef void report_long_request(self, Connection conn) except *
     cdef void drain_closing(self, Connection conn) except *
     cdef void drive(self, Connection conn) except *
     cdef void answer_requests(self, Connection conn) except *
@@ -528,6 +528,7 @@ cdef class AppPool:
     cdef void take(self, Exchange exchange) except *
     cdef void send_posted(self, Connection conn, Exchange exchange, PoolState state) except *
     cdef void stop(self) except *
+    cdef void report_long_request(self, Connection conn) except *
 
 
 @cython.final
@@ -575,8 +576,6 @@ cdef class Server:
     cdef MetricsSlot metrics_slot
     cdef int64_t* metrics
 
-    cdef Listener make_listener(self, object sock, object opts)
-    cdef object abort_app_call(self, Connection conn)
     cdef void open(self) except *
     cdef void resume_accepting(self) except *
     cdef void pause_accepting(self) except *

@@ -115,6 +115,40 @@ cdef class Listener(Handle):
     """A listening socket this server accepts from, with its environ template."""
 
 
+cdef Listener open_listener(object sock, object opts, EarlyHints early_hints, bint multithread):
+    """A listening socket made ready to accept from, with its environ template."""
+    cdef Listener listener = Listener.__new__(Listener)
+    listener.kind = HANDLE_LISTENER
+    listener.sock = sock
+    listener.fd = sock.fileno()
+    listener.is_unix = sock.family == socket.AF_UNIX
+    sock.setblocking(False)
+    if opts.multiprocess and not listener.is_unix and hasattr(socket, "TCP_DEFER_ACCEPT"):
+        # Workers that share the listener take a connection once its request has
+        # arrived: a connection accepted while still silent would tie its request
+        # to a worker that may be busy in the app by the time it comes, while a
+        # sibling sits idle. A silent client is handed over after a few seconds
+        # all the same, and its header timeout runs from then.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, DEFER_ACCEPT_SECONDS)
+    if listener.is_unix:
+        server_name, server_port = "localhost", ""
+    else:
+        address = sock.getsockname()
+        server_name, server_port = address[0], address[1]
+    listener.environ_builder = EnvironBuilder(
+        root_path=opts.root_path,
+        server_software=opts.server_software,
+        server_name=server_name,
+        server_port=server_port,
+        multiprocess=bool(opts.multiprocess),
+        multithread=multithread,
+        file_wrapper=FileWrapper,
+        base_environ=dict(opts.base_environ, **{"wsgi.early_hints": early_hints}),
+        secure_scheme_headers=opts.secure_scheme_headers,
+    )
+    return listener
+
+
 cdef class Server:
     """Serves a WSGI app on already-listening sockets until stopped.
 
@@ -160,39 +194,8 @@ cdef class Server:
             self.pool = AppPool(self, opts.threads)
             self.driver.early_hints.pool = self.pool
             self.app_timeout = opts.timeout
-        self.listeners = [self.make_listener(sock, opts) for sock in listeners]
-
-    cdef Listener make_listener(self, object sock, object opts):
-        cdef Listener listener = Listener.__new__(Listener)
-        listener.kind = HANDLE_LISTENER
-        listener.sock = sock
-        listener.fd = sock.fileno()
-        listener.is_unix = sock.family == socket.AF_UNIX
-        sock.setblocking(False)
-        if opts.multiprocess and not listener.is_unix and hasattr(socket, "TCP_DEFER_ACCEPT"):
-            # Workers that share the listener take a connection once its request has
-            # arrived: a connection accepted while still silent would tie its request
-            # to a worker that may be busy in the app by the time it comes, while a
-            # sibling sits idle. A silent client is handed over after a few seconds
-            # all the same, and its header timeout runs from then.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, DEFER_ACCEPT_SECONDS)
-        if listener.is_unix:
-            server_name, server_port = "localhost", ""
-        else:
-            address = sock.getsockname()
-            server_name, server_port = address[0], address[1]
-        listener.environ_builder = EnvironBuilder(
-            root_path=opts.root_path,
-            server_software=opts.server_software,
-            server_name=server_name,
-            server_port=server_port,
-            multiprocess=bool(opts.multiprocess),
-            multithread=self.pool is not None,
-            file_wrapper=FileWrapper,
-            base_environ=dict(opts.base_environ, **{"wsgi.early_hints": self.driver.early_hints}),
-            secure_scheme_headers=opts.secure_scheme_headers,
-        )
-        return listener
+        self.listeners = [open_listener(sock, opts, self.driver.early_hints, self.pool is not None)
+                          for sock in listeners]
 
     # -- control -----------------------------------------------------------
 
@@ -217,28 +220,9 @@ cdef class Server:
         if self.pool is None:
             conn = self.driver.in_app
             self.driver.in_app = None
-            return [] if conn is None else [self.abort_app_call(conn)]
-        return [self.abort_app_call(conn) for conn in list(self.connections.values())
+            return [] if conn is None else [self.driver.abort_app_call(conn)]
+        return [self.driver.abort_app_call(conn) for conn in list(self.connections.values())
                 if conn.state == STATE_APP]
-
-    cdef object abort_app_call(self, Connection conn):
-        cdef AppDriver driver = self.driver
-        cdef Exchange exchange = conn.exchange
-        exchange.keep_alive = False
-        status, headers, sent = exchange.status_line, exchange.response_headers, exchange.body_sent
-        if not exchange.headers_queued:
-            conn.queue(TIMEOUT_500)
-            status, headers, sent = "500 Internal Server Error", [], 0
-        try:
-            conn.flush()
-        except OSError:
-            pass
-        if driver.access_log is not None:
-            driver.run_hook(driver.access_log, (exchange.environ, status, headers, sent,
-                                                monotonic() - exchange.request_start))
-            if driver.flush_access_log is not None:
-                driver.flush_access()
-        return exchange.environ
 
     @property
     def connection_count(self):
@@ -516,43 +500,8 @@ cdef class Server:
         self.shed_candidates = [entry[3] for entry in found]
 
     cdef void add_connection(self, Listener listener, int fd, sockaddr_storage* address) except *:
-        cdef Connection conn = Connection.__new__(Connection)
-        cdef Protocol protocol = self.protocol
+        cdef Connection conn = new_connection(self, listener, fd, address)
         cdef epoll_event event
-        cdef unsigned short port
-        cdef char text[64]
-        cdef const void* ip = fastwsgi_sockaddr_ip(address, &port)
-        conn.kind = HANDLE_CONNECTION
-        conn.fd = fd
-        conn.transport = Transport(fd)
-        conn.server = self
-        conn.listener = listener
-        conn.metrics = self.metrics
-        if ip != NULL and inet_ntop(address.ss_family, ip, text, sizeof(text)) != NULL:
-            conn.remote_addr = text.decode("ascii")
-            conn.remote_port = str(port)
-            conn.trusted_proxy = self.forwarded_allow.allows(conn.remote_addr)
-            conn.proxy_header_expected = self.proxy_protocol and self.proxy_allow.allows(conn.remote_addr)
-        else:
-            conn.remote_addr = ""
-            conn.remote_port = ""
-            conn.trusted_proxy = True
-            conn.proxy_header_expected = self.proxy_protocol
-        conn.rcap = READ_BUFFER_INITIAL
-        conn.rbuf = <char*>malloc(conn.rcap)
-        if conn.rbuf == NULL:
-            conn.transport.close()
-            raise MemoryError()
-        conn.head = HeadParser.__new__(HeadParser)
-        conn.head.configure(&protocol.limits)
-        conn.body = BodyDecoder.__new__(BodyDecoder)
-        conn.body.configure(&protocol.limits)
-        conn.exchange = Exchange(conn)
-        conn.exchange.reset()
-        conn.out = []
-        conn.accepted_at = self.now
-        conn.enter(STATE_HEAD)
-        conn.interest = EPOLLIN | EPOLLRDHUP
         event.events = conn.interest
         event.data.ptr = <void*>conn
         if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &event) < 0:

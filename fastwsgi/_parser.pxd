@@ -1,4 +1,18 @@
-# C-level interface of the HTTP/1.1 request parser, for the loop and the environ builder.
+# The request parser's map: its structs, enums and classes, and the C-level
+# methods the loop and the environ builder call. The code is woven into one
+# extension from fastwsgi/parser/*.pxi (included by _parser.pyx), so calls
+# between the parts stay direct C calls:
+#   parser/limits.pxi      gunicorn's limit settings, normalized into Limits
+#   parser/lexical.pxi     whitespace, field content, names and methods compared,
+#                          the HTTP-version
+#   parser/target.pxi      the request-target's forms and the authority (RFC 9112
+#                          §3.2, RFC 3986 §3.2)
+#   parser/head.pxi        HeadParser: the head's lines and their limits, the request
+#                          line when it ends, the field lines when the head does
+#   parser/framing.pxi     what the fields mean: Host, body framing, keep-alive, Expect
+#   parser/body.pxi        BodyDecoder: Content-Length and chunked bodies, in place
+#   parser/python_api.pxi  RequestParser, ParsedRequest and character_class, for Python
+# Character classes and compares come from includes/http_chars.h.
 
 cimport cython
 
@@ -112,15 +126,9 @@ cdef class HeadParser:
     cdef Py_ssize_t _parse_head(self, char* buf, Py_ssize_t head_end) except -2
     cdef int _parse_request_line(self, char* buf, Py_ssize_t pos) except -2
     cdef int _refuse_request_line(self, char* buf, Py_ssize_t eol, Py_ssize_t length) except -2
-    cdef int _split_target(self, char* buf) except -2
     cdef int _parse_fields(self, char* buf, Py_ssize_t pos, Py_ssize_t head_end) except -2
     cdef Py_ssize_t _fold_line(self, char* buf, Py_ssize_t pos, bint onto_dropped,
                                Py_ssize_t* field_size) except -2
-    cdef int _check_framing(self, char* buf) except -2
-    cdef int64_t _content_length(self, char* buf, Span value, int64_t previous) except -2
-    cdef int _transfer_coding(self, char* buf, Span value, bint* chunked_last) except -2
-    cdef void _connection_options(self, char* buf, Span value, bint* close_token,
-                                  bint* keep_alive_token) noexcept
 
 
 @cython.final

@@ -353,32 +353,12 @@ cdef class Protocol:
             self.drive(conn)
             return
         if conn.state == STATE_APP and not conn.interest & EPOLLOUT:
-            self.report_long_request(conn)
+            self.server.pool.report_long_request(conn)
             return
         if conn.state == STATE_RESPONSE or conn.state == STATE_APP:
             self.error_log.info("closing connection from %s: no write progress in %.0fs",
                                 conn.remote_addr, self.io_timeout)
         self.close(conn)
-
-    cdef void report_long_request(self, Connection conn) except *:
-        """A request has been in the app for `timeout` seconds: say so, with the stack
-        of its thread. (gunicorn's gthread keeps its heartbeat while a thread hangs,
-        so nothing else would ever show it; the request goes on.)"""
-        cdef Exchange exchange = conn.exchange
-        cdef PoolThread pool_thread = exchange.thread
-        exchange.long_warned = True
-        conn.deadline = conn.app_deadline()
-        stack = "(not started yet: every thread is busy)"
-        if pool_thread is not None:
-            frame = sys._current_frames().get(pool_thread.ident)
-            if frame is not None:
-                stack = "".join(traceback.format_stack(frame)).rstrip("\n")
-        environ = exchange.environ or {}
-        self.error_log.warning(
-            "Request %s %s from %s still running after %.0fs on thread %s; its stack, most "
-            "recent call last:\n%s", environ.get("REQUEST_METHOD"), environ.get("RAW_URI"),
-            conn.remote_addr, self.server.now - exchange.app_started,
-            pool_thread.thread.name if pool_thread is not None else "-", stack)
 
     cdef void close(self, Connection conn) except *:
         cdef Exchange exchange = conn.exchange
