@@ -247,7 +247,7 @@ cdef class EnvironBuilder:
             (_environ_key(name.lower().encode("latin-1")), value.lower())
             for name, value in (secure_scheme_headers or {}).items()
         ]
-        self.secure_keys = frozenset(key for key, _ in self.secure_scheme_headers)
+        self.secure_keys = frozenset([key for key, _ in self.secure_scheme_headers])
         for i in range(COMMON_COUNT):
             self.secure_common[i] = (<object>common_keys[i]) in self.secure_keys
         self.value_cache = [None] * CACHED_COUNT

@@ -290,8 +290,9 @@ cdef class Server:
     cdef void serve(self) except *:
         cdef epoll_event events[MAX_EVENTS]
         cdef int count, i, timeout_ms
-        cdef Handle handle
-        cdef unsigned long long drained
+        # what each event points at; the waker's until the first event is read
+        cdef Handle handle = self.waker
+        cdef unsigned long long drained = 0
         cdef list ready_listeners = []
         cdef Protocol protocol = self.protocol
         cdef AppDriver driver = self.driver
@@ -417,9 +418,11 @@ cdef class Server:
     cdef void accept(self, Listener listener) except *:
         cdef sockaddr_storage address
         cdef socklen_t address_length
-        cdef int fd, attempts, one = 1
+        cdef int fd, one = 1
+        cdef int attempts_left = self.accept_batch
         cdef bint at_capacity
-        for attempts in range(self.accept_batch):
+        while attempts_left > 0:
+            attempts_left -= 1
             if len(self.connections) > self.worker_connections:
                 self.pause_accepting()
                 return

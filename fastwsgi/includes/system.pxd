@@ -1,4 +1,4 @@
-# Declarations of the Linux system calls the event loop makes.
+# Declarations of the Linux system calls the event loop makes, and only those.
 
 from libc.stdint cimport uint32_t, uint64_t
 
@@ -61,28 +61,17 @@ cdef extern from "<sys/socket.h>" nogil:
 
     int accept4(int sockfd, sockaddr* addr, socklen_t* addrlen, int flags)
     ssize_t recv(int sockfd, void* buf, size_t len, int flags)
-    ssize_t send(int sockfd, const void* buf, size_t len, int flags)
     ssize_t sendmsg(int sockfd, const msghdr* msg, int flags)
     int shutdown(int sockfd, int how)
     int setsockopt(int sockfd, int level, int optname, const void* optval, socklen_t optlen)
 
     enum:
-        AF_INET
-        AF_INET6
-        AF_UNIX
         SOCK_NONBLOCK
         SOCK_CLOEXEC
         MSG_NOSIGNAL
         MSG_PEEK
         MSG_DONTWAIT
-        MSG_MORE
         SHUT_WR
-        SOL_SOCKET
-        SO_LINGER
-
-    struct linger:
-        int l_onoff
-        int l_linger
 
 cdef extern from "<netinet/in.h>" nogil:
     enum:
@@ -104,7 +93,6 @@ cdef extern from "<errno.h>" nogil:
     int errno
     enum:
         EAGAIN
-        EWOULDBLOCK
         EINTR
         EMFILE
         ENFILE
@@ -112,13 +100,6 @@ cdef extern from "<errno.h>" nogil:
         ENOMEM
         ECONNABORTED
         EPROTO
-        EPERM
-        ECONNRESET
-        EPIPE
-
-cdef extern from "<limits.h>" nogil:
-    enum:
-        IOV_MAX
 
 cdef extern from "<time.h>" nogil:
     ctypedef long time_t

@@ -216,7 +216,7 @@ cdef Connection new_connection(Server server, Listener listener, int fd, sockadd
     the server's limits) and first state. The server registers it."""
     cdef Connection conn = Connection.__new__(Connection)
     cdef Protocol protocol = server.protocol
-    cdef unsigned short port
+    cdef unsigned short port = 0
     cdef char text[64]
     cdef const void* ip = fastwsgi_sockaddr_ip(address, &port)
     conn.kind = HANDLE_CONNECTION

@@ -75,7 +75,7 @@ cdef ProxyHeader _parse_v1(ProxyHeader header, const char* buf, Py_ssize_t lengt
     except ValueError:
         ports = []
         source = None
-    if source is None or len(ports) != 2 or not all(0 <= p <= 65535 for p in ports) or \
+    if source is None or len(ports) != 2 or not all([0 <= p <= 65535 for p in ports]) or \
             (source.version == 4) != (parts[0] == "TCP4"):
         header.error = "invalid PROXY v1 header"
         return header

@@ -45,7 +45,7 @@ cdef class HeaderBlock:
 
     cdef int add_latin1(self, object text, const unsigned char* allowed, str what) except -1:
         """Appends a str as latin-1 (PEP 3333 native strings), checking every character."""
-        cdef Py_ssize_t n
+        cdef Py_ssize_t n = 0
         cdef const char* chars = checked_latin1(text, allowed, what, &n)
         return self.add(chars, n)
 
@@ -135,7 +135,7 @@ cdef bint connection_asks_close(object value) except -1:
     """Whether an app's Connection header value lists the "close" option (RFC 9112 §9.6)."""
     if not PyUnicode_Check(value):
         raise TypeError(f"header value must be str, not {type(value).__name__}")
-    return any(option.strip(" \t").lower() == "close" for option in value.split(","))
+    return "close" in [option.strip(" \t").lower() for option in value.split(",")]
 
 
 cdef class ResponseWriter:
@@ -219,7 +219,7 @@ cdef class ResponseWriter:
         and remembers them, with what they declare, for the next response."""
         cdef int kind
         cdef const char* name_chars
-        cdef Py_ssize_t name_length
+        cdef Py_ssize_t name_length = 0
         cdef bint has_date = False, has_server = False, close = False
         cdef int64_t declared = -1
         cdef int code

@@ -113,7 +113,7 @@ cdef class HeadParser:
     cdef int _parse_request_line(self, char* buf, Py_ssize_t pos) except -2:
         # RFC 9112 §3: request-line = method SP request-target SP HTTP-version CRLF
         cdef Py_ssize_t start = pos
-        cdef int major, minor
+        cdef int major = -1, minor = -1
         while TCHAR[<unsigned char>buf[pos]]:
             pos += 1
         if pos == start or buf[pos] != SP:

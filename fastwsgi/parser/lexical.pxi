@@ -31,7 +31,8 @@ cdef inline Py_ssize_t _skip_field_content(const char* buf, Py_ssize_t pos,
     # is always a true one (borrows only run upwards), so it is where the field
     # content stops, unless it is an HTAB.  The byte loop does the last few bytes,
     # never reading past ``end``.
-    cdef uint64_t word, deletes, flags
+    # word is filled by memcpy before it is read
+    cdef uint64_t word = 0, deletes, flags
     cdef int first
     while pos + 8 <= end:
         memcpy(&word, buf + pos, 8)

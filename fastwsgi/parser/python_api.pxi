@@ -29,7 +29,6 @@ cdef class ParsedRequest:
 
     @property
     def headers(self):
-        cdef Py_ssize_t i
         return [(self._span(self.head_parser.fields[i].name),
                  self._span(self.head_parser.fields[i].value))
                 for i in range(self.head_parser.nfields)]
