@@ -19,8 +19,9 @@ if not sys.platform.startswith("linux"):
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXTENSIONS = ("_parser", "_environ", "_loop")
-# What a .pyx may pull in: a change to any of them makes its C stale.
-CYTHON_SOURCE_SUFFIXES = (".pyx", ".pxd", ".pxi")
+# What a .pyx may pull in: a change to any of them makes its C stale (a C header,
+# includes/*.h, is compiled into it too).
+CYTHON_SOURCE_SUFFIXES = (".pyx", ".pxd", ".pxi", ".h")
 DEBUG = os.environ.get("FASTWSGI_DEBUG_BUILD") == "1"
 COMPILE_ARGS = ["-O0", "-g"] if DEBUG else ["-O3", "-fno-strict-aliasing"]
 DIRECTIVES = {
@@ -72,17 +73,22 @@ def _cythonize():
     return cythonize if all(_exists(_source(name, ".pyx")) for name in EXTENSIONS) else None
 
 
+def _c_headers():
+    # The C every extension includes: a change to one makes every .so stale.
+    directory = os.path.join(HERE, "fastwsgi", "includes")
+    return sorted(f"fastwsgi/includes/{name}" for name in os.listdir(directory) if name.endswith(".h"))
+
+
+def _extension(name, suffix):
+    return Extension(f"fastwsgi.{name}", [_source(name, suffix)], depends=_c_headers(),
+                     extra_compile_args=COMPILE_ARGS)
+
+
 def _extensions(cythonize):
     if cythonize is not None:
-        extensions = [
-            Extension(f"fastwsgi.{name}", [_source(name, ".pyx")], extra_compile_args=COMPILE_ARGS)
-            for name in EXTENSIONS
-        ]
+        extensions = [_extension(name, ".pyx") for name in EXTENSIONS]
         return cythonize(extensions, compiler_directives=DIRECTIVES, annotate=DEBUG)
-    return [
-        Extension(f"fastwsgi.{name}", [_source(name, ".c")], extra_compile_args=COMPILE_ARGS)
-        for name in EXTENSIONS
-    ]
+    return [_extension(name, ".c") for name in EXTENSIONS]
 
 
 def _missing_c(extensions):

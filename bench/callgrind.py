@@ -322,7 +322,7 @@ def stale_extensions():
     """Compiled modules older than their Cython sources (a rebuild is due)."""
     pkg = os.path.join(REPO, "fastwsgi")
     sources = [os.path.join(root, f) for root, _, files in os.walk(pkg)
-               for f in files if f.endswith((".pyx", ".pxi", ".pxd"))]
+               for f in files if f.endswith((".pyx", ".pxi", ".pxd", ".h"))]
     newest = max((os.path.getmtime(p) for p in sources), default=0)
     return [f for f in os.listdir(pkg) if f.endswith(".so")
             and os.path.getmtime(os.path.join(pkg, f)) < newest]

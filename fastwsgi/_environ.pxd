@@ -1,5 +1,13 @@
 from fastwsgi._parser cimport HeadParser, Span
 
+# How many common header names _environ.pyx finds by hash (COMMON_HEADERS): the
+# cached ones, then the secret ones. The counts size C arrays, so they are
+# constants here; the module refuses to import when its lists say otherwise.
+cdef enum:
+    CACHED_COUNT = 36   # CACHED_HEADERS: values reused while they repeat
+    SECRET_COUNT = 2    # SECRET_HEADERS: values never kept
+    COMMON_COUNT = CACHED_COUNT + SECRET_COUNT
+
 
 cdef class EnvironBuilder:
     cdef dict template
@@ -9,7 +17,7 @@ cdef class EnvironBuilder:
     cdef str url_scheme
     cdef list secure_scheme_headers
     # which common-header slots, and which other keys, are secure_scheme_headers
-    cdef bint secure_common[38]
+    cdef bint secure_common[COMMON_COUNT]
     cdef frozenset secure_keys
     # per common header, the str made for its last value (values repeat across requests)
     cdef list value_cache

@@ -10,47 +10,32 @@ User-Agent, Accept... rarely change from one request to the next).
 """
 import sys
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_Copy, PyDict_GetItem, PyDict_SetItem
 from cpython.list cimport PyList_GET_ITEM
+from cpython.tuple cimport PyTuple_GET_ITEM
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeLatin1
 from libc.stdlib cimport malloc, free
-from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcmp, memcpy
 
 from fastwsgi._parser cimport HeadParser, ParsedRequest, Span, FieldSpan
-
-cdef extern from "Python.h":
-    char* PyBytes_AS_STRING(object)
-    Py_ssize_t PyDict_GET_SIZE(object)
-    PyObject* PyDict_SetDefault(object mapping, object key, object default_value) except NULL
-    Py_ssize_t PyUnicode_GET_LENGTH(object)
-    int PyUnicode_KIND(object)
-    void* PyUnicode_DATA(object)
-    int PyUnicode_1BYTE_KIND
-
-cdef extern from *:
-    """
-    /* A dict with room for a whole environ: copies of it never resize. */
-    static PyObject* fastwsgi_presized_dict(Py_ssize_t minused) {
-    #if PY_VERSION_HEX < 0x030D0000
-        return _PyDict_NewPresized(minused);
-    #else
-        (void)minused;
-        return PyDict_New();
-    #endif
-    }
-    """
-    dict fastwsgi_presized_dict(Py_ssize_t minused)
+from fastwsgi.includes.http_chars cimport (
+    HEXDIG, HEXDIG_VALUE, METHOD_OTHER, equals_lowered_n, method_index, method_names)
+from fastwsgi.includes.python cimport (
+    PyDict_GET_SIZE, PyDict_SetDefault, PyUnicode_1BYTE_KIND, PyUnicode_DATA,
+    PyUnicode_GET_LENGTH, PyUnicode_KIND, presized_dict)
 
 DEF KEY_BUFFER = 512
 DEF PATH_BUFFER = 1024
 DEF ENVIRON_ROOM = 48
 DEF HASH_SLOTS = 256
 
-# Headers browsers, proxies and API clients send most.  Values of the first
-# group are cached between requests; the last two carry secrets and are not.
-cdef tuple COMMON_HEADERS = (
+# Headers browsers, proxies and API clients send most, found without making an
+# object for the name. The values of the first group are cached between requests;
+# the second carry secrets and are never kept. A name's index is its slot in the
+# tables below: the cached ones come first, so "cached" is "index < CACHED_COUNT".
+cdef tuple CACHED_HEADERS = (
     b"host", b"user-agent", b"accept", b"accept-encoding", b"accept-language",
     b"connection", b"referer", b"cache-control", b"origin", b"pragma",
     b"upgrade-insecure-requests", b"sec-fetch-site", b"sec-fetch-mode",
@@ -60,10 +45,14 @@ cdef tuple COMMON_HEADERS = (
     b"x-forwarded-host", b"x-forwarded-port", b"x-real-ip", b"x-requested-with",
     b"forwarded", b"te", b"range", b"priority", b"expect", b"transfer-encoding",
     b"content-type", b"content-length", b"keep-alive",
-    b"cookie", b"authorization",
 )
-DEF COMMON_COUNT = 38
-DEF CACHED_COUNT = 36
+cdef tuple SECRET_HEADERS = (b"cookie", b"authorization")
+cdef tuple COMMON_HEADERS = CACHED_HEADERS + SECRET_HEADERS
+# The counts in _environ.pxd size C arrays, so they are written there; a list
+# edited without them fails here, at import, and not in a request.
+if len(CACHED_HEADERS) != CACHED_COUNT or len(SECRET_HEADERS) != SECRET_COUNT:
+    raise ImportError(f"_environ.pxd counts {CACHED_COUNT} cached and {SECRET_COUNT} secret "
+                      f"headers; the lists hold {len(CACHED_HEADERS)} and {len(SECRET_HEADERS)}")
 
 cdef const char* common_names[COMMON_COUNT]
 cdef Py_ssize_t common_lengths[COMMON_COUNT]
@@ -71,6 +60,9 @@ cdef PyObject* common_keys[COMMON_COUNT]
 cdef signed char common_slots[HASH_SLOTS]
 cdef list common_key_objects = []
 
+# PEP 3333 / CGI: a request header's key is HTTP_ and its name upper-cased, '-' as '_'.
+cdef bytes HTTP_PREFIX = b"HTTP_"
+cdef Py_ssize_t HTTP_PREFIX_LENGTH = len(HTTP_PREFIX)
 cdef str K_REQUEST_METHOD = sys.intern("REQUEST_METHOD")
 cdef str K_SCRIPT_NAME = sys.intern("SCRIPT_NAME")
 cdef str K_RAW_URI = sys.intern("RAW_URI")
@@ -87,13 +79,8 @@ cdef str K_CONTENT_LENGTH = sys.intern("CONTENT_LENGTH")
 cdef str K_HTTP_HOST = sys.intern("HTTP_HOST")
 cdef str HTTP_1_0 = sys.intern("HTTP/1.0")
 cdef str HTTP_1_1 = sys.intern("HTTP/1.1")
-cdef str M_GET = sys.intern("GET")
-cdef str M_PUT = sys.intern("PUT")
-cdef str M_POST = sys.intern("POST")
-cdef str M_HEAD = sys.intern("HEAD")
-cdef str M_PATCH = sys.intern("PATCH")
-cdef str M_DELETE = sys.intern("DELETE")
-cdef str M_OPTIONS = sys.intern("OPTIONS")
+# The methods known by name (includes/http_chars.h), one interned str each, by index.
+cdef tuple METHODS = tuple(sys.intern(method_names[i].decode("ascii")) for i in range(METHOD_OTHER))
 cdef str HTTPS = sys.intern("https")
 cdef str PORT_80 = sys.intern("80")
 cdef str PORT_443 = sys.intern("443")
@@ -112,7 +99,12 @@ cdef str _environ_key(bytes lowered_name):
         return K_CONTENT_TYPE
     if lowered_name == b"content-length":
         return K_CONTENT_LENGTH
-    return sys.intern("HTTP_" + lowered_name.decode("latin-1").upper().replace("-", "_"))
+    return sys.intern(_http_key(lowered_name))
+
+
+cdef str _http_key(bytes name):
+    # PEP 3333 / CGI meta-variables: HTTP_ + the name upper-cased, '-' as '_'.
+    return (HTTP_PREFIX + name.upper().replace(b"-", b"_")).decode("latin-1")
 
 
 cdef inline unsigned int _name_hash(const char* name, Py_ssize_t n) noexcept:
@@ -122,27 +114,9 @@ cdef inline unsigned int _name_hash(const char* name, Py_ssize_t n) noexcept:
             + (<unsigned char>name[n >> 1] | 0x20)) & (HASH_SLOTS - 1)
 
 
-cdef inline bint _token_equals_lowered(const char* name, const char* lowered, Py_ssize_t n) noexcept:
-    # Exact for a token against lowercase letters, digits and '-' (see _name_hash).
-    cdef Py_ssize_t i = 0
-    cdef uint64_t word, expected
-    while i + 8 <= n:
-        memcpy(&word, name + i, 8)
-        memcpy(&expected, lowered + i, 8)
-        if (word | 0x2020202020202020ULL) != expected:
-            return False
-        i += 8
-    while i < n:
-        if (<unsigned char>name[i] | 0x20) != <unsigned char>lowered[i]:
-            return False
-        i += 1
-    return True
-
-
 cdef void _init_common() except *:
     cdef Py_ssize_t i
     cdef unsigned int slot
-    assert len(COMMON_HEADERS) == COMMON_COUNT
     for slot in range(HASH_SLOTS):
         common_slots[slot] = -1
     for i in range(COMMON_COUNT):
@@ -168,7 +142,8 @@ cdef inline Py_ssize_t _common_index(const char* name, Py_ssize_t n) noexcept:
         i = common_slots[slot]
         if i < 0:
             return -1
-        if common_lengths[i] == n and _token_equals_lowered(name, common_names[i], n):
+        # Exact for a field name (a token, see _name_hash) against a lowercase name.
+        if common_lengths[i] == n and equals_lowered_n(name, common_names[i], n):
             return i
         slot = (slot + 1) & (HASH_SLOTS - 1)
 
@@ -176,55 +151,27 @@ cdef inline Py_ssize_t _common_index(const char* name, Py_ssize_t n) noexcept:
 cdef object _uncommon_key(const char* name, Py_ssize_t n):
     # HTTP_ + the name upper-cased, '-' → '_' (PEP 3333 / CGI meta-variables).
     cdef char key[KEY_BUFFER]
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, prefix = HTTP_PREFIX_LENGTH
     cdef char c
-    if n + 5 > KEY_BUFFER:
-        return "HTTP_" + PyUnicode_DecodeLatin1(name, n, NULL).upper().replace("-", "_")
-    key[0] = b'H'
-    key[1] = b'T'
-    key[2] = b'T'
-    key[3] = b'P'
-    key[4] = b'_'
+    if prefix + n > KEY_BUFFER:
+        return _http_key(PyBytes_FromStringAndSize(name, n))
+    memcpy(key, PyBytes_AS_STRING(HTTP_PREFIX), prefix)
     for i in range(n):
         c = name[i]
         if b'a' <= c <= b'z':
             c = c - 32
         elif c == b'-':
             c = b'_'
-        key[5 + i] = c
-    return PyUnicode_DecodeLatin1(key, n + 5, NULL)
+        key[prefix + i] = c
+    return PyUnicode_DecodeLatin1(key, prefix + n, NULL)
 
 
 cdef object _method(const char* buf, Span span):
     cdef const char* text = buf + span.off
-    cdef Py_ssize_t n = span.len
-    if n == 3:
-        if memcmp(text, "GET", 3) == 0:
-            return M_GET
-        if memcmp(text, "PUT", 3) == 0:
-            return M_PUT
-    elif n == 4:
-        if memcmp(text, "POST", 4) == 0:
-            return M_POST
-        if memcmp(text, "HEAD", 4) == 0:
-            return M_HEAD
-    elif n == 5 and memcmp(text, "PATCH", 5) == 0:
-        return M_PATCH
-    elif n == 6 and memcmp(text, "DELETE", 6) == 0:
-        return M_DELETE
-    elif n == 7 and memcmp(text, "OPTIONS", 7) == 0:
-        return M_OPTIONS
-    return PyUnicode_DecodeLatin1(text, n, NULL)
-
-
-cdef inline int _hex(unsigned char c) noexcept:
-    if 48 <= c <= 57:
-        return c - 48
-    if 97 <= c <= 102:
-        return c - 87
-    if 65 <= c <= 70:
-        return c - 55
-    return -1
+    cdef int known = method_index(text, span.len)
+    if known != METHOD_OTHER:
+        return <object>PyTuple_GET_ITEM(METHODS, known)
+    return PyUnicode_DecodeLatin1(text, span.len, NULL)
 
 
 cdef str _percent_decoded(const char* text, Py_ssize_t length):
@@ -245,10 +192,10 @@ cdef str _percent_decoded(const char* text, Py_ssize_t length):
     try:
         while i < length:
             if text[i] == b'%' and i + 2 < length:
-                high = _hex(<unsigned char>text[i + 1])
-                low = _hex(<unsigned char>text[i + 2])
-                if high >= 0 and low >= 0:
-                    decoded[out] = <char>(high * 16 + low)
+                high = HEXDIG[<unsigned char>text[i + 1]]
+                low = HEXDIG[<unsigned char>text[i + 2]]
+                if high and low:
+                    decoded[out] = <char>((high & HEXDIG_VALUE) * 16 + (low & HEXDIG_VALUE))
                     out += 1
                     i += 3
                     continue
@@ -269,7 +216,7 @@ cdef class EnvironBuilder:
                  str url_scheme="http", bint multiprocess=False, bint multithread=False,
                  object errors=None, object file_wrapper=None,
                  dict base_environ=None, dict secure_scheme_headers=None):
-        cdef dict template = fastwsgi_presized_dict(ENVIRON_ROOM)
+        cdef dict template = presized_dict(ENVIRON_ROOM)
         cdef dict constant = {}
         if base_environ:
             constant.update(base_environ)
@@ -300,7 +247,7 @@ cdef class EnvironBuilder:
             (_environ_key(name.lower().encode("latin-1")), value.lower())
             for name, value in (secure_scheme_headers or {}).items()
         ]
-        self.secure_keys = frozenset(key for key, _ in self.secure_scheme_headers)
+        self.secure_keys = frozenset([key for key, _ in self.secure_scheme_headers])
         for i in range(COMMON_COUNT):
             self.secure_common[i] = (<object>common_keys[i]) in self.secure_keys
         self.value_cache = [None] * CACHED_COUNT

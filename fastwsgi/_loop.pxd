@@ -60,7 +60,7 @@
 cimport cython
 from libc.stdint cimport int64_t, uint32_t
 
-from fastwsgi._parser cimport HeadParser, BodyDecoder
+from fastwsgi._parser cimport HeadParser, BodyDecoder, Limits
 from fastwsgi._environ cimport EnvironBuilder
 from fastwsgi.includes.system cimport iovec, sockaddr_storage
 from cpython.pythread cimport PyThread_type_lock
@@ -288,6 +288,8 @@ cdef class HeaderBlock:
     cdef Py_ssize_t capacity
     cdef int reserve(self, Py_ssize_t extra) except -1
     cdef inline int add(self, const char* text, Py_ssize_t n) except -1
+    cdef inline int add_text(self, const char* text) except -1
+    cdef inline int add_bytes(self, bytes data) except -1
     cdef int add_latin1(self, object text, const unsigned char* allowed, str what) except -1
     cdef bytes take(self)
 
@@ -511,6 +513,7 @@ cdef class AppDriver:
     cdef void report_completed(self) except *
     cdef void flush_access(self) except *
     cdef void run_hook(self, object hook, tuple args) except *
+    cdef object abort_app_call(self, Connection conn)
 
 
 @cython.final
@@ -529,14 +532,14 @@ cdef class Protocol:
     cdef Py_ssize_t body_memory
     cdef Py_ssize_t body_memory_limit
     cdef object spool_dir
-    cdef dict head_limits
+    # what a request may hold, normalized once; each connection's parsers copy it
+    cdef Limits limits
 
     cdef void on_event(self, Connection conn, uint32_t events) except *
     cdef void on_readable(self, Connection conn) except *
     cdef void on_handshake_event(self, Connection conn) except *
     cdef void on_event_in_app(self, Connection conn, uint32_t events) except *
     cdef void sent_for_thread(self, Connection conn) except *
-    cdef void report_long_request(self, Connection conn) except *
     cdef void drain_closing(self, Connection conn) except *
     cdef void drive(self, Connection conn) except *
     cdef void answer_requests(self, Connection conn) except *
@@ -617,6 +620,7 @@ cdef class AppPool:
     cdef void take(self, Exchange exchange) except *
     cdef void send_posted(self, Connection conn, Exchange exchange, PoolState state) except *
     cdef void stop(self) except *
+    cdef void report_long_request(self, Connection conn) except *
 
 
 @cython.final
@@ -664,8 +668,6 @@ cdef class Server:
     cdef MetricsSlot metrics_slot
     cdef int64_t* metrics
 
-    cdef Listener make_listener(self, object sock, object opts)
-    cdef object abort_app_call(self, Connection conn)
     cdef void open(self) except *
     cdef void resume_accepting(self) except *
     cdef void pause_accepting(self) except *

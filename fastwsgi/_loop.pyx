@@ -19,18 +19,24 @@ import stat
 import sys
 import tempfile
 
-from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
 from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GET_ITEM
+from cpython.unicode cimport PyUnicode_Check
 from libc.stdint cimport int64_t, uint32_t
 from libc.math cimport INFINITY
+from libc.stdio cimport snprintf
 from libc.stdlib cimport malloc, free, realloc
-from libc.string cimport memcpy, memmove
+from libc.string cimport memcpy, memmove, strlen
 
-from fastwsgi._parser cimport (HeadParser, BodyDecoder, BODY_NONE, BODY_LENGTH,
-                               BODY_CHUNKED, PARSE_INCOMPLETE)
+from fastwsgi._parser cimport (HeadParser, BodyDecoder, normalize_limits, BODY_NONE,
+                               BODY_LENGTH, BODY_CHUNKED, PARSE_INCOMPLETE)
 from fastwsgi._environ cimport EnvironBuilder
+from fastwsgi.includes.http_chars cimport (
+    FIELD_CONTENT, METHOD_COUNT, METHOD_OTHER, TCHAR, equals_lowered, method_index, method_names)
+from fastwsgi.includes.python cimport (
+    PyUnicode_1BYTE_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_KIND)
 from fastwsgi.includes.system cimport *
 
 include "loop/consts.pxi"
@@ -115,6 +121,44 @@ cdef class Listener(Handle):
     """A listening socket this server accepts from, with its environ template."""
 
 
+cdef Listener open_listener(object sock, object opts, EarlyHints early_hints, bint multithread):
+    """A listening socket made ready to accept from, with its environ template."""
+    cdef Listener listener = Listener.__new__(Listener)
+    listener.kind = HANDLE_LISTENER
+    listener.sock = sock
+    listener.fd = sock.fileno()
+    listener.is_unix = sock.family == socket.AF_UNIX
+    sock.setblocking(False)
+    if opts.multiprocess and not listener.is_unix and hasattr(socket, "TCP_DEFER_ACCEPT"):
+        # Workers that share the listener take a connection once its request has
+        # arrived: a connection accepted while still silent would tie its request
+        # to a worker that may be busy in the app by the time it comes, while a
+        # sibling sits idle. A silent client is handed over after a few seconds
+        # all the same, and its header timeout runs from then.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, DEFER_ACCEPT_SECONDS)
+    if listener.is_unix:
+        server_name, server_port = "localhost", ""
+    else:
+        address = sock.getsockname()
+        server_name, server_port = address[0], address[1]
+    if opts.ssl_context is not None:
+        # gunicorn wraps every bound socket when TLS is configured.
+        listener.tls = TLSContext(opts.ssl_context, opts.suppress_ragged_eofs)
+    listener.environ_builder = EnvironBuilder(
+        root_path=opts.root_path,
+        url_scheme="http" if listener.tls is None else "https",
+        server_software=opts.server_software,
+        server_name=server_name,
+        server_port=server_port,
+        multiprocess=bool(opts.multiprocess),
+        multithread=multithread,
+        file_wrapper=FileWrapper,
+        base_environ=dict(opts.base_environ, **{"wsgi.early_hints": early_hints}),
+        secure_scheme_headers=opts.secure_scheme_headers,
+    )
+    return listener
+
+
 cdef class Server:
     """Serves a WSGI app on already-listening sockets until stopped.
 
@@ -160,43 +204,8 @@ cdef class Server:
             self.pool = AppPool(self, opts.threads)
             self.driver.early_hints.pool = self.pool
             self.app_timeout = opts.timeout
-        self.listeners = [self.make_listener(sock, opts) for sock in listeners]
-
-    cdef Listener make_listener(self, object sock, object opts):
-        cdef Listener listener = Listener.__new__(Listener)
-        listener.kind = HANDLE_LISTENER
-        listener.sock = sock
-        listener.fd = sock.fileno()
-        listener.is_unix = sock.family == socket.AF_UNIX
-        sock.setblocking(False)
-        if opts.multiprocess and not listener.is_unix and hasattr(socket, "TCP_DEFER_ACCEPT"):
-            # Workers that share the listener take a connection once its request has
-            # arrived: a connection accepted while still silent would tie its request
-            # to a worker that may be busy in the app by the time it comes, while a
-            # sibling sits idle. A silent client is handed over after a few seconds
-            # all the same, and its header timeout runs from then.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, DEFER_ACCEPT_SECONDS)
-        if listener.is_unix:
-            server_name, server_port = "localhost", ""
-        else:
-            address = sock.getsockname()
-            server_name, server_port = address[0], address[1]
-        if opts.ssl_context is not None:
-            # gunicorn wraps every bound socket when TLS is configured.
-            listener.tls = TLSContext(opts.ssl_context, opts.suppress_ragged_eofs)
-        listener.environ_builder = EnvironBuilder(
-            root_path=opts.root_path,
-            url_scheme="http" if listener.tls is None else "https",
-            server_software=opts.server_software,
-            server_name=server_name,
-            server_port=server_port,
-            multiprocess=bool(opts.multiprocess),
-            multithread=self.pool is not None,
-            file_wrapper=FileWrapper,
-            base_environ=dict(opts.base_environ, **{"wsgi.early_hints": self.driver.early_hints}),
-            secure_scheme_headers=opts.secure_scheme_headers,
-        )
-        return listener
+        self.listeners = [open_listener(sock, opts, self.driver.early_hints, self.pool is not None)
+                          for sock in listeners]
 
     # -- control -----------------------------------------------------------
 
@@ -221,28 +230,9 @@ cdef class Server:
         if self.pool is None:
             conn = self.driver.in_app
             self.driver.in_app = None
-            return [] if conn is None else [self.abort_app_call(conn)]
-        return [self.abort_app_call(conn) for conn in list(self.connections.values())
+            return [] if conn is None else [self.driver.abort_app_call(conn)]
+        return [self.driver.abort_app_call(conn) for conn in list(self.connections.values())
                 if conn.state == STATE_APP]
-
-    cdef object abort_app_call(self, Connection conn):
-        cdef AppDriver driver = self.driver
-        cdef Exchange exchange = conn.exchange
-        exchange.keep_alive = False
-        status, headers, sent = exchange.status_line, exchange.response_headers, exchange.body_sent
-        if not exchange.headers_queued:
-            conn.queue(TIMEOUT_500)
-            status, headers, sent = "500 Internal Server Error", [], 0
-        try:
-            conn.flush()
-        except OSError:
-            pass
-        if driver.access_log is not None:
-            driver.run_hook(driver.access_log, (exchange.environ, status, headers, sent,
-                                                monotonic() - exchange.request_start))
-            if driver.flush_access_log is not None:
-                driver.flush_access()
-        return exchange.environ
 
     @property
     def connection_count(self):
@@ -310,8 +300,9 @@ cdef class Server:
     cdef void serve(self) except *:
         cdef epoll_event events[MAX_EVENTS]
         cdef int count, i, timeout_ms
-        cdef Handle handle
-        cdef unsigned long long drained
+        # what each event points at; the waker's until the first event is read
+        cdef Handle handle = self.waker
+        cdef unsigned long long drained = 0
         cdef list ready_listeners = []
         cdef Protocol protocol = self.protocol
         cdef AppDriver driver = self.driver
@@ -437,9 +428,11 @@ cdef class Server:
     cdef void accept(self, Listener listener) except *:
         cdef sockaddr_storage address
         cdef socklen_t address_length
-        cdef int fd, attempts, one = 1
+        cdef int fd, one = 1
+        cdef int attempts_left = self.accept_batch
         cdef bint at_capacity
-        for attempts in range(self.accept_batch):
+        while attempts_left > 0:
+            attempts_left -= 1
             if len(self.connections) > self.worker_connections:
                 self.pause_accepting()
                 return
@@ -520,46 +513,8 @@ cdef class Server:
         self.shed_candidates = [entry[3] for entry in found]
 
     cdef void add_connection(self, Listener listener, int fd, sockaddr_storage* address) except *:
-        cdef Connection conn = Connection.__new__(Connection)
-        cdef Protocol protocol = self.protocol
+        cdef Connection conn = new_connection(self, listener, fd, address)
         cdef epoll_event event
-        cdef unsigned short port
-        cdef char text[64]
-        cdef const void* ip = fastwsgi_sockaddr_ip(address, &port)
-        conn.kind = HANDLE_CONNECTION
-        conn.fd = fd
-        conn.transport = Transport(fd)
-        if listener.tls is not None:
-            conn.transport.tls = listener.tls.session()
-            conn.transport.can_sendfile = False
-        conn.server = self
-        conn.listener = listener
-        conn.metrics = self.metrics
-        if ip != NULL and inet_ntop(address.ss_family, ip, text, sizeof(text)) != NULL:
-            conn.remote_addr = text.decode("ascii")
-            conn.remote_port = str(port)
-            conn.trusted_proxy = self.forwarded_allow.allows(conn.remote_addr)
-            conn.proxy_header_expected = self.proxy_protocol and self.proxy_allow.allows(conn.remote_addr)
-        else:
-            conn.remote_addr = ""
-            conn.remote_port = ""
-            conn.trusted_proxy = True
-            conn.proxy_header_expected = self.proxy_protocol
-        conn.rcap = READ_BUFFER_INITIAL
-        conn.rbuf = <char*>malloc(conn.rcap)
-        if conn.rbuf == NULL:
-            conn.transport.close()
-            raise MemoryError()
-        conn.head = HeadParser(**protocol.head_limits)
-        conn.body = BodyDecoder(protocol.head_limits["limit_request_body"],
-                                protocol.head_limits["limit_request_fields"],
-                                protocol.head_limits["limit_request_field_size"])
-        conn.exchange = Exchange(conn)
-        conn.exchange.reset()
-        conn.out = []
-        conn.accepted_at = self.now
-        conn.enter(STATE_HEAD if listener.tls is None else STATE_HANDSHAKE)
-        conn.interest = EPOLLIN | EPOLLRDHUP
         event.events = conn.interest
         event.data.ptr = <void*>conn
         if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &event) < 0:

@@ -1,4 +1,20 @@
-# C-level interface of the HTTP/1.1 request parser, for the loop and the environ builder.
+# The request parser's map: its structs, enums and classes, and the C-level
+# methods the loop and the environ builder call. The code is woven into one
+# extension from fastwsgi/parser/*.pxi (included by _parser.pyx), so calls
+# between the parts stay direct C calls:
+#   parser/limits.pxi      gunicorn's limit settings, normalized into Limits
+#   parser/lexical.pxi     whitespace, field content, names and methods compared,
+#                          the HTTP-version
+#   parser/target.pxi      the request-target's forms and the authority (RFC 9112
+#                          §3.2, RFC 3986 §3.2)
+#   parser/head.pxi        HeadParser: the head's lines and their limits, the request
+#                          line when it ends, the field lines when the head does
+#   parser/framing.pxi     what the fields mean: Host, body framing, keep-alive, Expect
+#   parser/body.pxi        BodyDecoder: Content-Length and chunked bodies, in place
+#   parser/python_api.pxi  RequestParser, ParsedRequest and character_class, for Python
+# Character classes and compares come from includes/http_chars.h.
+
+cimport cython
 
 cdef extern from *:
     ctypedef long long int64_t
@@ -54,28 +70,41 @@ cdef enum ChunkState:
     CHUNK_DONE = 20
 
 
+# What the configuration allows a request, as the parsers enforce it: made once
+# from gunicorn's settings by normalize_limits(), copied into each parser.
+ctypedef struct Limits:
+    Py_ssize_t request_line     # bytes of the request line before its CRLF
+    Py_ssize_t fields           # header fields of a head; trailer fields of a chunked body
+    Py_ssize_t field_size       # one field line with its CRLF, folded lines included
+    int64_t body                # body bytes; 0: no limit
+    UnderscoreMode underscore_mode
+    bint strip_header_spaces
+    bint permit_obsolete_folding
+
+cdef int normalize_limits(Limits* limits, object options) except -1
+
+
+@cython.final
 cdef class HeadParser:
-    # limits, from configuration
-    cdef Py_ssize_t limit_line
-    cdef Py_ssize_t limit_fields
-    cdef Py_ssize_t limit_field_size
-    cdef int64_t limit_body
-    cdef int underscore_mode
-    cdef bint strip_header_spaces
-    cdef bint permit_obsolete_folding
+    cdef Limits limits
 
     # incremental scan state while the head is incomplete
     cdef Py_ssize_t scan_pos
     cdef Py_ssize_t line_start
     cdef Py_ssize_t lines_seen
+    cdef Py_ssize_t fields_start
 
-    # results, valid after parse() returned a head length
-    cdef Py_ssize_t head_start
+    # the request line, valid from the end of its line (lines_seen > 0) on
     cdef Span method
     cdef Span target
     cdef Span path
     cdef Span query
     cdef int version_minor
+    # the request line, in the form of an HTTP/1 one, asks for HEAD: set as it is
+    # parsed (even when it is then refused), so a refusal knows; reset() clears it
+    cdef bint head_request
+
+    # results, valid after parse() returned a head length
     cdef FieldSpan* fields
     cdef Py_ssize_t nfields
     cdef int body_kind
@@ -89,40 +118,35 @@ cdef class HeadParser:
     cdef int error_status
     cdef str error_reason
 
+    cdef int configure(self, const Limits* limits) except -1
     cdef void reset(self) noexcept
     cdef Py_ssize_t parse(self, char* buf, Py_ssize_t length) except -2
     cdef int fail(self, int status, str reason) except -2
     cdef Py_ssize_t _check_partial_line(self, Py_ssize_t partial) except -2
     cdef Py_ssize_t _parse_head(self, char* buf, Py_ssize_t head_end) except -2
-    cdef Py_ssize_t _parse_request_line(self, char* buf) except -2
-    cdef int _split_target(self, char* buf) except -2
+    cdef int _parse_request_line(self, char* buf, Py_ssize_t pos) except -2
+    cdef int _refuse_request_line(self, char* buf, Py_ssize_t eol, Py_ssize_t length) except -2
     cdef int _parse_fields(self, char* buf, Py_ssize_t pos, Py_ssize_t head_end) except -2
     cdef Py_ssize_t _fold_line(self, char* buf, Py_ssize_t pos, bint onto_dropped,
                                Py_ssize_t* field_size) except -2
-    cdef int _check_framing(self, char* buf) except -2
-    cdef int64_t _content_length(self, char* buf, Span value, int64_t previous) except -2
-    cdef int _transfer_coding(self, char* buf, Span value, bint* chunked_last) except -2
-    cdef void _connection_options(self, char* buf, Span value, bint* close_token,
-                                  bint* keep_alive_token) noexcept
 
 
+@cython.final
 cdef class BodyDecoder:
     cdef int kind
     cdef int64_t remaining
     cdef int64_t received
-    cdef int64_t limit_body
+    cdef Limits limits
     cdef int chunk_state
     cdef Py_ssize_t line_length
-    cdef Py_ssize_t limit_line
     cdef Py_ssize_t trailer_fields
-    cdef Py_ssize_t limit_fields
-    cdef Py_ssize_t limit_field_size
-    # lowered start of the trailer field name being read: room for the longest refused name
+    # the start of the trailer field name being read: room for the longest name refused
     cdef char trailer_name[24]
     cdef Py_ssize_t trailer_name_length
     cdef int error_status
     cdef str error_reason
 
+    cdef void configure(self, const Limits* limits) noexcept
     cdef void start(self, int kind, int64_t content_length) noexcept
     cdef bint done(self) noexcept
     cdef Py_ssize_t decode(self, char* buf, Py_ssize_t length, Py_ssize_t* out_length) except -2

@@ -10,27 +10,30 @@ class ParseError(Exception):
     def __init__(self, status: int, reason: str) -> None: ...
 
 class HeadParser:
+    # gunicorn's settings by name; one left out has the setting's default
+    # (fastwsgi.settings), but limit_request_body, which is 0 (no limit).
     def __init__(
         self,
-        limit_request_line: int = 4094,
-        limit_request_fields: int = 100,
-        limit_request_field_size: int = 8190,
-        limit_request_body: int = 0,
-        header_map: str = "drop",
-        strip_header_spaces: bool = False,
-        permit_obsolete_folding: bool = False,
+        *,
+        limit_request_line: int = ...,
+        limit_request_fields: int = ...,
+        limit_request_field_size: int = ...,
+        limit_request_body: int = ...,
+        header_map: str = ...,
+        strip_header_spaces: bool = ...,
+        permit_obsolete_folding: bool = ...,
     ) -> None: ...
     @property
     def error(self) -> Tuple[int, Optional[str]]: ...
+    @property
+    def request_line_parsed(self) -> bool: ...
+    @property
+    def head_request(self) -> bool: ...
     def parse_bytes(self, data: _Buffer) -> int: ...
 
 class BodyDecoder:
-    def __init__(
-        self,
-        limit_request_body: int = 0,
-        limit_request_fields: int = 100,
-        limit_request_field_size: int = 8190,
-    ) -> None: ...
+    # The limits HeadParser takes; those of the head alone are not used.
+    def __init__(self, **limits: object) -> None: ...
 
 class ParsedRequest:
     @property
@@ -62,9 +65,12 @@ class ParsedRequest:
 
 class RequestParser:
     """Feeds bytes, returns events: ("request", ParsedRequest), ("body", bytes), ("end", None)."""
+    # The limits HeadParser takes.
     def __init__(self, **limits: object) -> None: ...
     def feed(self, data: _Buffer) -> List[Tuple[str, object]]: ...
     @property
     def buffered(self) -> int: ...
     @property
     def awaiting_body(self) -> bool: ...
+
+def character_class(rule: str) -> bytes: ...

@@ -14,15 +14,13 @@ from __future__ import annotations
 import errno
 import os
 import random
-import select
 import signal
 import sys
 import time
-import traceback
 from typing import Any, NoReturn
 
-from . import __version__
-from .errors import AppImportError, ConfigError, ConfigFileError, HaltServer
+from . import __version__, upgrade
+from .errors import HaltServer
 from .glogging import Logger
 from .metrics import MetricsServer
 from .pidfile import Pidfile
@@ -34,13 +32,11 @@ from .sockets import (
     create_listeners,
     listen_fds,
 )
-from .systemd import notify_socket, reloading_state, sd_notify
+from .signal_pipe import SignalPipe
+from .systemd import notify_socket, sd_notify
 from .tls import ssl_context
+from .upgrade import ENV_LISTEN_FDS, ENV_MASTER_PID
 from .worker import Worker
-
-# Environment a re-exec'd master (USR2) finds: the old master's pid and the listening fds.
-ENV_MASTER_PID = "FASTWSGI_PID"
-ENV_LISTEN_FDS = "FASTWSGI_FD"
 
 HANDLED_SIGNALS = {getattr(signal, f"SIG{name}"): name.lower()
                    for name in ["HUP", "QUIT", "INT", "TERM", "TTIN", "TTOU", "USR1", "USR2", "WINCH"]}
@@ -62,8 +58,7 @@ class Arbiter:
         self.log: Logger | None = None
         self.listeners: list[Listener] = []
         self.workers: dict[int, Worker] = {}
-        self._signal_queue: list[int] = []
-        self._wakeup_r = self._wakeup_w = -1
+        self.signal_pipe = SignalPipe()
         self.pidfile: Pidfile | None = None
         self.systemd = False
         self.worker_age = 0
@@ -76,7 +71,7 @@ class Arbiter:
         self._last_logged_active_worker_count: int | None = None
         self.metrics: MetricsServer | None = None
         # systemd (NOTIFY_SOCKET) is told READY=1 once the workers have loaded the app.
-        self._ready_pending = notify_socket() is not None
+        self.ready_pending = notify_socket() is not None
         self._stopping_notified = False
         self.setup(app)
         self.start_ctx = {"args": app.restart_args(), "cwd": os.getcwd()}
@@ -149,7 +144,7 @@ class Arbiter:
                 self.listeners = create_listeners(self.cfg, self.log, fds)
 
         self.log.debug("Arbiter booted")
-        self.log.info("Listening at: %s (%s)", self._listeners_str(), self.pid)
+        self.log.info("Listening at: %s (%s)", self.listeners_str(), self.pid)
         self.log.info("Using worker: %s", self.cfg.worker_class_str)
         if self.cfg.metrics_bind and self.metrics is None:
             try:
@@ -163,40 +158,20 @@ class Arbiter:
             self.log.warning("%s", warning)
         self.cfg.when_ready(self)
 
-    def _listeners_str(self) -> str:
+    def listeners_str(self) -> str:
         if self.listeners:
             return ",".join(str(listener) for listener in self.listeners)
         return ",".join(self.cfg.bind)
 
     def init_signals(self) -> None:
-        if self._wakeup_r < 0:
-            self._wakeup_r, self._wakeup_w = os.pipe()
-            for fd in (self._wakeup_r, self._wakeup_w):
-                os.set_blocking(fd, False)
         self.log.close_on_exec()
-        signal.set_wakeup_fd(self._wakeup_w, warn_on_full_buffer=False)
-        for sig in list(HANDLED_SIGNALS) + [signal.SIGCHLD]:
-            signal.signal(sig, self._on_signal)
-
-    def _on_signal(self, sig: int, frame: Any) -> None:
-        # Kept minimal: the C-level handler already wrote the signal number to the pipe.
-        pass
+        self.signal_pipe.install(list(HANDLED_SIGNALS) + [signal.SIGCHLD])
 
     def _read_signals(self, timeout: float) -> list[int]:
-        try:
-            ready, _, _ = select.select([self._wakeup_r] + ([self.metrics] if self.metrics else []),
-                                        [], [], timeout)
-        except InterruptedError:
-            ready = [self._wakeup_r]
-        if self.metrics is not None and self.metrics in ready:
+        signals, readable = self.signal_pipe.wait(timeout, [self.metrics] if self.metrics else [])
+        if readable:
             self.metrics.handle()
-        if self._wakeup_r not in ready:
-            return []
-        try:
-            data = os.read(self._wakeup_r, 4096)
-        except BlockingIOError:
-            return []
-        return list(data)
+        return signals
 
     def run(self) -> NoReturn:
         self.start()
@@ -206,11 +181,11 @@ class Arbiter:
             while True:
                 self.maybe_promote_master()
                 # Waiting for the workers to boot, look often: systemd waits on READY=1.
-                for sig in self._read_signals(0.02 if self._ready_pending else 1.0):
+                for sig in self._read_signals(0.02 if self.ready_pending else 1.0):
                     self._dispatch(sig)
                 self.murder_workers()
                 self.manage_workers()
-                if self._ready_pending:
+                if self.ready_pending:
                     self._notify_ready_when_booted()
         except (StopIteration, KeyboardInterrupt):
             self.halt()
@@ -228,9 +203,9 @@ class Arbiter:
     def _notify_ready_when_booted(self) -> None:
         if len(self.workers) < self.num_workers or not all(map(_booted, self.workers.values())):
             return
-        self._ready_pending = False
+        self.ready_pending = False
         sd_notify(f"READY=1\nSTATUS=fastwsgi arbiter booted, {len(self.workers)} worker(s)"
-                  f" at {self._listeners_str()}", self.log)
+                  f" at {self.listeners_str()}", self.log)
 
     def _dispatch(self, sig: int) -> None:
         if sig == signal.SIGCHLD:
@@ -325,104 +300,16 @@ class Arbiter:
             if self.workers:
                 time.sleep(0.01)
 
-    # --- reload and re-exec --------------------------------------------------------
+    # --- reload and re-exec (fastwsgi/upgrade.py) ---------------------------------
     def reload(self) -> None:
-        sd_notify(reloading_state(), self.log)
-        try:
-            self._reload()
-        finally:
-            # Reloaded or not (a broken config keeps the running one), the service is up.
-            self._ready_pending = notify_socket() is not None
-
-    def _reload(self) -> None:
-        old_address = self.cfg.address
-        for key in self.cfg.env:
-            if key in self.cfg.env_orig:
-                os.environ[key] = self.cfg.env_orig[key]
-            else:
-                os.environ.pop(key, None)
-        try:
-            self.app.reload()
-        except ConfigFileError as e:
-            # Unlike gunicorn (which exits), keep serving with the working config.
-            self.log.error("Reload failed, keeping the current configuration: %s", e.detail.rstrip())
-            return
-        except Exception as e:
-            self.log.error("Reload failed, keeping the current configuration: %s", e)
-            return
-        try:
-            # Renewed certificate files are read now; broken ones keep the running ones.
-            tls_context = ssl_context(self.app.cfg) if self.app.cfg.is_ssl else None
-        except ConfigError as e:
-            self.log.error("Reload failed, keeping the current configuration: %s", e)
-            self.app.cfg = self.cfg
-            return
-        self.setup(self.app, tls_context)
-        self.log.reopen_files()
-        if old_address != self.cfg.address and not self.cfg.reuse_port:
-            for listener in self.listeners:
-                listener.close()
-            self.listeners = create_listeners(self.cfg, self.log)
-            self.log.info("Listening at: %s", self._listeners_str())
-        self.cfg.on_reload(self)
-        if self.pidfile is not None:
-            self.pidfile.unlink()
-        if self.cfg.pidfile is not None:
-            self.pidfile = Pidfile(self.cfg.pidfile)
-            self.pidfile.create(self.pid)
-        set_proc_title(f"master [{self.proc_name}]")
-        last_age = self.worker_age
-        for _ in range(self.cfg.workers):
-            self.spawn_worker()
-        # The old workers are now the oldest: manage_workers TERMs them.
-        self.manage_workers()
-        deadline = time.monotonic() + self.cfg.graceful_timeout
-        while self.workers and time.monotonic() < deadline:
-            if min(w.age for w in self.workers.values()) > last_age:
-                break
-            self.reap_workers()
-            time.sleep(0.05)
+        upgrade.reload(self)
 
     def reexec(self) -> None:
         """USR2: exec a new master from the current code on the same sockets."""
-        if self.reexec_pid != 0:
-            self.log.warning("USR2 signal ignored. Child exists.")
-            return
-        if self.master_pid != 0:
-            self.log.warning("USR2 signal ignored. Parent exists.")
-            return
-        master_pid = os.getpid()
-        self.reexec_pid = os.fork()
-        if self.reexec_pid != 0:
-            return
-        try:
-            self.cfg.pre_exec(self)
-            environ = self.cfg.env_orig.copy()
-            environ[ENV_MASTER_PID] = str(master_pid)
-            if self.systemd:
-                environ["LISTEN_PID"] = str(os.getpid())
-                environ["LISTEN_FDS"] = str(len(self.listeners))
-            else:
-                environ[ENV_LISTEN_FDS] = ",".join(str(listener.fileno()) for listener in self.listeners)
-            os.chdir(self.start_ctx["cwd"])
-            args = self.start_ctx["args"]
-            os.execvpe(args[0], args, environ)
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(1)
+        upgrade.reexec(self)
 
     def maybe_promote_master(self) -> None:
-        if self.master_pid == 0 or self.master_pid == os.getppid():
-            return
-        self.log.info("Master has been promoted.")
-        self.master_name = "Master"
-        self.master_pid = 0
-        self.proc_name = self.cfg.proc_name
-        os.environ.pop(ENV_MASTER_PID, None)
-        if self.pidfile is not None:
-            self.pidfile.rename(self.cfg.pidfile)
-        set_proc_title(f"master [{self.proc_name}]")
+        upgrade.promote_if_orphaned(self)
 
     # --- workers ----------------------------------------------------------------
     def murder_workers(self) -> None:
@@ -540,54 +427,7 @@ class Arbiter:
             self.workers[pid] = worker
             self._spawn_times[pid] = time.monotonic()
             return pid
-        self._run_worker(worker)
-
-    def _run_worker(self, worker: Worker) -> NoReturn:
-        """The child's whole life; it ends in os._exit and never returns to the master's loop."""
-        signal.set_wakeup_fd(-1)
-        for fd in (self._wakeup_r, self._wakeup_w):
-            os.close(fd)
-        if self.metrics is not None:
-            self.metrics.sock.close()
-        for sibling in self.workers.values():
-            sibling.tmp.close()
-        worker.pid = os.getpid()
-        worker.exit_process = lambda code: self._exit_worker(worker, code)
-        exit_code = 0
-        try:
-            set_proc_title(f"worker [{self.proc_name}]")
-            self.log.info("Booting worker with pid: %s", worker.pid)
-            if self.cfg.reuse_port:
-                worker.sockets = create_listeners(self.cfg, self.log)
-            self.cfg.post_fork(self, worker)
-            worker.init_process()
-        except SystemExit as e:
-            exit_code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        except AppImportError as e:
-            self.log.debug("Exception while loading the application", exc_info=True)
-            print(str(e), file=sys.stderr)
-            exit_code = self.APP_LOAD_ERROR
-        except BaseException as e:
-            self.log.exception("Exception in worker process")
-            print(str(e), file=sys.stderr)
-            exit_code = self.WORKER_BOOT_ERROR if not worker.booted else 255
-        self._exit_worker(worker, exit_code)
-
-    def _exit_worker(self, worker: Worker, code: int) -> NoReturn:
-        try:
-            self.log.info("Worker exiting (pid: %s)", worker.pid)
-            worker.tmp.close()
-            self.cfg.worker_exit(self, worker)
-        except BaseException:
-            self.log.warning("Exception during worker exit:\n%s", traceback.format_exc())
-        finally:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except Exception:
-                    pass
-            self.log.flush()
-            os._exit(code)
+        worker.run_forked(self)
 
     def kill_workers(self, sig: int) -> None:
         for pid in list(self.workers):

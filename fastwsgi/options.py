@@ -10,76 +10,88 @@ import dataclasses
 import logging
 from typing import Any, Callable, Optional, Sequence
 
-from . import __version__
+from . import __version__, settings
 
 Environ = dict
 
 
+def _setting_default(name: str, convert: Callable[[Any], Any] = lambda value: value) -> Any:
+    """The default of gunicorn's setting ``name``, from the one table (settings.py),
+    validated as a config value would be and converted to the type the loop takes."""
+    setting = settings.BY_NAME[name]
+    return convert(setting.validator(setting.default))
+
+
+def _copied_setting_default(name: str, convert: Callable[[Any], Any]) -> Any:
+    """A field whose default is a fresh copy of the setting's (a mutable value)."""
+    return dataclasses.field(default_factory=lambda: _setting_default(name, convert))
+
+
 @dataclasses.dataclass
 class ServerOptions:
-    # RFC 9112 limits, with gunicorn's names and defaults.
-    limit_request_line: int = 4094
-    limit_request_fields: int = 100
-    limit_request_field_size: int = 8190
-    # Largest request body accepted, in bytes; 0 means no limit (gunicorn has none).
-    limit_request_body: int = 1024 ** 3
+    """The loop's settings. Where a gunicorn setting exists, the field has its name
+    (or says which it is) and its default comes from settings.py."""
 
-    # Seconds an idle keep-alive connection is kept open (gunicorn: keepalive=2).
-    keepalive: float = 2.0
+    # RFC 9112 limits.
+    limit_request_line: int = _setting_default("limit_request_line")
+    limit_request_fields: int = _setting_default("limit_request_fields")
+    limit_request_field_size: int = _setting_default("limit_request_field_size")
+    # Largest request body accepted, in bytes; 0 means no limit (gunicorn has none).
+    limit_request_body: int = _setting_default("limit_request_body")
+
+    # Seconds an idle keep-alive connection is kept open.
+    keepalive: float = _setting_default("keepalive", float)
     # Seconds a client has to send a complete header block (slowloris guard).
-    header_timeout: float = 30.0
+    header_timeout: float = _setting_default("header_timeout", float)
     # Seconds a request body or a response write may go without progress.
-    io_timeout: float = 30.0
+    io_timeout: float = _setting_default("io_timeout", float)
     # A request body must arrive within io_timeout plus one second per this many
     # bytes received (Apache mod_reqtimeout's MinRate); 0 disables the rate.
-    min_upload_rate: int = 500
+    min_upload_rate: int = _setting_default("min_upload_rate")
     # Seconds in-flight requests get to finish after a graceful stop.
-    graceful_timeout: float = 30.0
+    graceful_timeout: float = _setting_default("graceful_timeout", float)
 
     # Connections one loop holds at once; past it, accepting pauses.
-    worker_connections: int = 1000
+    worker_connections: int = _setting_default("worker_connections")
     # Threads the app runs on (gunicorn's gthread); 1: on the loop's own thread.
-    threads: int = 1
+    threads: int = _setting_default("threads")
     # With threads > 1: seconds after which a request still in the app is logged,
     # once, with its thread's stack (gunicorn's timeout); 0: never.
-    timeout: float = 30.0
+    timeout: float = _setting_default("timeout", float)
     # Stop gracefully after serving this many requests; 0 means never.
-    max_requests: int = 0
+    max_requests: int = _setting_default("max_requests")
 
     # PEP 3333 SCRIPT_NAME prefix (gunicorn: root_path / SCRIPT_NAME env).
-    root_path: str = ""
+    root_path: str = _setting_default("root_path")
     server_software: str = f"fastwsgi/{__version__}"
     # Add a Server header to responses (the app's own wins when present).
     send_server_header: bool = True
-    # Use sendfile(2) for wsgi.file_wrapper responses.
+    # Use sendfile(2) for wsgi.file_wrapper responses (the setting's default, None,
+    # leaves it on unless the environment turns it off: Config.sendfile).
     sendfile: bool = True
     # Request bodies above this many bytes are spooled to a temporary file.
-    spool_threshold: int = 1024 * 1024
+    spool_threshold: int = _setting_default("spool_threshold")
     # Request bodies held in memory at once, summed over a worker's connections;
     # past it, new bodies are spooled from their first byte. 0 means no bound.
-    body_memory_limit: int = 64 * 1024 * 1024
-    # Directory for spooled bodies; None means tempfile's default.
-    spool_dir: Optional[str] = None
+    body_memory_limit: int = _setting_default("body_memory_limit")
+    # Directory for spooled bodies (tmp_upload_dir); None means tempfile's default.
+    spool_dir: Optional[str] = _setting_default("tmp_upload_dir")
 
     # gunicorn's header_map: how a header name containing '_' is handled:
-    # "drop" (default), "refuse" (400) or "dangerous" (pass through as-is).
-    header_map: str = "drop"
-    # Strip spaces before the colon in a field name (unsafe, off by default).
-    strip_header_spaces: bool = False
-    # Accept obs-fold continuation lines (RFC 9112 §5.2), off by default.
-    permit_obsolete_folding: bool = False
+    # "drop", "refuse" (400) or "dangerous" (pass through as-is).
+    header_map: str = _setting_default("header_map")
+    # Strip spaces before the colon in a field name (unsafe).
+    strip_header_spaces: bool = _setting_default("strip_header_spaces")
+    # Accept obs-fold continuation lines (RFC 9112 §5.2).
+    permit_obsolete_folding: bool = _setting_default("permit_obsolete_folding")
 
-    # Trusted front ends for X-Forwarded-* / Forwarded and PROXY protocol.
-    forwarded_allow_ips: Sequence[str] = ("127.0.0.1", "::1")
-    secure_scheme_headers: dict = dataclasses.field(
-        default_factory=lambda: {
-            "X-FORWARDED-PROTOCOL": "ssl",
-            "X-FORWARDED-PROTO": "https",
-            "X-FORWARDED-SSL": "on",
-        }
-    )
-    proxy_protocol: bool = False
-    proxy_allow_ips: Sequence[str] = ("127.0.0.1", "::1")
+    # Trusted front ends for X-Forwarded-* / Forwarded and PROXY protocol. The
+    # command line's default also reads $FORWARDED_ALLOW_IPS; run() does not.
+    forwarded_allow_ips: Sequence[str] = _setting_default("forwarded_allow_ips", tuple)
+    secure_scheme_headers: dict = _copied_setting_default("secure_scheme_headers", dict)
+    # Whether a PROXY header is read (proxy_protocol other than "off").
+    proxy_protocol: bool = _setting_default("proxy_protocol", lambda mode: mode != "off")
+    proxy_allow_ips: Sequence[str] = _setting_default("proxy_allow_ips", tuple)
 
     # TLS: an ssl.SSLContext for the server side (fastwsgi.sockets.ssl_context makes
     # gunicorn's); every listener then speaks TLS. None: plain HTTP.

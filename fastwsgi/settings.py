@@ -91,6 +91,10 @@ def _control_socket_default() -> str:
 
 
 
+# The front ends trusted by default: the local host only.
+LOCAL_ADDRESSES = "127.0.0.1,::1"
+
+
 def _only_h1(value: Any) -> bool:
     return list(value) == ["h1"]
 
@@ -221,10 +225,11 @@ SETTINGS: list[Setting] = [
     S("secure_scheme_headers", "Server Mechanics", (), v.dictionary,
       {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"},
       "Headers (and values) by which a trusted proxy says the request came over HTTPS."),
-    S("forwarded_allow_ips", "Server Mechanics", ("--forwarded-allow-ips",), v.address_list, None,
+    S("forwarded_allow_ips", "Server Mechanics", ("--forwarded-allow-ips",), v.address_list,
+      LOCAL_ADDRESSES,
       "Proxies (IPs, networks or *) trusted for X-Forwarded-* headers. "
-      "Default: $FORWARDED_ALLOW_IPS, else 127.0.0.1,::1.", meta="STRING",
-      default_factory=lambda: os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")),
+      f"Default: $FORWARDED_ALLOW_IPS, else {LOCAL_ADDRESSES}.", meta="STRING",
+      default_factory=lambda: os.environ.get("FORWARDED_ALLOW_IPS", LOCAL_ADDRESSES)),
     # --- Logging ---
     S("accesslog", "Logging", ("--access-logfile",), v.string, None,
       "The access log file; '-' is stdout. No access log by default.", meta="FILE"),
@@ -313,12 +318,12 @@ SETTINGS: list[Setting] = [
     S("proxy_protocol", "Server Mechanics", ("--proxy-protocol",), v.proxy_protocol, "off",
       "Accept the PROXY protocol (off, v1, v2, auto) from proxy_allow_ips.",
       meta="MODE", nargs="?", const="auto"),
-    S("proxy_allow_ips", "Server Mechanics", ("--proxy-allow-from",), v.address_list, "127.0.0.1,::1",
+    S("proxy_allow_ips", "Server Mechanics", ("--proxy-allow-from",), v.address_list, LOCAL_ADDRESSES,
       "Front ends (IPs, networks or *) allowed to send a PROXY header."),
     S("protocol", "Server Mechanics", ("--protocol",), v.string, "http",
       "The protocol on the sockets; only http is served.", meta="STRING", support=REFUSED,
       honoured=lambda p: p == "http"),
-    S("uwsgi_allow_ips", "Server Mechanics", ("--uwsgi-allow-from",), v.address_list, "127.0.0.1,::1",
+    S("uwsgi_allow_ips", "Server Mechanics", ("--uwsgi-allow-from",), v.address_list, LOCAL_ADDRESSES,
       "Front ends allowed to speak uWSGI.", support=IGNORED),
     # --- SSL ---
     S("keyfile", "SSL", ("--keyfile",), v.string, None,

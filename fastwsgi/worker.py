@@ -13,14 +13,16 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from . import settings
+from .errors import AppImportError
 from .heartbeat import Heartbeat
 from .hook_views import RequestView, ResponseView
 from .options import ServerHooks, ServerOptions
-from .process import set_owner_process
+from .process import set_owner_process, set_proc_title
 from .reloader import Reloader
+from .sockets import create_listeners
 
 
 def server_options(cfg: Any, max_requests: int) -> ServerOptions:
@@ -126,6 +128,52 @@ class Worker:
         self.tmp.notify()
 
     # --- in the child ---------------------------------------------------------
+    def run_forked(self, arbiter: Any) -> NoReturn:
+        """The child's whole life, from the master's fork; it ends in os._exit and
+        never returns to the master's loop."""
+        arbiter.signal_pipe.close()
+        if arbiter.metrics is not None:
+            arbiter.metrics.sock.close()
+        for sibling in arbiter.workers.values():
+            sibling.tmp.close()
+        self.pid = os.getpid()
+        self.exit_process = lambda code: self._exit_forked(arbiter, code)
+        exit_code = 0
+        try:
+            set_proc_title(f"worker [{arbiter.proc_name}]")
+            self.log.info("Booting worker with pid: %s", self.pid)
+            if self.cfg.reuse_port:
+                self.sockets = create_listeners(self.cfg, self.log)
+            self.cfg.post_fork(arbiter, self)
+            self.init_process()
+        except SystemExit as e:
+            exit_code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except AppImportError as e:
+            self.log.debug("Exception while loading the application", exc_info=True)
+            print(str(e), file=sys.stderr)
+            exit_code = arbiter.APP_LOAD_ERROR
+        except BaseException as e:
+            self.log.exception("Exception in worker process")
+            print(str(e), file=sys.stderr)
+            exit_code = arbiter.WORKER_BOOT_ERROR if not self.booted else 255
+        self._exit_forked(arbiter, exit_code)
+
+    def _exit_forked(self, arbiter: Any, code: int) -> NoReturn:
+        try:
+            self.log.info("Worker exiting (pid: %s)", self.pid)
+            self.tmp.close()
+            self.cfg.worker_exit(arbiter, self)
+        except BaseException:
+            self.log.warning("Exception during worker exit:\n%s", traceback.format_exc())
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:
+                    pass
+            self.log.flush()
+            os._exit(code)
+
     def init_process(self) -> None:
         for key, value in self.cfg.env.items():
             os.environ[key] = value

@@ -1,4 +1,4 @@
-# Declarations of the Linux system calls the event loop makes.
+# Declarations of the Linux system calls the event loop makes, and only those.
 
 from libc.stdint cimport uint32_t, uint64_t
 
@@ -67,22 +67,12 @@ cdef extern from "<sys/socket.h>" nogil:
     int setsockopt(int sockfd, int level, int optname, const void* optval, socklen_t optlen)
 
     enum:
-        AF_INET
-        AF_INET6
-        AF_UNIX
         SOCK_NONBLOCK
         SOCK_CLOEXEC
         MSG_NOSIGNAL
         MSG_PEEK
         MSG_DONTWAIT
-        MSG_MORE
         SHUT_WR
-        SOL_SOCKET
-        SO_LINGER
-
-    struct linger:
-        int l_onoff
-        int l_linger
 
 cdef extern from "<netinet/in.h>" nogil:
     enum:
@@ -105,7 +95,6 @@ cdef extern from "<errno.h>" nogil:
     int errno
     enum:
         EAGAIN
-        EWOULDBLOCK
         EINTR
         EMFILE
         ENFILE
@@ -113,13 +102,6 @@ cdef extern from "<errno.h>" nogil:
         ENOMEM
         ECONNABORTED
         EPROTO
-        EPERM
-        ECONNRESET
-        EPIPE
-
-cdef extern from "<limits.h>" nogil:
-    enum:
-        IOV_MAX
 
 cdef extern from "<time.h>" nogil:
     ctypedef long time_t

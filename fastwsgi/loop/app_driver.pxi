@@ -257,3 +257,23 @@ cdef class AppDriver:
             hook(*args)
         except Exception:
             self.error_log.exception("hook %r failed", getattr(hook, "__name__", hook))
+
+    cdef object abort_app_call(self, Connection conn):
+        """The master's timeout is about to kill the worker: answers the request of
+        ``conn`` as gunicorn does, and writes its access line. Returns its environ."""
+        cdef Exchange exchange = conn.exchange
+        exchange.keep_alive = False
+        status, headers, sent = exchange.status_line, exchange.response_headers, exchange.body_sent
+        if not exchange.headers_queued:
+            conn.queue(TIMEOUT_500)
+            status, headers, sent = "500 Internal Server Error", [], 0
+        try:
+            conn.flush()
+        except OSError:
+            pass
+        if self.access_log is not None:
+            self.run_hook(self.access_log, (exchange.environ, status, headers, sent,
+                                            monotonic() - exchange.request_start))
+            if self.flush_access_log is not None:
+                self.flush_access()
+        return exchange.environ

@@ -209,3 +209,48 @@ cdef class Connection(Handle):
             # Without its events the connection would hang until its deadline: it
             # fails now, alone (the loop closes a connection whose handling raised).
             raise OSError(errno, f"epoll_ctl: {os.strerror(errno)}")
+
+
+cdef Connection new_connection(Server server, Listener listener, int fd, sockaddr_storage* address):
+    """A connection just accepted from ``listener``: its peer, buffers, parsers (with
+    the server's limits) and first state. The server registers it."""
+    cdef Connection conn = Connection.__new__(Connection)
+    cdef Protocol protocol = server.protocol
+    cdef unsigned short port = 0
+    cdef char text[64]
+    cdef const void* ip = fastwsgi_sockaddr_ip(address, &port)
+    conn.kind = HANDLE_CONNECTION
+    conn.fd = fd
+    conn.transport = Transport(fd)
+    if listener.tls is not None:
+        conn.transport.tls = listener.tls.session()
+        conn.transport.can_sendfile = False
+    conn.server = server
+    conn.listener = listener
+    conn.metrics = server.metrics
+    if ip != NULL and inet_ntop(address.ss_family, ip, text, sizeof(text)) != NULL:
+        conn.remote_addr = text.decode("ascii")
+        conn.remote_port = str(port)
+        conn.trusted_proxy = server.forwarded_allow.allows(conn.remote_addr)
+        conn.proxy_header_expected = server.proxy_protocol and server.proxy_allow.allows(conn.remote_addr)
+    else:
+        conn.remote_addr = ""
+        conn.remote_port = ""
+        conn.trusted_proxy = True
+        conn.proxy_header_expected = server.proxy_protocol
+    conn.rcap = READ_BUFFER_INITIAL
+    conn.rbuf = <char*>malloc(conn.rcap)
+    if conn.rbuf == NULL:
+        conn.transport.close()
+        raise MemoryError()
+    conn.head = HeadParser.__new__(HeadParser)
+    conn.head.configure(&protocol.limits)
+    conn.body = BodyDecoder.__new__(BodyDecoder)
+    conn.body.configure(&protocol.limits)
+    conn.exchange = Exchange(conn)
+    conn.exchange.reset()
+    conn.out = []
+    conn.accepted_at = server.now
+    conn.enter(STATE_HEAD if listener.tls is None else STATE_HANDSHAKE)
+    conn.interest = EPOLLIN | EPOLLRDHUP
+    return conn

@@ -11,15 +11,13 @@ DEF M_DURATION_SUM_US = 4
 DEF M_DURATION_BUCKETS = 8      # one per bound of DURATION_BOUNDS, then +Inf
 DEF M_DURATION_BOUND_COUNT = 13
 DEF M_REQUESTS = 24             # [method][status class]
-DEF M_METHODS = 8
 DEF M_STATUS_CLASSES = 5
 DEF M_REFUSED = 64              # by status, 400 to 599
 DEF M_REFUSED_FIRST = 400
 DEF M_REFUSED_COUNT = 200
 DEF M_SLOT_SIZE = 264
 
-# Method indexes: GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, anything else.
-DEF METHOD_OTHER = 7
+# Requests are counted by method (includes/http_chars.h: method_index, METHOD_COUNT).
 
 cdef double DURATION_BOUNDS[13]
 DURATION_BOUNDS[:] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
@@ -28,29 +26,11 @@ METRICS_LAYOUT = dict(
     open_connections=M_OPEN_CONNECTIONS, in_flight=M_IN_FLIGHT, bytes_in=M_BYTES_IN,
     bytes_out=M_BYTES_OUT, duration_sum_us=M_DURATION_SUM_US, duration_buckets=M_DURATION_BUCKETS,
     duration_bounds=[DURATION_BOUNDS[i] for i in range(M_DURATION_BOUND_COUNT)],
-    requests=M_REQUESTS, methods=M_METHODS, status_classes=M_STATUS_CLASSES, refused=M_REFUSED,
+    requests=M_REQUESTS, methods=METHOD_COUNT,
+    method_names=[method_names[i].decode("ascii") for i in range(METHOD_OTHER)] + ["other"],
+    status_classes=M_STATUS_CLASSES, refused=M_REFUSED,
     refused_first=M_REFUSED_FIRST, refused_count=M_REFUSED_COUNT, slot_size=M_SLOT_SIZE,
 )
-
-
-cdef int method_index(const char* method, Py_ssize_t n) noexcept:
-    if n == 3:
-        if memcmp(method, b"GET", 3) == 0:
-            return 0
-        if memcmp(method, b"PUT", 3) == 0:
-            return 3
-    elif n == 4:
-        if memcmp(method, b"HEAD", 4) == 0:
-            return 1
-        if memcmp(method, b"POST", 4) == 0:
-            return 2
-    elif n == 5 and memcmp(method, b"PATCH", 5) == 0:
-        return 5
-    elif n == 6 and memcmp(method, b"DELETE", 6) == 0:
-        return 4
-    elif n == 7 and memcmp(method, b"OPTIONS", 7) == 0:
-        return 6
-    return METHOD_OTHER
 
 
 cdef class MetricsSlot:

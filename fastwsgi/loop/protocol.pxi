@@ -15,15 +15,7 @@ cdef class Protocol:
         self.spool_threshold = options.spool_threshold
         self.body_memory_limit = options.body_memory_limit
         self.spool_dir = options.spool_dir
-        self.head_limits = dict(
-            limit_request_line=options.limit_request_line,
-            limit_request_fields=options.limit_request_fields,
-            limit_request_field_size=options.limit_request_field_size,
-            limit_request_body=options.limit_request_body,
-            header_map=options.header_map,
-            strip_header_spaces=options.strip_header_spaces,
-            permit_obsolete_folding=options.permit_obsolete_folding,
-        )
+        normalize_limits(&self.limits, options)
 
     # -- events ------------------------------------------------------------
 
@@ -315,8 +307,7 @@ cdef class Protocol:
             head, request_bytes, conn.remote_addr, conn.remote_port, conn.trusted_proxy)
         exchange.keep_alive = head.keep_alive and self.keepalive > 0
         exchange.version_minor = head.version_minor
-        # The whole token: a method that merely starts like HEAD (HEAL, HEXX) has a body.
-        exchange.is_head = head.method.len == 4 and memcmp(request_bytes + head.method.off, b"HEAD", 4) == 0
+        exchange.is_head = head.head_request
         exchange.request_start = now
         if conn.metrics != NULL:
             exchange.method_index = method_index(request_bytes + head.method.off, head.method.len)
@@ -384,10 +375,9 @@ cdef class Protocol:
         else:
             # gunicorn's handle_error: a malformed request is a WARNING, seen by default.
             self.error_log.warning("Invalid request from ip=%s: %s", conn.remote_addr, reason)
-        if conn.state == STATE_BODY:
-            head_request = exchange.is_head
-        else:
-            head_request = _starts_head_request(conn.data(), conn.rlen)
+        # RFC 9110 §9.3.2: an answer to HEAD has no content, refusals included; the
+        # method is known once the request line passed, and only then.
+        head_request = exchange.is_head if conn.state == STATE_BODY else conn.head.head_request
         self.server.writer.queue_refusal(conn, status, reason, head_request)
         exchange.keep_alive = False
         exchange.response_done = True
@@ -420,32 +410,12 @@ cdef class Protocol:
             self.drive(conn)
             return
         if conn.state == STATE_APP and not conn.interest & EPOLLOUT:
-            self.report_long_request(conn)
+            self.server.pool.report_long_request(conn)
             return
         if conn.state == STATE_RESPONSE or conn.state == STATE_APP:
             self.error_log.info("closing connection from %s: no write progress in %.0fs",
                                 conn.remote_addr, self.io_timeout)
         self.close(conn)
-
-    cdef void report_long_request(self, Connection conn) except *:
-        """A request has been in the app for `timeout` seconds: say so, with the stack
-        of its thread. (gunicorn's gthread keeps its heartbeat while a thread hangs,
-        so nothing else would ever show it; the request goes on.)"""
-        cdef Exchange exchange = conn.exchange
-        cdef PoolThread pool_thread = exchange.thread
-        exchange.long_warned = True
-        conn.deadline = conn.app_deadline()
-        stack = "(not started yet: every thread is busy)"
-        if pool_thread is not None:
-            frame = sys._current_frames().get(pool_thread.ident)
-            if frame is not None:
-                stack = "".join(traceback.format_stack(frame)).rstrip("\n")
-        environ = exchange.environ or {}
-        self.error_log.warning(
-            "Request %s %s from %s still running after %.0fs on thread %s; its stack, most "
-            "recent call last:\n%s", environ.get("REQUEST_METHOD"), environ.get("RAW_URI"),
-            conn.remote_addr, self.server.now - exchange.app_started,
-            pool_thread.thread.name if pool_thread is not None else "-", stack)
 
     cdef void close(self, Connection conn) except *:
         cdef Exchange exchange = conn.exchange
@@ -497,24 +467,3 @@ cdef class Protocol:
         self.error_log.exception("Error serving connection from %s; closing it", conn.remote_addr)
         self.close(conn)
 
-
-cdef bint _starts_head_request(const char* data, Py_ssize_t length) noexcept:
-    """Whether unparsed bytes begin with a well-formed HEAD request line.
-
-    Only then may a refusal leave out its content: when the request line itself
-    is malformed, the client's idea of the method cannot be known.
-    """
-    cdef Py_ssize_t pos = 0, target
-    while pos + 1 < length and data[pos] == b'\r' and data[pos + 1] == b'\n':
-        pos += 2
-    if length - pos < 5 or memcmp(data + pos, b"HEAD ", 5) != 0:
-        return False
-    pos += 5
-    target = pos
-    while pos < length and 0x21 <= <unsigned char>data[pos] <= 0x7E:
-        pos += 1
-    if pos == target or length - pos < 11 or data[pos] != b' ':
-        return False
-    return (memcmp(data + pos + 1, b"HTTP/1.", 7) == 0
-            and (data[pos + 8] == b'0' or data[pos + 8] == b'1')
-            and data[pos + 9] == b'\r' and data[pos + 10] == b'\n')

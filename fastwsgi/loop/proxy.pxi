@@ -12,8 +12,20 @@ from libc.string cimport memcmp
 # Version 1 is one text line of at most 107 bytes, CRLF included.
 DEF PROXY_V1_MAX = 107
 DEF PROXY_V2_HEADER = 16
-# The 12-byte signature that opens a version 2 header.
+# What opens a version 1 header, and the 12-byte signature that opens a version 2
+# header (its fixed part then holds the version and command, the family and the
+# address block's length: bytes 12, 13 and 14-15).
+cdef bytes PROXY_V1_PREFIX = b"PROXY "
 cdef bytes PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+cdef int _prefix_state(const char* buf, Py_ssize_t length, bytes prefix) noexcept:
+    """1: ``buf`` starts with ``prefix``; 0: it is a start of it, shorter; -1: neither."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(prefix)
+    cdef Py_ssize_t compared = length if length < n else n
+    if memcmp(buf, PyBytes_AS_STRING(prefix), compared) != 0:
+        return -1
+    return 1 if length >= n else 0
 
 
 cdef class ProxyHeader:
@@ -24,12 +36,13 @@ cdef ProxyHeader parse_proxy_header(const char* buf, Py_ssize_t length):
     """Returns None for 'need more bytes'; a header with consumed == 0 means
     the connection does not start with one."""
     cdef ProxyHeader header = ProxyHeader.__new__(ProxyHeader)
-    if length >= 6 and memcmp(buf, b"PROXY ", 6) == 0:
+    cdef int v1 = _prefix_state(buf, length, PROXY_V1_PREFIX)
+    cdef int v2 = _prefix_state(buf, length, PROXY_V2_SIGNATURE)
+    if v1 == 1:
         return _parse_v1(header, buf, length)
-    if length >= 12 and memcmp(buf, PyBytes_AS_STRING(PROXY_V2_SIGNATURE), 12) == 0:
+    if v2 == 1:
         return _parse_v2(header, buf, length)
-    if (length < 6 and memcmp(buf, b"PROXY ", length) == 0) or \
-            (length < 12 and memcmp(buf, PyBytes_AS_STRING(PROXY_V2_SIGNATURE), length) == 0):
+    if v1 == 0 or v2 == 0:
         return None
     header.consumed = 0
     return header
@@ -49,7 +62,7 @@ cdef ProxyHeader _parse_v1(ProxyHeader header, const char* buf, Py_ssize_t lengt
         header.error = "PROXY v1 header not ended by CRLF"
         return header
     header.consumed = end + 1
-    parts = buf[6:end - 1].decode("ascii", "replace").split(" ")
+    parts = buf[PyBytes_GET_SIZE(PROXY_V1_PREFIX):end - 1].decode("ascii", "replace").split(" ")
     if parts[0] == "UNKNOWN":
         return header
     if len(parts) != 5 or parts[0] not in ("TCP4", "TCP6"):
@@ -62,7 +75,7 @@ cdef ProxyHeader _parse_v1(ProxyHeader header, const char* buf, Py_ssize_t lengt
     except ValueError:
         ports = []
         source = None
-    if source is None or len(ports) != 2 or not all(0 <= p <= 65535 for p in ports) or \
+    if source is None or len(ports) != 2 or not all([0 <= p <= 65535 for p in ports]) or \
             (source.version == 4) != (parts[0] == "TCP4"):
         header.error = "invalid PROXY v1 header"
         return header

@@ -2,39 +2,6 @@
 # encoded and framed in one place. Included into _loop.pyx; the classes are
 # declared in _loop.pxd.
 
-from cpython.unicode cimport PyUnicode_Check
-from cpython.bytes cimport PyBytes_Check, PyBytes_GET_SIZE
-
-cdef extern from "Python.h":
-    bint PyUnicode_IS_COMPACT_ASCII(object)
-    int PyUnicode_KIND(object)
-    void* PyUnicode_DATA(object)
-    Py_ssize_t PyUnicode_GET_LENGTH(object)
-    int PyUnicode_1BYTE_KIND
-
-cdef extern from "strings.h":
-    int strncasecmp(const char* a, const char* b, size_t n)
-
-cdef unsigned char HEADER_NAME_CHAR[256]
-cdef unsigned char HEADER_VALUE_CHAR[256]
-
-
-cdef void _init_header_tables() noexcept:
-    cdef int c
-    for c in range(256):
-        HEADER_NAME_CHAR[c] = 0
-        HEADER_VALUE_CHAR[c] = 0
-    for c in b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ":
-        HEADER_NAME_CHAR[c] = 1
-    for c in range(0x20, 0x7F):
-        HEADER_VALUE_CHAR[c] = 1
-    for c in range(0x80, 0x100):
-        HEADER_VALUE_CHAR[c] = 1
-    HEADER_VALUE_CHAR[9] = 1
-
-
-_init_header_tables()
-
 
 cdef class HeaderBlock:
     """A growable byte buffer for one status line and header section."""
@@ -69,20 +36,18 @@ cdef class HeaderBlock:
         self.length += n
         return 0
 
+    cdef inline int add_text(self, const char* text) except -1:
+        # A string constant: once inlined, the compiler counts its length.
+        return self.add(text, strlen(text))
+
+    cdef inline int add_bytes(self, bytes data) except -1:
+        return self.add(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+
     cdef int add_latin1(self, object text, const unsigned char* allowed, str what) except -1:
         """Appends a str as latin-1 (PEP 3333 native strings), checking every character."""
-        cdef Py_ssize_t i, n
-        cdef const unsigned char* chars
-        if not PyUnicode_Check(text):
-            raise TypeError(f"{what} must be str, not {type(text).__name__}")
-        if PyUnicode_KIND(text) != PyUnicode_1BYTE_KIND:
-            raise ValueError(f"{what} {text!r} is not latin-1")
-        n = PyUnicode_GET_LENGTH(text)
-        chars = <const unsigned char*>PyUnicode_DATA(text)
-        for i in range(n):
-            if not allowed[chars[i]]:
-                raise ValueError(f"invalid character in {what} {text!r}")
-        return self.add(<const char*>chars, n)
+        cdef Py_ssize_t n = 0
+        cdef const char* chars = checked_latin1(text, allowed, what, &n)
+        return self.add(chars, n)
 
     cdef bytes take(self):
         cdef bytes block = PyBytes_FromStringAndSize(self.data, self.length)
@@ -108,40 +73,61 @@ cdef int64_t parse_content_length(object value) except -2:
     return length
 
 
-cdef inline bint _named(const char* chars, const char* lowered, Py_ssize_t n) noexcept:
-    return strncasecmp(chars, lowered, n) == 0
+cdef const char* checked_latin1(object text, const unsigned char* allowed, str what,
+                                Py_ssize_t* length) except NULL:
+    """The characters of a str that must be latin-1 (PEP 3333 native strings), each
+    one of ``allowed``; raises TypeError or ValueError, naming ``what``, otherwise."""
+    cdef Py_ssize_t i, n
+    cdef const unsigned char* chars
+    if not PyUnicode_Check(text):
+        raise TypeError(f"{what} must be str, not {type(text).__name__}")
+    if PyUnicode_KIND(text) != PyUnicode_1BYTE_KIND:
+        raise ValueError(f"{what} {text!r} is not latin-1")
+    n = PyUnicode_GET_LENGTH(text)
+    chars = <const unsigned char*>PyUnicode_DATA(text)
+    for i in range(n):
+        if not allowed[chars[i]]:
+            raise ValueError(f"invalid character in {what} {text!r}")
+    length[0] = n
+    return <const char*>chars
 
 
-cdef int header_kind(object name) except -1:
-    """Classifies a response header name the server must act on, by length first."""
-    cdef const char* chars
-    cdef Py_ssize_t n
-    if not PyUnicode_Check(name) or PyUnicode_KIND(name) != PyUnicode_1BYTE_KIND:
+cdef int header_kind(const char* name, Py_ssize_t n) noexcept:
+    """Classifies a response header name (checked: tchar only) that the server must
+    act on, by its first letter: one test settles most names."""
+    cdef char first
+    if n == 0:
         return HEADER_OTHER
-    n = PyUnicode_GET_LENGTH(name)
-    chars = <const char*>PyUnicode_DATA(name)
-    if n == 12:  # Content-Type, the most common: settled at once
-        return HEADER_OTHER
-    if n == 14:
-        return HEADER_CONTENT_LENGTH if _named(chars, "content-length", 14) else HEADER_OTHER
-    if n == 4:
-        return HEADER_DATE if _named(chars, "date", 4) else HEADER_OTHER
-    if n == 6:
-        return HEADER_SERVER if _named(chars, "server", 6) else HEADER_OTHER
-    # RFC 9110 §7.6.1 and PEP 3333 (as wsgiref.util.is_hop_by_hop): not the app's to send.
-    if n == 10 and _named(chars, "connection", 10):
-        return HEADER_CONNECTION
+    first = name[0] | 0x20
+    if first == b'c':
+        if equals_lowered(name, n, "content-length"):
+            return HEADER_CONTENT_LENGTH
+        # RFC 9110 §7.6.1 and PEP 3333 (as wsgiref.util.is_hop_by_hop): not the app's to send.
+        if equals_lowered(name, n, "connection"):
+            return HEADER_CONNECTION
+    elif first == b'd':
+        if equals_lowered(name, n, "date"):
+            return HEADER_DATE
+    elif first == b's':
+        if equals_lowered(name, n, "server"):
+            return HEADER_SERVER
     # Dropped, as gunicorn drops them: the server speaks for its own connection.
-    if ((n == 10 and _named(chars, "keep-alive", 10))
-            or (n == 2 and _named(chars, "te", 2))
-            or (n == 8 and _named(chars, "trailers", 8))
-            or (n == 18 and _named(chars, "proxy-authenticate", 18))
-            or (n == 19 and _named(chars, "proxy-authorization", 19))):
-        return HEADER_DROPPED
-    # Refused: the server frames the body itself, and cannot switch protocols.
-    if ((n == 17 and _named(chars, "transfer-encoding", 17))
-            or (n == 7 and _named(chars, "upgrade", 7))):
-        return HEADER_HOP_BY_HOP
+    elif first == b'k':
+        if equals_lowered(name, n, "keep-alive"):
+            return HEADER_DROPPED
+    elif first == b'p':
+        if equals_lowered(name, n, "proxy-authenticate") or equals_lowered(name, n, "proxy-authorization"):
+            return HEADER_DROPPED
+    elif first == b't':
+        if equals_lowered(name, n, "te") or equals_lowered(name, n, "trailers"):
+            return HEADER_DROPPED
+        # Refused: the server frames the body itself...
+        if equals_lowered(name, n, "transfer-encoding"):
+            return HEADER_HOP_BY_HOP
+    elif first == b'u':
+        # ...and cannot switch protocols.
+        if equals_lowered(name, n, "upgrade"):
+            return HEADER_HOP_BY_HOP
     return HEADER_OTHER
 
 
@@ -149,7 +135,7 @@ cdef bint connection_asks_close(object value) except -1:
     """Whether an app's Connection header value lists the "close" option (RFC 9112 §9.6)."""
     if not PyUnicode_Check(value):
         raise TypeError(f"header value must be str, not {type(value).__name__}")
-    return any(option.strip(" \t").lower() == "close" for option in value.split(","))
+    return "close" in [option.strip(" \t").lower() for option in value.split(",")]
 
 
 cdef class ResponseWriter:
@@ -194,7 +180,7 @@ cdef class ResponseWriter:
         if status == self.cached_status and headers == self.cached_headers:
             # The same status and headers as the last response: reuse their
             # checked and encoded lines (most apps answer alike, time after time).
-            block.add(PyBytes_AS_STRING(self.cached_lines), PyBytes_GET_SIZE(self.cached_lines))
+            block.add_bytes(self.cached_lines)
         else:
             self.encode_app_lines(block, status, headers)
         declared = self.cached_declared
@@ -208,21 +194,21 @@ cdef class ResponseWriter:
             exchange.content_length_out = known_length
             _add_content_length(block, known_length)
         elif framing == FRAMING_CHUNKED:
-            block.add(PyBytes_AS_STRING(TRANSFER_CHUNKED), PyBytes_GET_SIZE(TRANSFER_CHUNKED))
+            block.add_bytes(TRANSFER_CHUNKED)
         elif framing == FRAMING_CLOSE:
             exchange.keep_alive = False
         exchange.framing = framing
         if not self.cached_has_date:
-            block.add(PyBytes_AS_STRING(self.date_header), PyBytes_GET_SIZE(self.date_header))
+            block.add_bytes(self.date_header)
         if not self.cached_has_server and self.send_server_header:
-            block.add(PyBytes_AS_STRING(self.server_header), PyBytes_GET_SIZE(self.server_header))
+            block.add_bytes(self.server_header)
         if self.server.stopping or self.cached_close:
             exchange.keep_alive = False
         if not exchange.keep_alive:
-            block.add(PyBytes_AS_STRING(CONNECTION_CLOSE), PyBytes_GET_SIZE(CONNECTION_CLOSE))
+            block.add_bytes(CONNECTION_CLOSE)
         elif exchange.version_minor == 0:
-            block.add(PyBytes_AS_STRING(CONNECTION_KEEP_ALIVE), PyBytes_GET_SIZE(CONNECTION_KEEP_ALIVE))
-        block.add("\r\n", 2)
+            block.add_bytes(CONNECTION_KEEP_ALIVE)
+        block.add_text("\r\n")
         conn.queue(block.take())
         exchange.headers_queued = True
         exchange.status_line = status
@@ -232,12 +218,14 @@ cdef class ResponseWriter:
         """Checks and encodes the status line and the app's header lines into ``block``,
         and remembers them, with what they declare, for the next response."""
         cdef int kind
+        cdef const char* name_chars
+        cdef Py_ssize_t name_length = 0
         cdef bint has_date = False, has_server = False, close = False
         cdef int64_t declared = -1
         cdef int code
         self.cached_status = None
-        block.add("HTTP/1.1 ", 9)
-        block.add_latin1(status, HEADER_VALUE_CHAR, "status")
+        block.add_text("HTTP/1.1 ")
+        block.add_latin1(status, FIELD_CONTENT, "status")
         code = _status_code(status)
         if code < 200:
             # RFC 9110 §15.2: a 1xx is interim; the response would never end.
@@ -245,15 +233,16 @@ cdef class ResponseWriter:
         if PyUnicode_GET_LENGTH(status) == 3:
             # RFC 9112 §4: the SP before the (possibly empty) reason is required;
             # a bare "200" (which gunicorn accepts) gets its standard phrase.
-            block.add(" ", 1)
-            block.add_latin1(_reason_phrase(code), HEADER_VALUE_CHAR, "status")
-        block.add("\r\n", 2)
+            block.add_text(" ")
+            block.add_latin1(_reason_phrase(code), FIELD_CONTENT, "status")
+        block.add_text("\r\n")
         for header in headers:
             if type(header) is not tuple or PyTuple_GET_SIZE(header) != 2:
                 raise TypeError(f"response header {header!r} is not a (name, value) tuple")
             name = <object>PyTuple_GET_ITEM(header, 0)
             value = <object>PyTuple_GET_ITEM(header, 1)
-            kind = header_kind(name)
+            name_chars = checked_latin1(name, TCHAR, "header name", &name_length)
+            kind = header_kind(name_chars, name_length)
             if kind == HEADER_CONTENT_LENGTH:
                 declared = parse_content_length(value)
                 if declared < 0:
@@ -271,10 +260,10 @@ cdef class ResponseWriter:
                 continue
             elif kind == HEADER_HOP_BY_HOP:
                 raise ValueError(f"hop-by-hop header {name!r} is not allowed from an application (PEP 3333)")
-            block.add_latin1(name, HEADER_NAME_CHAR, "header name")
-            block.add(": ", 2)
-            block.add_latin1(value, HEADER_VALUE_CHAR, "header value")
-            block.add("\r\n", 2)
+            block.add(name_chars, name_length)
+            block.add_text(": ")
+            block.add_latin1(value, FIELD_CONTENT, "header value")
+            block.add_text("\r\n")
         self.cached_lines = PyBytes_FromStringAndSize(block.data, block.length)
         self.cached_code = code
         self.cached_declared = declared
@@ -335,6 +324,3 @@ cdef void _add_content_length(HeaderBlock block, int64_t length) except *:
     cdef int n = snprintf(text, sizeof(text), "Content-Length: %lld\r\n", <long long>length)
     block.add(text, n)
 
-
-cdef extern from "<stdio.h>":
-    int snprintf(char* buf, size_t size, const char* fmt, ...)

@@ -323,3 +323,23 @@ cdef class AppPool:
         while self.idle:
             pool_thread = self.idle.pop()
             pool_thread.wake()
+
+    cdef void report_long_request(self, Connection conn) except *:
+        """A request has been in the app for `timeout` seconds: say so, with the stack
+        of its thread. (gunicorn's gthread keeps its heartbeat while a thread hangs,
+        so nothing else would ever show it; the request goes on.)"""
+        cdef Exchange exchange = conn.exchange
+        cdef PoolThread pool_thread = exchange.thread
+        exchange.long_warned = True
+        conn.deadline = conn.app_deadline()
+        stack = "(not started yet: every thread is busy)"
+        if pool_thread is not None:
+            frame = sys._current_frames().get(pool_thread.ident)
+            if frame is not None:
+                stack = "".join(traceback.format_stack(frame)).rstrip("\n")
+        environ = exchange.environ or {}
+        self.server.error_log.warning(
+            "Request %s %s from %s still running after %.0fs on thread %s; its stack, most "
+            "recent call last:\n%s", environ.get("REQUEST_METHOD"), environ.get("RAW_URI"),
+            conn.remote_addr, self.server.now - exchange.app_started,
+            pool_thread.thread.name if pool_thread is not None else "-", stack)

@@ -72,7 +72,7 @@ cdef class Transport:
 
     cdef bint input_waiting(self) except -1:
         """Whether the peer's next bytes have arrived (without taking them)."""
-        cdef char byte
+        cdef char byte = 0
         if self.input_buffered():
             return True
         return recv(self.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0

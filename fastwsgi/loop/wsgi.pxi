@@ -65,7 +65,7 @@ cdef class EarlyHints:
             return
         conn = exchange.conn
         block = HeaderBlock()
-        block.add(PyBytes_AS_STRING(EARLY_HINTS_LINE), PyBytes_GET_SIZE(EARLY_HINTS_LINE))
+        block.add_bytes(EARLY_HINTS_LINE)
         for name, value in headers:
             if PyBytes_Check(name):
                 name = (<bytes>name).decode("latin-1")
@@ -74,11 +74,11 @@ cdef class EarlyHints:
             if not name:
                 raise ValueError("empty header name")
             # The checks of start_response's headers: no response splitting.
-            block.add_latin1(name, HEADER_NAME_CHAR, "header name")
-            block.add(b": ", 2)
-            block.add_latin1(value.strip(" \t"), HEADER_VALUE_CHAR, "header value")
-            block.add(b"\r\n", 2)
-        block.add(b"\r\n", 2)
+            block.add_latin1(name, TCHAR, "header name")
+            block.add_text(": ")
+            block.add_latin1(value.strip(" \t"), FIELD_CONTENT, "header value")
+            block.add_text("\r\n")
+        block.add_text("\r\n")
         hints = block.take()
         if exchange.pool_state == POOL_RUNNING:
             # The loop sends it, ahead of the headers (AppPool.take).

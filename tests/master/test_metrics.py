@@ -156,3 +156,7 @@ def test_layout_agrees_with_the_loop():
     assert (layout["methods"], layout["status_classes"]) == (len(metrics.METHODS), len(metrics.STATUS_CLASSES))
     assert metrics.DURATION_BUCKETS + len(metrics.DURATION_BOUNDS) + 1 <= metrics.REQUESTS
     assert metrics.REQUESTS + len(metrics.METHODS) * len(metrics.STATUS_CLASSES) <= metrics.REFUSED
+
+
+def test_the_loop_counts_methods_in_the_order_metrics_names_them():
+    assert _loop.METRICS_LAYOUT["method_names"] == metrics.METHODS

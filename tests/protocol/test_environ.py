@@ -459,3 +459,18 @@ def test_corpus_same_as_gunicorn(name, message, expectation, monkeypatch):
     except ParseException as refused:
         pytest.skip(f"gunicorn refuses it: {refused!r}")
     assert_same_as_gunicorn(message, monkeypatch, **settings)
+
+
+# -- the value cache: common values reused, secrets never kept -------------------------------
+
+@pytest.mark.parametrize("name, key, kept", [
+    (b"User-Agent", "HTTP_USER_AGENT", True),
+    (b"Keep-Alive", "HTTP_KEEP_ALIVE", True),
+    (b"Cookie", "HTTP_COOKIE", False),
+    (b"Authorization", "HTTP_AUTHORIZATION", False),
+])
+def test_a_repeated_common_value_is_reused_unless_it_is_a_secret(name, key, kept):
+    builder = EnvironBuilder()
+    first, second = environs(get(headers=name + b": value-123\r\n") * 2, builder=builder)
+    assert first[key] == second[key] == "value-123"
+    assert (first[key] is second[key]) is kept

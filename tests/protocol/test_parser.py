@@ -378,3 +378,54 @@ def test_field_value_byte_at_every_offset(offset, byte, allowed):
         assert outcome.requests[0]["headers"][1] == ["X", value.strip(b" \t").decode("latin-1")]
     else:
         assert outcome.error is not None and outcome.error[0] == 400
+
+
+# -- limits: gunicorn's settings, their defaults from settings.py ---------------
+
+def test_a_parser_without_limits_takes_the_settings_defaults():
+    from fastwsgi.settings import BY_NAME
+    line_limit = BY_NAME["limit_request_line"].default
+    target = b"/" * (line_limit - len(b"GET  HTTP/1.1"))
+    assert HeadParser().parse_bytes(b"GET " + target + b" HTTP/1.1\r\n" + HOST + b"\r\n")
+    with pytest.raises(ParseError) as refused:
+        HeadParser().parse_bytes(b"GET /" + target + b" HTTP/1.1\r\n" + HOST + b"\r\n")
+    assert refused.value.status == 414
+    fields = BY_NAME["limit_request_fields"].default
+    head = b"GET / HTTP/1.1\r\n" + HOST + b"A: 1\r\n" * (fields - 1)
+    assert HeadParser().parse_bytes(head + b"\r\n")
+    with pytest.raises(ParseError) as refused:
+        HeadParser().parse_bytes(head + b"A: 1\r\n\r\n")
+    assert refused.value.status == 431
+
+
+def test_a_field_size_limit_of_zero_means_the_settings_default():
+    from fastwsgi.settings import BY_NAME
+    field_size = BY_NAME["limit_request_field_size"].default
+    field = b"X: " + b"a" * (field_size - len(b"X: \r\n")) + b"\r\n"
+    head = b"GET / HTTP/1.1\r\n" + HOST + field + b"\r\n"
+    assert HeadParser(limit_request_field_size=0).parse_bytes(head) == len(head)
+    with pytest.raises(ParseError) as refused:
+        HeadParser(limit_request_field_size=0).parse_bytes(head.replace(b"X: ", b"X: a"))
+    assert refused.value.status == 431
+
+
+def test_an_unknown_limit_is_refused_by_name():
+    with pytest.raises(TypeError, match="limit_request_lines"):
+        RequestParser(limit_request_lines=10)
+
+
+# -- the request line, parsed when its line ends (RFC 9112 §3) ------------------
+
+@pytest.mark.parametrize("request_line, status", [
+    (b"GET / HTTP/2.0\r\n", 505),
+    (b"GET / HTTP/1.1 \r\n", 400),
+    (b"GET  / HTTP/1.1\r\n", 400),
+    (b"GET * HTTP/1.1\r\n", 400),
+])
+def test_a_malformed_request_line_is_refused_before_the_head_ends(request_line, status):
+    for _, pieces in splits(request_line + HOST + b"X: unfinished"):
+        parser = RequestParser()
+        with pytest.raises(ParseError) as refused:
+            for piece in pieces:
+                parser.feed(piece)
+        assert refused.value.status == status

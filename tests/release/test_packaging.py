@@ -22,7 +22,7 @@ from support import ROOT, TESTS
 pytestmark = pytest.mark.slow
 
 EXTENSIONS = ("_parser", "_environ", "_loop")
-CYTHON_SOURCE_SUFFIXES = (".pyx", ".pxd", ".pxi")
+CYTHON_SOURCE_SUFFIXES = (".pyx", ".pxd", ".pxi", ".h")
 BUILD_TIMEOUT = 600
 # What a release checkout does not have: build products, caches, other work.
 NOT_IN_A_CHECKOUT = shutil.ignore_patterns(

@@ -245,7 +245,8 @@ class ReferenceReading:
         return b"HEAD" if match else b"GET"
 
 
-HEAD_LINE = re.compile(rb"(?:\r\n)*HEAD [\x21-\x7e]+ HTTP/1\.[01]\r\n")
+# Any HTTP/1 minor: RFC 9110 §2.5 processes a higher one as HTTP/1.1 (_processed_as).
+HEAD_LINE = re.compile(rb"(?:\r\n)*HEAD [\x21-\x7e]+ HTTP/1\.[0-9]\r\n")
 
 
 def _processed_as(version: bytes) -> bytes:
