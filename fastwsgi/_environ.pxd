@@ -15,7 +15,7 @@ cdef class EnvironBuilder:
     cdef str default_server_name
     cdef str default_server_port
     cdef str url_scheme
-    cdef list secure_scheme_headers
+    cdef dict secure_scheme_headers
     # which common-header slots, and which other keys, are secure_scheme_headers
     cdef bint secure_common[COMMON_COUNT]
     cdef frozenset secure_keys
@@ -31,4 +31,7 @@ cdef class EnvironBuilder:
     cdef object _value_for(self, char* buf, Span value, Py_ssize_t common)
     cdef void _path_info(self, dict environ, char* buf, Span path) except *
     cdef void _server_address(self, dict environ, char* buf, HeadParser head) except *
-    cdef void _apply_secure_scheme(self, dict environ) except *
+    cdef object _claimed_scheme(self, object key, object value, object scheme)
+
+    cdef void _forwarded_script_name(self, dict environ, char* buf, Span path,
+                                     object script_name) except *

@@ -19,7 +19,9 @@ from cpython.unicode cimport PyUnicode_DecodeLatin1
 from libc.stdlib cimport malloc, free
 from libc.string cimport memchr, memcmp, memcpy
 
-from fastwsgi._parser cimport HeadParser, ParsedRequest, Span, FieldSpan
+from fastwsgi._parser cimport (HeadParser, ParsedRequest, Span, FieldSpan, FORWARDED_ALWAYS,
+                               FORWARDED_OR_REFUSED)
+from fastwsgi import _parser as parser_module
 from fastwsgi.includes.http_chars cimport (
     HEXDIG, HEXDIG_VALUE, METHOD_OTHER, equals_lowered_n, method_index, method_names)
 from fastwsgi.includes.python cimport (
@@ -91,6 +93,8 @@ cdef str EMPTY = ""
 cdef str JOINER = ","
 cdef str COOKIE_JOINER = "; "
 cdef str K_HTTP_COOKIE = sys.intern("HTTP_COOKIE")
+cdef str K_HTTP_SCRIPT_NAME = sys.intern("HTTP_SCRIPT_NAME")
+cdef str HTTP = sys.intern("http")
 
 
 cdef str _environ_key(bytes lowered_name):
@@ -242,12 +246,13 @@ cdef class EnvironBuilder:
         self.default_server_name = server_name
         self.default_server_port = str(server_port)
         self.url_scheme = url_scheme
-        # (environ key, lowered value that means https), for headers a trusted proxy sets.
-        self.secure_scheme_headers = [
-            (_environ_key(name.lower().encode("latin-1")), value.lower())
+        # environ key -> the exact value that means https, for headers a trusted proxy
+        # sets (gunicorn compares values as configured, case and all).
+        self.secure_scheme_headers = {
+            _environ_key(name.lower().encode("latin-1")): value
             for name, value in (secure_scheme_headers or {}).items()
-        ]
-        self.secure_keys = frozenset([key for key, _ in self.secure_scheme_headers])
+        }
+        self.secure_keys = frozenset(self.secure_scheme_headers)
         for i in range(COMMON_COUNT):
             self.secure_common[i] = (<object>common_keys[i]) in self.secure_keys
         self.value_cache = [None] * CACHED_COUNT
@@ -261,7 +266,8 @@ cdef class EnvironBuilder:
         cdef FieldSpan* field
         cdef PyObject* existing
         cdef object key, value
-        cdef bint secure_header_seen = False
+        cdef object scheme = None, script_name = None
+        cdef bint secure
         PyDict_SetItem(environ, K_REQUEST_METHOD, _method(buf, head.method))
         PyDict_SetItem(environ, K_RAW_URI,
                        PyUnicode_DecodeLatin1(buf + head.target.off, head.target.len, NULL))
@@ -276,11 +282,21 @@ cdef class EnvironBuilder:
             common = _common_index(buf + field.name.off, field.name.len)
             if common >= 0:
                 key = <object>common_keys[common]
-                secure_header_seen |= self.secure_common[common]
+                secure = self.secure_common[common]
             else:
                 key = _uncommon_key(buf + field.name.off, field.name.len)
-                secure_header_seen |= key in self.secure_keys
+                secure = key in self.secure_keys
             value = self._value_for(buf, field.value, common)
+            if secure and trusted_proxy:
+                scheme = self._claimed_scheme(key, value, scheme)
+            if field.forwarded:
+                if not trusted_proxy and field.forwarded != FORWARDED_ALWAYS:
+                    # header_map, as for any name with '_' from a peer that is not trusted
+                    if field.forwarded == FORWARDED_OR_REFUSED:
+                        raise parser_module.ParseError(400, "invalid header name (underscore)")
+                    continue
+                if key == K_HTTP_SCRIPT_NAME:
+                    script_name = value
             size = PyDict_GET_SIZE(environ)
             existing = PyDict_SetDefault(environ, key, value)
             if PyDict_GET_SIZE(environ) != size:
@@ -294,8 +310,10 @@ cdef class EnvironBuilder:
                 # RFC 9110 §5.3: repeated field lines combine into one comma-separated list.
                 PyDict_SetItem(environ, key, (<object>existing)
                                + (COOKIE_JOINER if key == K_HTTP_COOKIE else JOINER) + value)
-        if trusted_proxy and secure_header_seen:
-            self._apply_secure_scheme(environ)
+        if scheme is not None:
+            PyDict_SetItem(environ, K_URL_SCHEME, scheme)
+        if script_name is not None:
+            self._forwarded_script_name(environ, buf, head.path, script_name)
         self._server_address(environ, buf, head)
         return environ
 
@@ -367,22 +385,28 @@ cdef class EnvironBuilder:
             port = PORT_443 if <object>PyDict_GetItem(environ, K_URL_SCHEME) == HTTPS else PORT_80
         PyDict_SetItem(environ, K_SERVER_PORT, port)
 
-    cdef void _apply_secure_scheme(self, dict environ) except *:
-        # gunicorn's secure_scheme_headers, trusted only from forwarded_allow_ips.
-        # Headers that contradict each other are all ignored: the listener's scheme
-        # stays (gunicorn answers 400; the loop has no way to refuse from here).
-        cdef object scheme = None, claimed
-        cdef PyObject* value
-        for key, secure_value in self.secure_scheme_headers:
-            value = PyDict_GetItem(environ, key)
-            if value == NULL:
-                continue
-            claimed = HTTPS if (<object>value).lower() == secure_value else "http"
-            if scheme is not None and claimed != scheme:
-                return
-            scheme = claimed
-        if scheme is not None:
-            PyDict_SetItem(environ, K_URL_SCHEME, scheme)
+    cdef object _claimed_scheme(self, object key, object value, object scheme):
+        """gunicorn's secure_scheme_headers, from a trusted peer: each such field line
+        says https when its value is the configured one, else http; lines that say
+        different things make the request ambiguous (gunicorn's 400)."""
+        cdef object claimed = HTTPS if value == self.secure_scheme_headers[key] else HTTP
+        if scheme is not None and claimed != scheme:
+            raise parser_module.ParseError(400, "Contradictory scheme headers")
+        return claimed
+
+
+    cdef void _forwarded_script_name(self, dict environ, char* buf, Span path,
+                                     object script_name) except *:
+        """A trusted proxy's SCRIPT_NAME header mounts the app there, as gunicorn's
+        create() does: PATH_INFO is the path after it, and a path outside it is a
+        configuration problem (gunicorn's 500)."""
+        cdef str decoded = _percent_decoded(buf + path.off, path.len)
+        if not decoded.startswith(script_name):
+            raise parser_module.ParseError(
+                500, f"Configuration problem: Request path {decoded!r} does not start with "
+                     f"SCRIPT_NAME {script_name!r}")
+        PyDict_SetItem(environ, K_SCRIPT_NAME, script_name)
+        PyDict_SetItem(environ, K_PATH_INFO, decoded[len(script_name):])
 
     # Python-level entries, for tests, tools and the micro-benchmark.
     def environ_for(self, ParsedRequest request, remote_addr="127.0.0.1", remote_port="0",

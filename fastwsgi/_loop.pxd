@@ -534,6 +534,8 @@ cdef class Protocol:
     cdef object spool_dir
     # what a request may hold, normalized once; each connection's parsers copy it
     cdef Limits limits
+    # forwarder_headers, upper-case, for the head parsers; None: none configured
+    cdef frozenset forwarder_names
 
     cdef void on_event(self, Connection conn, uint32_t events) except *
     cdef void on_readable(self, Connection conn) except *

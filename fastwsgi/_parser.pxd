@@ -26,6 +26,9 @@ ctypedef struct Span:
 ctypedef struct FieldSpan:
     Span name
     Span value
+    # A name with '_' the environ decides on by the peer's trust (a Forwarded value):
+    # one that forwarder_headers names, or any with header_map "dangerous".
+    unsigned char forwarded
 
 # Outcome of a parse step.
 cdef enum:
@@ -37,6 +40,14 @@ cdef enum BodyKind:
     BODY_NONE = 0
     BODY_LENGTH = 1
     BODY_CHUNKED = 2
+
+# What the environ does with a field name containing '_' (FieldSpan.forwarded),
+# by the peer's trust: gunicorn's forwarder_headers for trusted peers, else header_map.
+cdef enum Forwarded:
+    NOT_FORWARDED = 0       # no '_' (or dropped by the parser already)
+    FORWARDED_OR_DROPPED    # forwarder_headers names it: kept from a trusted peer, else dropped
+    FORWARDED_OR_REFUSED    # ... else the request is refused (header_map "refuse")
+    FORWARDED_ALWAYS        # header_map "dangerous": kept from any peer
 
 # What header_map does with a field name containing '_'.
 cdef enum UnderscoreMode:
@@ -87,6 +98,8 @@ cdef int normalize_limits(Limits* limits, object options) except -1
 @cython.final
 cdef class HeadParser:
     cdef Limits limits
+    # forwarder_headers, upper-case ("*": every name), or None: none configured
+    cdef frozenset forwarder_names
 
     # incremental scan state while the head is incomplete
     cdef Py_ssize_t scan_pos
@@ -127,6 +140,7 @@ cdef class HeadParser:
     cdef int _parse_request_line(self, char* buf, Py_ssize_t pos) except -2
     cdef int _refuse_request_line(self, char* buf, Py_ssize_t eol, Py_ssize_t length) except -2
     cdef int _parse_fields(self, char* buf, Py_ssize_t pos, Py_ssize_t head_end) except -2
+    cdef bint _is_forwarder(self, char* buf, Py_ssize_t start, Py_ssize_t end) except -1
     cdef Py_ssize_t _fold_line(self, char* buf, Py_ssize_t pos, bint onto_dropped,
                                Py_ssize_t* field_size) except -2
 

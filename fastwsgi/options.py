@@ -89,11 +89,13 @@ class ServerOptions:
     # command line's default also reads $FORWARDED_ALLOW_IPS; run() does not.
     forwarded_allow_ips: Sequence[str] = _setting_default("forwarded_allow_ips", tuple)
     secure_scheme_headers: dict = _copied_setting_default("secure_scheme_headers", dict)
+    # Header names with '_' a trusted front end may set (gunicorn's forwarder_headers).
+    forwarder_headers: Sequence[str] = _setting_default("forwarder_headers", tuple)
     # Whether a PROXY header is read (proxy_protocol other than "off").
     proxy_protocol: bool = _setting_default("proxy_protocol", lambda mode: mode != "off")
     proxy_allow_ips: Sequence[str] = _setting_default("proxy_allow_ips", tuple)
 
-    # TLS: an ssl.SSLContext for the server side (fastwsgi.sockets.ssl_context makes
+    # TLS: an ssl.SSLContext for the server side (fastwsgi.tls.ssl_context makes
     # gunicorn's); every listener then speaks TLS. None: plain HTTP.
     ssl_context: Any = None
     # A client that closes without TLS close_notify ends its stream like one that

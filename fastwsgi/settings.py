@@ -380,7 +380,11 @@ SETTINGS: list[Setting] = [
     S("casefold_http_method", "Server Mechanics", ("--casefold-http-method",), v.boolean, False,
       "Upper-case received methods.", action="store_true", support=IGNORED),
     S("forwarder_headers", "Server Mechanics", ("--forwarder-headers",), v.comma_list,
-      "SCRIPT_NAME,PATH_INFO", "Headers a trusted proxy may set into the environ.", support=IGNORED),
+      "SCRIPT_NAME,PATH_INFO",
+      "Upper-case header names with '_' that a trusted proxy (forwarded_allow_ips) may send "
+      "into the environ whatever header_map says; a SCRIPT_NAME header mounts the app there "
+      "(a path outside it is a 500, as in gunicorn). From other peers header_map applies.",
+      meta="STRING"),
     S("header_map", "Server Mechanics", ("--header-map",), v.choice("drop", "refuse", "dangerous"),
       "drop", "Header names with '_': drop them, refuse the request (400), or pass them (dangerous)."),
     # --- ASGI ---

@@ -51,6 +51,7 @@ def server_options(cfg: Any, max_requests: int) -> ServerOptions:
         permit_obsolete_folding=cfg.permit_obsolete_folding,
         forwarded_allow_ips=tuple(cfg.forwarded_allow_ips),
         secure_scheme_headers=dict(cfg.secure_scheme_headers),
+        forwarder_headers=tuple(cfg.forwarder_headers),
         proxy_protocol=cfg.proxy_protocol != "off",
         proxy_allow_ips=tuple(cfg.proxy_allow_ips),
         suppress_ragged_eofs=cfg.suppress_ragged_eofs,

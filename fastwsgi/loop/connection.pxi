@@ -245,6 +245,7 @@ cdef Connection new_connection(Server server, Listener listener, int fd, sockadd
         raise MemoryError()
     conn.head = HeadParser.__new__(HeadParser)
     conn.head.configure(&protocol.limits)
+    conn.head.forwarder_names = protocol.forwarder_names
     conn.body = BodyDecoder.__new__(BodyDecoder)
     conn.body.configure(&protocol.limits)
     conn.exchange = Exchange(conn)

@@ -16,6 +16,8 @@ cdef class Protocol:
         self.body_memory_limit = options.body_memory_limit
         self.spool_dir = options.spool_dir
         normalize_limits(&self.limits, options)
+        names = frozenset(name.strip().upper() for name in options.forwarder_headers if name.strip())
+        self.forwarder_names = names or None
 
     # -- events ------------------------------------------------------------
 
@@ -303,8 +305,16 @@ cdef class Protocol:
         cdef int64_t length = head.content_length
         cdef char* request_bytes = conn.data()
         cdef double now = self.server.now
-        exchange.environ = conn.listener.environ_builder.build(
-            head, request_bytes, conn.remote_addr, conn.remote_port, conn.trusted_proxy)
+        try:
+            exchange.environ = conn.listener.environ_builder.build(
+                head, request_bytes, conn.remote_addr, conn.remote_port, conn.trusted_proxy)
+        except parser_module.ParseError as error:
+            # What a trusted proxy's headers say cannot be served (gunicorn's answers,
+            # and its warning, the 500 of a misplaced mount point included).
+            if error.status >= 500:
+                self.error_log.warning("Invalid request from ip=%s: %s", conn.remote_addr, error.reason)
+            self.reject(conn, error.status, error.reason)
+            return
         exchange.keep_alive = head.keep_alive and self.keepalive > 0
         exchange.version_minor = head.version_minor
         exchange.is_head = head.head_request

@@ -14,10 +14,13 @@ cdef class HeadParser:
     def __cinit__(self):
         self.fields = NULL
 
-    def __init__(self, **limits):
+    def __init__(self, forwarder_headers=(), **limits):
+        """gunicorn's limit settings by name (each left out takes its default), and the
+        forwarder_headers a trusted proxy may send (the server gives them per connection)."""
         cdef Limits normalized
         _limits_from_keywords(&normalized, limits)
         self.configure(&normalized)
+        self.forwarder_names = frozenset(name.upper() for name in forwarder_headers) or None
 
     cdef int configure(self, const Limits* limits) except -1:
         self.limits = limits[0]
@@ -171,6 +174,7 @@ cdef class HeadParser:
         cdef Py_ssize_t field_size = 0
         cdef FieldSpan* field
         cdef bint dropped = False
+        cdef Forwarded forwarded
         cdef unsigned char name_chars
         self.nfields = 0
         while pos < fields_end:
@@ -208,10 +212,17 @@ cdef class HeadParser:
                 value_end -= 1
             pos += 2
             field_size = pos - name_start
+            forwarded = NOT_FORWARDED
             if name_chars & TCHAR_UNDERSCORE:
-                if self.limits.underscore_mode == UNDERSCORE_REFUSE:
+                if self.limits.underscore_mode == UNDERSCORE_PASS:
+                    # gunicorn's create() reads a SCRIPT_NAME field from any peer then
+                    forwarded = FORWARDED_ALWAYS
+                elif self.forwarder_names is not None and self._is_forwarder(buf, name_start, name_end):
+                    forwarded = (FORWARDED_OR_REFUSED if self.limits.underscore_mode == UNDERSCORE_REFUSE
+                                 else FORWARDED_OR_DROPPED)
+                elif self.limits.underscore_mode == UNDERSCORE_REFUSE:
                     return self.fail(400, "invalid header name (underscore)")
-                if self.limits.underscore_mode == UNDERSCORE_DROP:
+                elif self.limits.underscore_mode == UNDERSCORE_DROP:
                     # Dropped, so X_Forwarded_For cannot pose as X-Forwarded-For in the environ.
                     dropped = True
                     continue
@@ -223,8 +234,15 @@ cdef class HeadParser:
             field.name.len = name_end - name_start
             field.value.off = value_start
             field.value.len = value_end - value_start
+            field.forwarded = forwarded
             self.nfields += 1
         return 0
+
+    cdef bint _is_forwarder(self, char* buf, Py_ssize_t start, Py_ssize_t end) except -1:
+        """Whether forwarder_headers names this field (gunicorn compares upper-case)."""
+        if "*" in self.forwarder_names:
+            return True
+        return PyUnicode_DecodeLatin1(buf + start, end - start, NULL).upper() in self.forwarder_names
 
     cdef Py_ssize_t _fold_line(self, char* buf, Py_ssize_t pos, bint onto_dropped,
                                Py_ssize_t* field_size) except -2:

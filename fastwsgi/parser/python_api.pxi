@@ -132,6 +132,7 @@ cdef class RequestParser:
         # The head as parsed (obs-folds already rewritten in place) parses again to the
         # same spans, in a parser of its own that outlives this parser's next head.
         own.configure(&self.head_parser.limits)
+        own.forwarder_names = self.head_parser.forwarder_names
         request.head = bytes(self.pending[:consumed])
         if own.parse(request.head, consumed) != consumed:
             raise AssertionError("a complete head failed to parse twice")

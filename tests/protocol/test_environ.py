@@ -6,7 +6,7 @@ import pytest
 from support.corpus import corpus
 
 from fastwsgi._environ import EnvironBuilder
-from fastwsgi._parser import HeadParser, RequestParser
+from fastwsgi._parser import HeadParser, ParseError, RequestParser
 
 VALID = corpus("valid")
 WITH_ENVIRON = [(name, message, expectation) for name, message, expectation in VALID
@@ -297,18 +297,32 @@ SECURE = {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWAR
 
 @pytest.mark.parametrize("headers, trusted, scheme, port", [
     (b"X-Forwarded-Proto: https\r\n", True, "https", "443"),
-    (b"X-Forwarded-Proto: HTTPS\r\n", True, "https", "443"),
+    # gunicorn compares the value as configured, case and all
+    (b"X-Forwarded-Proto: HTTPS\r\n", True, "http", "80"),
     (b"X-Forwarded-Proto: http\r\n", True, "http", "80"),
     (b"X-Forwarded-Ssl: on\r\n", True, "https", "443"),
     (b"X-Forwarded-Proto: https\r\n", False, "http", "80"),        # untrusted peer
     (b"X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: on\r\n", True, "https", "443"),
-    (b"X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off\r\n", True, "http", "80"),  # contradiction
+    (b"X-Forwarded-Proto: https\r\nX-Forwarded-Proto: https\r\n", True, "https", "443"),
+    (b"X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off\r\n", False, "http", "80"),  # untrusted
     (b"", True, "http", "80"),
 ])
 def test_secure_scheme_headers(headers, trusted, scheme, port):
     builder = EnvironBuilder(secure_scheme_headers=SECURE)
     env = environ(get(headers=headers), builder=builder, trusted_proxy=trusted)
     assert (env["wsgi.url_scheme"], env["SERVER_PORT"]) == (scheme, port)
+
+
+@pytest.mark.parametrize("headers", [
+    b"X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off\r\n",
+    b"X-Forwarded-Proto: https\r\nX-Forwarded-Proto: http\r\n",
+    b"X-Forwarded-Ssl: off\r\nX-Forwarded-Protocol: ssl\r\n",
+])
+def test_contradictory_scheme_headers_from_a_trusted_peer_are_refused(headers):
+    builder = EnvironBuilder(secure_scheme_headers=SECURE)
+    with pytest.raises(ParseError) as refused:
+        environ(get(headers=headers), builder=builder, trusted_proxy=True)
+    assert (refused.value.status, refused.value.reason) == (400, "Contradictory scheme headers")
 
 
 # -- against gunicorn ---------------------------------------------------------------------
@@ -474,3 +488,70 @@ def test_a_repeated_common_value_is_reused_unless_it_is_a_secret(name, key, kept
     first, second = environs(get(headers=name + b": value-123\r\n") * 2, builder=builder)
     assert first[key] == second[key] == "value-123"
     assert (first[key] is second[key]) is kept
+
+
+# -- forwarded_allow_ips, secure_scheme_headers and forwarder_headers, as gunicorn applies them
+
+FORWARDED = {
+    # name: (target, headers, peer trusted, settings)
+    "contradictory_schemes": (b"/", b"X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off\r\n", True, {}),
+    "repeated_scheme_disagrees": (b"/", b"X-Forwarded-Proto: https\r\nX-Forwarded-Proto: http\r\n",
+                                  True, {}),
+    "scheme_value_case": (b"/", b"X-Forwarded-Proto: HTTPS\r\n", True, {}),
+    "scheme_from_untrusted_peer": (b"/", b"X-Forwarded-Proto: https\r\n", False, {}),
+    "contradiction_from_untrusted_peer": (b"/", b"X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off\r\n",
+                                          False, {}),
+    "script_name_header": (b"/app/x", b"SCRIPT_NAME: /app\r\n", True, {}),
+    "script_name_outside_path": (b"/other/x", b"SCRIPT_NAME: /app\r\n", True, {}),
+    "script_name_from_untrusted_peer": (b"/app/x", b"SCRIPT_NAME: /app\r\n", False, {}),
+    "script_name_untrusted_refused": (b"/app/x", b"SCRIPT_NAME: /app\r\n", False,
+                                      {"header_map": "refuse"}),
+    "script_name_untrusted_dangerous": (b"/app/x", b"SCRIPT_NAME: /app\r\n", False,
+                                        {"header_map": "dangerous"}),
+    "path_info_header": (b"/x", b"PATH_INFO: /elsewhere\r\n", True, {}),
+    "remote_user_listed": (b"/", b"Remote_User: alice\r\n", True,
+                           {"forwarder_headers": "SCRIPT_NAME,PATH_INFO,REMOTE_USER"}),
+    "remote_user_not_listed": (b"/", b"Remote_User: alice\r\n", True, {}),
+    "every_name_forwarded": (b"/", b"X_Custom: 1\r\nX-Forwarded-For: 1.2.3.4\r\n", True,
+                             {"forwarder_headers": "*"}),
+}
+
+
+def _gunicorn_answer(message, trusted, settings, monkeypatch):
+    """gunicorn's environ for the message, or the status it refuses it with."""
+    from gunicorn.http.errors import ConfigurationProblem, ParseException
+    if not trusted:
+        settings = dict(settings, forwarded_allow_ips="10.9.9.9")
+    try:
+        return gunicorn_environ(message, monkeypatch, **settings)[1]
+    except ConfigurationProblem:
+        return 500
+    except ParseException:
+        return 400
+
+
+def _our_answer(message, trusted, settings):
+    options = {"header_map": settings.get("header_map", "drop")}
+    forwarders = settings.get("forwarder_headers", "SCRIPT_NAME,PATH_INFO").split(",")
+    builder = EnvironBuilder(secure_scheme_headers=SECURE)
+    try:
+        return environ(message, builder=builder, remote=(REMOTE[0], str(REMOTE[1])),
+                       trusted_proxy=trusted, forwarder_headers=forwarders, **options)
+    except ParseError as refused:
+        return refused.status
+
+
+@pytest.mark.parametrize("name", sorted(FORWARDED))
+def test_forwarded_headers_as_gunicorn_applies_them(name, monkeypatch):
+    pytest.importorskip("gunicorn")
+    target, headers, trusted, settings = FORWARDED[name]
+    message = get(target, headers)
+    theirs = _gunicorn_answer(message, trusted, settings, monkeypatch)
+    ours = _our_answer(message, trusted, settings)
+    if isinstance(theirs, int) or isinstance(ours, int):
+        assert ours == theirs
+        return
+    for key in ("wsgi.url_scheme", "SCRIPT_NAME", "PATH_INFO"):
+        assert ours[key] == theirs[key], key
+    assert ({key: value for key, value in ours.items() if key.startswith("HTTP_")}
+            == {key: value for key, value in theirs.items() if key.startswith("HTTP_")})
