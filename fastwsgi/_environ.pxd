@@ -16,6 +16,9 @@ cdef class EnvironBuilder:
     cdef str default_server_port
     cdef str url_scheme
     cdef dict secure_scheme_headers
+    # why the last build() returned None: the status to answer and the reason to log
+    cdef readonly int refusal_status
+    cdef readonly str refusal_reason
     # which common-header slots, and which other keys, are secure_scheme_headers
     cdef bint secure_common[COMMON_COUNT]
     cdef frozenset secure_keys
@@ -31,7 +34,8 @@ cdef class EnvironBuilder:
     cdef object _value_for(self, char* buf, Span value, Py_ssize_t common)
     cdef void _path_info(self, dict environ, char* buf, Span path) except *
     cdef void _server_address(self, dict environ, char* buf, HeadParser head) except *
-    cdef object _claimed_scheme(self, object key, object value, object scheme)
-
-    cdef void _forwarded_script_name(self, dict environ, char* buf, Span path,
-                                     object script_name) except *
+    cdef object _refused(self, int status, str reason)
+    cdef bint _forwarded_script_name(self, dict environ, char* buf, Span path,
+                                     object script_name) except -1
+    cdef dict built_or_raise(self, HeadParser head, char* buf, object remote_addr,
+                             object remote_port, bint trusted_proxy)

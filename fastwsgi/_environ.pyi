@@ -13,11 +13,16 @@ class EnvironBuilder:
         server_port: object = 80,
         url_scheme: str = "http",
         multiprocess: bool = False,
+        multithread: bool = False,
         errors: Optional[object] = None,
         file_wrapper: Optional[object] = None,
         base_environ: Optional[Dict[str, Any]] = None,
         secure_scheme_headers: Optional[Dict[str, str]] = None,
     ) -> None: ...
+    @property
+    def refusal_status(self) -> int: ...
+    @property
+    def refusal_reason(self) -> Optional[str]: ...
     def environ_for(
         self, request: ParsedRequest, remote_addr: str = "127.0.0.1",
         remote_port: Union[str, int] = "0", trusted_proxy: bool = False,

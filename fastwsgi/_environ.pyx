@@ -30,7 +30,7 @@ from fastwsgi.includes.python cimport (
 
 DEF KEY_BUFFER = 512
 DEF PATH_BUFFER = 1024
-DEF ENVIRON_ROOM = 48
+DEF ENVIRON_ROOM = 28
 DEF HASH_SLOTS = 256
 
 # Headers browsers, proxies and API clients send most, found without making an
@@ -266,7 +266,7 @@ cdef class EnvironBuilder:
         cdef FieldSpan* field
         cdef PyObject* existing
         cdef object key, value
-        cdef object scheme = None, script_name = None
+        cdef object scheme = None, script_name = None, claimed
         cdef bint secure
         PyDict_SetItem(environ, K_REQUEST_METHOD, _method(buf, head.method))
         PyDict_SetItem(environ, K_RAW_URI,
@@ -288,12 +288,18 @@ cdef class EnvironBuilder:
                 secure = key in self.secure_keys
             value = self._value_for(buf, field.value, common)
             if secure and trusted_proxy:
-                scheme = self._claimed_scheme(key, value, scheme)
+                # gunicorn's secure_scheme_headers: each line from a trusted peer says
+                # https when its value is exactly the configured one, else http; lines
+                # that say different things make the request ambiguous (its 400).
+                claimed = HTTPS if value == self.secure_scheme_headers[key] else HTTP
+                if scheme is not None and claimed != scheme:
+                    return self._refused(400, "Contradictory scheme headers")
+                scheme = claimed
             if field.forwarded:
                 if not trusted_proxy and field.forwarded != FORWARDED_ALWAYS:
                     # header_map, as for any name with '_' from a peer that is not trusted
                     if field.forwarded == FORWARDED_OR_REFUSED:
-                        raise parser_module.ParseError(400, "invalid header name (underscore)")
+                        return self._refused(400, "invalid header name (underscore)")
                     continue
                 if key == K_HTTP_SCRIPT_NAME:
                     script_name = value
@@ -312,8 +318,9 @@ cdef class EnvironBuilder:
                                + (COOKIE_JOINER if key == K_HTTP_COOKIE else JOINER) + value)
         if scheme is not None:
             PyDict_SetItem(environ, K_URL_SCHEME, scheme)
-        if script_name is not None:
-            self._forwarded_script_name(environ, buf, head.path, script_name)
+        if script_name is not None and not self._forwarded_script_name(environ, buf, head.path,
+                                                                      script_name):
+            return None
         self._server_address(environ, buf, head)
         return environ
 
@@ -385,37 +392,42 @@ cdef class EnvironBuilder:
             port = PORT_443 if <object>PyDict_GetItem(environ, K_URL_SCHEME) == HTTPS else PORT_80
         PyDict_SetItem(environ, K_SERVER_PORT, port)
 
-    cdef object _claimed_scheme(self, object key, object value, object scheme):
-        """gunicorn's secure_scheme_headers, from a trusted peer: each such field line
-        says https when its value is the configured one, else http; lines that say
-        different things make the request ambiguous (gunicorn's 400)."""
-        cdef object claimed = HTTPS if value == self.secure_scheme_headers[key] else HTTP
-        if scheme is not None and claimed != scheme:
-            raise parser_module.ParseError(400, "Contradictory scheme headers")
-        return claimed
+    cdef object _refused(self, int status, str reason):
+        """The request cannot be served as its proxy describes it: build() returns None
+        and the loop answers with what is noted here (no exception on the hot path)."""
+        self.refusal_status = status
+        self.refusal_reason = reason
+        return None
 
-
-    cdef void _forwarded_script_name(self, dict environ, char* buf, Span path,
-                                     object script_name) except *:
+    cdef bint _forwarded_script_name(self, dict environ, char* buf, Span path,
+                                     object script_name) except -1:
         """A trusted proxy's SCRIPT_NAME header mounts the app there, as gunicorn's
         create() does: PATH_INFO is the path after it, and a path outside it is a
-        configuration problem (gunicorn's 500)."""
+        configuration problem (gunicorn's 500): False, with the refusal noted."""
         cdef str decoded = _percent_decoded(buf + path.off, path.len)
         if not decoded.startswith(script_name):
-            raise parser_module.ParseError(
-                500, f"Configuration problem: Request path {decoded!r} does not start with "
-                     f"SCRIPT_NAME {script_name!r}")
+            self._refused(500, f"Configuration problem: Request path {decoded!r} does not "
+                               f"start with SCRIPT_NAME {script_name!r}")
+            return False
         PyDict_SetItem(environ, K_SCRIPT_NAME, script_name)
         PyDict_SetItem(environ, K_PATH_INFO, decoded[len(script_name):])
+        return True
+
+    cdef dict built_or_raise(self, HeadParser head, char* buf, object remote_addr,
+                             object remote_port, bint trusted_proxy):
+        cdef dict environ = self.build(head, buf, remote_addr, remote_port, trusted_proxy)
+        if environ is None:
+            raise parser_module.ParseError(self.refusal_status, self.refusal_reason)
+        return environ
 
     # Python-level entries, for tests, tools and the micro-benchmark.
     def environ_for(self, ParsedRequest request, remote_addr="127.0.0.1", remote_port="0",
                     trusted_proxy=False):
         """The environ for a request the Python-level parser produced."""
-        return self.build(request.head_parser, PyBytes_AS_STRING(request.head),
-                          remote_addr, str(remote_port), trusted_proxy)
+        return self.built_or_raise(request.head_parser, PyBytes_AS_STRING(request.head),
+                                   remote_addr, str(remote_port), trusted_proxy)
 
     def environ_from_head(self, HeadParser head, data, remote_addr="127.0.0.1", remote_port="0",
                           trusted_proxy=False):
         """The environ for the head ``head`` just parsed out of ``data`` (HeadParser.parse_bytes)."""
-        return self.build(head, data, remote_addr, remote_port, trusted_proxy)
+        return self.built_or_raise(head, data, remote_addr, remote_port, trusted_proxy)

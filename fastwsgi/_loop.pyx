@@ -33,7 +33,6 @@ from libc.string cimport memcpy, memmove, strlen
 from fastwsgi._parser cimport (HeadParser, BodyDecoder, normalize_limits, BODY_NONE,
                                BODY_LENGTH, BODY_CHUNKED, PARSE_INCOMPLETE)
 from fastwsgi._environ cimport EnvironBuilder
-from fastwsgi import _parser as parser_module
 from fastwsgi.includes.http_chars cimport (
     FIELD_CONTENT, METHOD_COUNT, METHOD_OTHER, TCHAR, equals_lowered, method_index, method_names)
 from fastwsgi.includes.python cimport (

@@ -1,5 +1,5 @@
 """Type stubs for fastwsgi._parser, the compiled HTTP/1.1 request parser."""
-from typing import List, Optional, Tuple, Union
+from typing import Iterable, List, Optional, Tuple, Union
 
 _Buffer = Union[bytes, bytearray]
 
@@ -14,6 +14,7 @@ class HeadParser:
     # (fastwsgi.settings), but limit_request_body, which is 0 (no limit).
     def __init__(
         self,
+        forwarder_headers: Iterable[str] = (),
         *,
         limit_request_line: int = ...,
         limit_request_fields: int = ...,

@@ -305,15 +305,16 @@ cdef class Protocol:
         cdef int64_t length = head.content_length
         cdef char* request_bytes = conn.data()
         cdef double now = self.server.now
-        try:
-            exchange.environ = conn.listener.environ_builder.build(
-                head, request_bytes, conn.remote_addr, conn.remote_port, conn.trusted_proxy)
-        except parser_module.ParseError as error:
+        cdef EnvironBuilder builder = conn.listener.environ_builder
+        exchange.environ = builder.build(head, request_bytes, conn.remote_addr, conn.remote_port,
+                                         conn.trusted_proxy)
+        if exchange.environ is None:
             # What a trusted proxy's headers say cannot be served (gunicorn's answers,
             # and its warning, the 500 of a misplaced mount point included).
-            if error.status >= 500:
-                self.error_log.warning("Invalid request from ip=%s: %s", conn.remote_addr, error.reason)
-            self.reject(conn, error.status, error.reason)
+            if builder.refusal_status >= 500:
+                self.error_log.warning("Invalid request from ip=%s: %s", conn.remote_addr,
+                                       builder.refusal_reason)
+            self.reject(conn, builder.refusal_status, builder.refusal_reason)
             return
         exchange.keep_alive = head.keep_alive and self.keepalive > 0
         exchange.version_minor = head.version_minor
