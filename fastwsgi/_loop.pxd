@@ -429,6 +429,8 @@ cdef class Connection(Handle):
     # out_pending.
     cdef object write_spool
     cdef int spool_fd
+    # The response whose write() filled the spool is over: once sent, it is closed.
+    cdef bint spool_sealed
     cdef long spool_sent
     cdef long spool_end
     # the shared metrics slot's counters, or NULL (Server.metrics)

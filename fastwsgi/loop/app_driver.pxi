@@ -75,7 +75,7 @@ cdef class AppDriver:
             environ[K_INPUT] = memory_input(exchange.body_bytes)
             exchange.body_bytes = None
         elif exchange.body_buffer is None:
-            environ[K_INPUT] = memory_input(EMPTY_BYTES)
+            environ[K_INPUT] = NO_BODY
         else:
             try:
                 environ[K_INPUT] = exchange.body_buffer.stream()

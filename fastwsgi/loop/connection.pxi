@@ -158,6 +158,7 @@ cdef class Connection(Handle):
         if self.spool_fd < 0:
             self.write_spool = tempfile.TemporaryFile(dir=self.server.protocol.spool_dir)
             self.spool_fd = self.write_spool.fileno()
+            self.spool_sealed = False
             self.spool_sent = 0
             self.spool_end = 0
         pending = memoryview(b"".join(self.out[self.out_head:]))[self.out_offset:]
@@ -182,8 +183,8 @@ cdef class Connection(Handle):
             self.out_pending -= sent
             if self.metrics != NULL:
                 self.metrics[M_BYTES_OUT] += sent
-        if self.exchange.writes_closed:
-            # Sent, and no write() of this response can follow: the file goes.
+        if self.exchange.writes_closed or self.spool_sealed:
+            # Sent, and no write() of its response can follow: the file goes.
             self.discard_spool()
         return FLUSH_DONE
 

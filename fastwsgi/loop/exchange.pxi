@@ -15,6 +15,10 @@ cdef class Exchange:
         The previous response's iterable is closed first (PEP 3333)."""
         if self.result is not None or self.file_obj is not None:
             self.close_result()
+        if self.conn is not None and self.conn.spool_fd >= 0:
+            # Its response is over, the spool maybe not yet sent (a pipelined request
+            # is answered behind it): it goes once sent, whatever the next one does.
+            self.conn.spool_sealed = True
         self.environ = None
         self.keep_alive = False
         self.is_head = False

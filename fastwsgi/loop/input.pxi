@@ -105,3 +105,8 @@ cdef class InputStream:
     def close(self):
         if self.spool is not None:
             self.spool.close()
+
+
+# The wsgi.input of every request without a body: reading an empty stream changes
+# nothing in it, so one serves them all (and no object is made per request).
+cdef InputStream NO_BODY = memory_input(EMPTY_BYTES)

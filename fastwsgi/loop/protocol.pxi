@@ -16,7 +16,7 @@ cdef class Protocol:
         self.body_memory_limit = options.body_memory_limit
         self.spool_dir = options.spool_dir
         normalize_limits(&self.limits, options)
-        names = frozenset(name.strip().upper() for name in options.forwarder_headers if name.strip())
+        names = frozenset([name.strip().upper() for name in options.forwarder_headers if name.strip()])
         self.forwarder_names = names or None
 
     # -- events ------------------------------------------------------------

@@ -20,7 +20,7 @@ cdef class HeadParser:
         cdef Limits normalized
         _limits_from_keywords(&normalized, limits)
         self.configure(&normalized)
-        self.forwarder_names = frozenset(name.upper() for name in forwarder_headers) or None
+        self.forwarder_names = frozenset([name.upper() for name in forwarder_headers]) or None
 
     cdef int configure(self, const Limits* limits) except -1:
         self.limits = limits[0]
