@@ -406,6 +406,8 @@ cdef class Connection(Handle):
     cdef ConnectionState state
     cdef double deadline
     cdef double accepted_at
+    # in Server.flush_queue: what is queued goes out at the end of this loop round
+    cdef bint flush_scheduled
     cdef bint peer_closed
     cdef uint32_t interest
 
@@ -642,6 +644,13 @@ cdef class Server:
     cdef ResponseWriter writer
     # threads > 1: where the app runs; None: on the loop's thread
     cdef AppPool pool
+    # While a round's events are handled, answers are queued and their connections
+    # listed here; they are sent together once the round's requests are answered.
+    # A client asleep in its poll is woken once for them instead of once each
+    # (a wake-up of a sleeping peer is the costliest part of a send on loopback,
+    # and more so in a VM), and no answer waits past the round it was made in.
+    cdef bint deferring_flushes
+    cdef list flush_queue
     # seconds after which a request still running on a pool thread is logged with its stack
     cdef double app_timeout
 
@@ -676,6 +685,7 @@ cdef class Server:
     cdef void resume_accepting(self) except *
     cdef void pause_accepting(self) except *
     cdef void serve(self) except *
+    cdef void flush_round(self) except *
     cdef bint drain_for_stop(self) except -1
     cdef void accept_backlog(self) except *
     cdef void tick(self) except *

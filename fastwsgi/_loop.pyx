@@ -172,6 +172,7 @@ cdef class Server:
         self.hooks = hooks if hooks is not None else ServerHooks()
         self.error_log = self.hooks.error_log or logger
         self.connections = {}
+        self.flush_queue = []
         self.epfd = -1
         self.waker_fd = -1
         opts = self.options
@@ -328,6 +329,8 @@ cdef class Server:
                     raise OSError(errno, os.strerror(errno))
                 count = 0
             self.now = monotonic()
+            # One event has no other answers to be sent with.
+            self.deferring_flushes = count > 1
             i = 0
             while i < count:
                 # One try per batch, not per event: after a failure the batch goes on
@@ -354,6 +357,9 @@ cdef class Server:
             # connection a free sibling was woken for.
             if pool is not None and PyList_GET_SIZE(pool.completed):
                 pool.take_completed()
+            self.deferring_flushes = False
+            if PyList_GET_SIZE(self.flush_queue):
+                self.flush_round()
             while ready_listeners:
                 self.accept(<Listener>ready_listeners.pop())
             if driver.completed:
@@ -364,6 +370,21 @@ cdef class Server:
                 self.tick()
             if self.stopping and self.drain_for_stop():
                 return
+
+    cdef void flush_round(self) except *:
+        """Sends the answers this round made (deferring_flushes), connection by
+        connection, and goes on with each as drive() does."""
+        cdef list queue = self.flush_queue
+        cdef Connection conn
+        self.flush_queue = []
+        for conn in queue:
+            conn.flush_scheduled = False
+            if conn.state == STATE_CLOSED:
+                continue
+            try:
+                self.protocol.drive(conn)
+            except Exception:
+                self.protocol.failed(conn)
 
     cdef bint drain_for_stop(self) except -1:
         """During a graceful stop: True once nothing is left in flight."""

@@ -153,6 +153,12 @@ cdef class Protocol:
             if conn.state == STATE_CLOSED:
                 return
             if conn.out_pending or exchange.file_remaining:
+                if self.server.deferring_flushes:
+                    # Sent with the round's other answers, at its end (Server.serve).
+                    if not conn.flush_scheduled:
+                        conn.flush_scheduled = True
+                        self.server.flush_queue.append(conn)
+                    return
                 outcome = conn.flush()
                 if outcome == FLUSH_FAILED:
                     self.close(conn)
