@@ -42,7 +42,6 @@ from peerbench.report import fmt_rps, log, scrub, set_scrub, write_reports  # no
 from peerbench.scenarios import GROUPS, SCENARIOS, expand  # noqa: E402
 from peerbench.tls import make_certificate  # noqa: E402
 
-
 # The framework rows' measurements besides wrk's: (flag, type, default, help).
 FRAMEWORK_OPTIONS = (
     ("--rss-requests", int, 100_000, "worker RSS of fastwsgi, gunicorn and bjoern: after one request, "

@@ -25,6 +25,7 @@ from .glogging import Logger
 from .metrics import MetricsServer
 from .pidfile import Pidfile
 from .process import set_proc_title
+from .signal_pipe import SignalPipe
 from .sockets import (
     SD_LISTEN_FDS_START,
     Listener,
@@ -32,7 +33,6 @@ from .sockets import (
     create_listeners,
     listen_fds,
 )
-from .signal_pipe import SignalPipe
 from .systemd import notify_socket, sd_notify
 from .tls import ssl_context
 from .upgrade import ENV_LISTEN_FDS, ENV_MASTER_PID

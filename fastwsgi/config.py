@@ -147,7 +147,7 @@ class Config:
 
     def validate(self) -> None:
         """Refuse what cannot be served safely; a ConfigError exits 1 before binding."""
-        self.worker_model  # raises ConfigError for a worker class fastwsgi cannot run
+        _ = self.worker_model  # raises ConfigError for a worker class fastwsgi cannot run
         for setting, value in self.unsupported():
             if setting.support == REFUSED:
                 raise ConfigError(f"fastwsgi does not support {setting.name}={value!r}: {setting.doc}")

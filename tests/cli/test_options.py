@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from fastwsgi import settings
 from fastwsgi.config import Config
 from fastwsgi.options import ServerOptions

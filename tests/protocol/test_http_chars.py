@@ -1,5 +1,6 @@
 """The character classes of includes/http_chars.h are the RFCs' sets, byte for byte."""
 import pytest
+
 from fastwsgi._parser import character_class
 
 HTAB, SP = 0x09, 0x20
