@@ -132,14 +132,18 @@ cdef int _transfer_coding(HeadParser head, char* buf, Span value, bint* chunked_
 cdef void _connection_options(HeadParser head, char* buf, Span value, bint* close_token,
                               bint* keep_alive_token) noexcept:
     # RFC 9110 §7.6.1: Connection = #connection-option, case-insensitive tokens.
+    # An element is all between two commas, less its OWS: "keep-aliveX: keep-alive"
+    # is one element that names no option, not two words of which one matches.
     cdef Py_ssize_t pos = value.off, end = value.off + value.len, start, token_end
     while pos < end:
         while pos < end and (_is_ows(buf[pos]) or buf[pos] == b','):
             pos += 1
         start = pos
-        while pos < end and buf[pos] != b',' and not _is_ows(buf[pos]):
+        while pos < end and buf[pos] != b',':
             pos += 1
         token_end = pos
+        while token_end > start and _is_ows(buf[token_end - 1]):
+            token_end -= 1
         if equals_lowered(buf + start, token_end - start, "close"):
             close_token[0] = True
         elif equals_lowered(buf + start, token_end - start, "keep-alive"):

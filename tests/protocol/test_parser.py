@@ -207,6 +207,13 @@ def test_too_many_fields_refused_before_the_head_ends():
     (b"1.0", b"te, keep-alive", True),
     (b"1.0", b"keep-alive, close", False),
     (b"1.0", b"keep-alives", False),
+    # A list element is the whole text between commas: words inside one are not
+    # separate options (the fuzzer's case, h11's reference reads it so).
+    (b"1.0", b"keep-aliveX: keep-alive", False),
+    (b"1.0", b"x keep-alive", False),
+    (b"1.0", b" keep-alive \t, te", True),
+    (b"1.1", b"x close", True),
+    (b"1.1", b"te ,\tclose", False),
 ])
 def test_keep_alive(version, connection, keep_alive):
     message = b"GET / HTTP/" + version + b"\r\n" + HOST
