@@ -15,7 +15,9 @@
 #                                           state and its deadline
 #   Exchange        loop/exchange.pxi       one request and its response; reset() once per request
 #   Transport       loop/transport.pxi      the only code that calls recv / sendmsg / sendfile /
-#                                           shutdown / close on a client socket
+#                                           shutdown / close on a client socket (TLS sends
+#                                           and receives its ciphertext with its
+#                                           socket_recv / socket_send)
 #
 # Connection states (ConnectionState) and the deadline each arms (Connection.enter):
 #
@@ -218,6 +220,7 @@ cdef class TLSSession:
     cdef readonly object error   # why the handshake failed, for the log
 
     cdef int handshake(self, int fd) except -2
+    cdef int send_handshake(self, int fd) except -2
     cdef Py_ssize_t recv_into(self, int fd, char* buffer, Py_ssize_t size) except IO_RAISED
     cdef Py_ssize_t decrypt_into(self, char* buffer, Py_ssize_t size) except IO_RAISED
     cdef Py_ssize_t send_iov(self, int fd, iovec* iov, int count) except IO_RAISED
@@ -384,6 +387,8 @@ cdef class Exchange:
     cdef int write_from_app(self, object data) except -1
     cdef int push_from_thread(self, object data) except -1
     cdef Py_ssize_t pending_bytes(self) noexcept
+    cdef void wake_waiter(self) noexcept
+    cdef void break_cycles(self) noexcept
     cdef void release_abandoned(self) except *
     cdef void close_result(self) except *
     cdef void close_iterable(self) except *
@@ -439,6 +444,7 @@ cdef class Connection(Handle):
     cdef int64_t* metrics
 
     cdef inline void enter(self, ConnectionState state) noexcept
+    cdef inline bint awaiting_head(self) noexcept
     cdef double app_deadline(self) noexcept
     cdef int ensure_room(self, Py_ssize_t wanted) except -1
     cdef void shrink_buffer(self, Py_ssize_t capacity) noexcept
@@ -505,6 +511,7 @@ cdef class AppDriver:
     cdef int set_input(self, Connection conn) except -1
     cdef int64_t sequence_length(self, object items) except -2
     cdef void produce(self, Connection conn, int64_t known_length) except *
+    cdef inline bint may_sendfile(self, Exchange exchange, object result) noexcept
     cdef bint start_sendfile(self, Connection conn, FileWrapper wrapper) except -1
     cdef void send_file(self, Connection conn, FileWrapper wrapper) except *
     cdef void hand_to_pool(self, Connection conn) except *

@@ -393,7 +393,7 @@ cdef class Server:
             self.accept_backlog()
             self.pause_accepting()
         for conn in list(self.connections.values()):
-            if (conn.state != STATE_HEAD and conn.state != STATE_HANDSHAKE) or conn.rlen or conn.out_pending:
+            if not conn.awaiting_head() or conn.rlen or conn.out_pending:
                 # Idle keep-alive connections stay until their keep-alive time ends
                 # (the sweep closes them): a request sent meanwhile is answered, with
                 # Connection: close, rather than lost to a close racing it.
@@ -501,7 +501,7 @@ cdef class Server:
                 continue  # gone, or its next bytes are waiting
             if conn.state == STATE_IDLE:
                 what = "an idle"
-            elif conn.state == STATE_HEAD or conn.state == STATE_HANDSHAKE:
+            elif conn.awaiting_head():
                 what = "a slow"
             elif conn.state == STATE_BODY and self.uploading_slowly(conn):
                 what = "a slow upload's"
@@ -524,7 +524,7 @@ cdef class Server:
         cdef list found = []
         self.shed_scanned_at = self.now
         for conn in self.connections.values():
-            if ((conn.state == STATE_HEAD or conn.state == STATE_IDLE or conn.state == STATE_HANDSHAKE)
+            if ((conn.state == STATE_IDLE or conn.awaiting_head())
                     and not conn.out_pending and conn.accepted_at < self.now):
                 # the deadline orders them: the earliest began (or went idle) first
                 found.append((0 if conn.state == STATE_IDLE else 1, conn.deadline, conn.fd, conn))

@@ -39,7 +39,7 @@ cdef class AppDriver:
         try:
             result = self.app(exchange.environ, exchange.responder)
             exchange.result = result
-            if type(result) is FileWrapper and self.use_sendfile and conn.transport.can_sendfile:
+            if self.may_sendfile(exchange, result):
                 if self.start_sendfile(conn, <FileWrapper>result):
                     self.finish_response(conn)
                     return
@@ -129,6 +129,12 @@ cdef class AppDriver:
                 self.finish_response(conn)
                 return
             exchange.add_body(chunk)
+
+    cdef inline bint may_sendfile(self, Exchange exchange, object result) noexcept:
+        """Whether the app's result may go out with sendfile(2): a wrapped file, on a
+        connection the kernel sends for (not TLS) and that the app did not take."""
+        return (type(result) is FileWrapper and self.use_sendfile and exchange.conn is not None
+                and exchange.conn.transport.can_sendfile and not exchange.socket_taken)
 
     cdef bint start_sendfile(self, Connection conn, FileWrapper wrapper) except -1:
         """Sets up sendfile(2) for a regular file; False to fall back to iteration."""

@@ -17,7 +17,7 @@ cdef class Connection(Handle):
         cdef Protocol protocol = self.server.protocol
         cdef double now = self.server.now
         self.state = state
-        if state == STATE_HEAD or state == STATE_HANDSHAKE:
+        if self.awaiting_head():
             self.deadline = now + protocol.header_timeout
         elif state == STATE_IDLE:
             self.deadline = now + protocol.keepalive
@@ -27,6 +27,10 @@ cdef class Connection(Handle):
             self.deadline = self.app_deadline()
         elif state == STATE_CLOSING:
             self.deadline = now + LINGER_SECONDS
+
+    cdef inline bint awaiting_head(self) noexcept:
+        """Before a request's head is complete: its TLS handshake, or the head itself."""
+        return self.state == STATE_HEAD or self.state == STATE_HANDSHAKE
 
     cdef double app_deadline(self) noexcept:
         """In APP, when nothing waits for the socket: when the request's thread is

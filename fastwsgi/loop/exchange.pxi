@@ -150,16 +150,32 @@ cdef class Exchange:
             return self.chunk_bytes
         return self.chunk_bytes + self.conn.out_pending
 
-    cdef void release_abandoned(self) except *:
-        """A pooled exchange whose connection closed under its thread, now that the
-        thread is done with it: the cycles Protocol.close left for it are broken."""
-        self.thread = None
+    cdef void wake_waiter(self) noexcept:
+        """The pool thread waiting for room in this response's socket, if one is,
+        goes on (to produce more, or to see the exchange abandoned)."""
+        cdef PoolThread waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            waiter.wake()
+
+    cdef void break_cycles(self) noexcept:
+        """Breaks the cycles (exchange <-> connection, exchange <-> its StartResponse,
+        the StartResponse <-> its bound write method), so reference counting frees the
+        connection and its buffers now rather than the cyclic gc at its next (rare,
+        full) pass. What the app may still hold (its start_response, the write
+        callable) keeps only the exchange, which refuses further writes."""
         self.environ = None
-        self.result = None
         if self.responder is not None:
             self.responder.write_callable = None
             self.responder = None
         self.conn = None
+
+    cdef void release_abandoned(self) except *:
+        """A pooled exchange whose connection closed under its thread, now that the
+        thread is done with it: the cycles Protocol.close left for it are broken."""
+        self.thread = None
+        self.result = None
+        self.break_cycles()
 
     cdef void close_result(self) except *:
         if self.pool_state == POOL_RUNNING:

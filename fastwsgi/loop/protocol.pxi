@@ -199,10 +199,8 @@ cdef class Protocol:
         """In APP, everything handed over is sent: the thread may produce more, and
         the deadline is the app's again."""
         cdef Exchange exchange = conn.exchange
-        cdef PoolThread waiter = exchange.waiter
-        if waiter is not None and exchange.pending_bytes() <= HIGH_WATERMARK:
-            exchange.waiter = None
-            waiter.wake()
+        if exchange.pending_bytes() <= HIGH_WATERMARK:
+            exchange.wake_waiter()
         if conn.interest & EPOLLOUT:
             conn.want(conn.interest & ~EPOLLOUT)
         conn.deadline = conn.app_deadline()
@@ -436,7 +434,6 @@ cdef class Protocol:
 
     cdef void close(self, Connection conn) except *:
         cdef Exchange exchange = conn.exchange
-        cdef PoolThread waiter
         if conn.state == STATE_CLOSED:
             return
         if (conn.state == STATE_RESPONSE or conn.state == STATE_APP) and not exchange.response_done:
@@ -447,10 +444,7 @@ cdef class Protocol:
             # when it wakes, if it waits for room), calls close() there and posts the
             # exchange back, when AppPool.take lets it go.
             exchange.abandoned = True
-            waiter = exchange.waiter
-            if waiter is not None:
-                exchange.waiter = None
-                waiter.wake()
+            exchange.wake_waiter()
         exchange.close_result()
         if exchange.body_memory:
             self.release_body_memory(exchange)
@@ -464,19 +458,12 @@ cdef class Protocol:
         conn.discard_spool()
         conn.transport.close()
         conn.out = None
-        # Break the cycles (exchange <-> connection, exchange <-> its StartResponse,
-        # the StartResponse <-> its bound write method), so reference counting frees
-        # the connection and its buffers now rather than the cyclic gc at its next
-        # (rare, full) pass. What the app may still hold (its start_response, the
-        # write callable) keeps only the exchange, which refuses further writes.
         if conn.app_socket is not None:
             conn.app_socket.conn = None
             conn.app_socket = None
         if not exchange.abandoned:
-            exchange.environ = None
-            exchange.responder.write_callable = None
-            exchange.responder = None
-            exchange.conn = None
+            # (an abandoned exchange's thread still uses them: AppPool.take breaks them)
+            exchange.break_cycles()
         self.server.forget(conn)
 
     cdef void failed(self, Connection conn) except *:

@@ -121,9 +121,7 @@ cdef class PoolThread:
             exchange.result = result
             if type(result) is list or type(result) is tuple:
                 pass   # the loop frames it with its length, as without threads
-            elif not (type(result) is FileWrapper and driver.use_sendfile
-                      and exchange.conn is not None and exchange.conn.transport.can_sendfile
-                      and not exchange.socket_taken
+            elif not (driver.may_sendfile(exchange, result)
                       and probe_regular_file(exchange, <FileWrapper>result)):
                 exchange.iterator = iter(result)
                 self.pull_body(exchange)

@@ -72,27 +72,25 @@ cdef class TLSSession:
         """One step of the server handshake (RFC 8446 §4): what it needs next."""
         cdef TLSContext context = self.context
         cdef Py_ssize_t n
-        cdef int outcome
+        cdef int step
         if self.cipher is not None:
-            outcome = self.send_cipher(fd)
-            if outcome == FLUSH_BLOCKED:
-                return HANDSHAKE_WANTS_WRITE
-            if outcome == FLUSH_FAILED:
-                return HANDSHAKE_FAILED
+            step = self.send_handshake(fd)
+            if step != HANDSHAKE_DONE:
+                return step
         while not self.handshake_done:
             try:
                 self.engine.do_handshake()
                 self.handshake_done = True
             except context.want_read:
                 if self.take_outgoing():
-                    outcome = self.send_cipher(fd)
-                    if outcome == FLUSH_BLOCKED:
-                        return HANDSHAKE_WANTS_WRITE
-                    if outcome == FLUSH_FAILED:
-                        return HANDSHAKE_FAILED
-                n = recv(fd, context.scratch, TLS_SCRATCH, MSG_DONTWAIT)
-                if n < 0:
-                    return HANDSHAKE_WANTS_READ if errno == EAGAIN or errno == EINTR else HANDSHAKE_FAILED
+                    step = self.send_handshake(fd)
+                    if step != HANDSHAKE_DONE:
+                        return step
+                n = socket_recv(fd, context.scratch, TLS_SCRATCH)
+                if n == IO_BLOCKED:
+                    return HANDSHAKE_WANTS_READ
+                if n == IO_FAILED:
+                    return HANDSHAKE_FAILED
                 if n == 0:
                     self.error = "the client closed the connection during the handshake"
                     return HANDSHAKE_FAILED
@@ -112,11 +110,17 @@ cdef class TLSSession:
                 return HANDSHAKE_FAILED
         # TLS 1.3 sends its session tickets right after the handshake.
         if self.take_outgoing():
-            outcome = self.send_cipher(fd)
-            if outcome == FLUSH_BLOCKED:
-                return HANDSHAKE_WANTS_WRITE
-            if outcome == FLUSH_FAILED:
-                return HANDSHAKE_FAILED
+            return self.send_handshake(fd)
+        return HANDSHAKE_DONE
+
+    cdef int send_handshake(self, int fd) except -2:
+        """The handshake's unsent ciphertext, as far as the socket takes it:
+        HANDSHAKE_DONE once all of it is out, else what the handshake waits for."""
+        cdef int outcome = self.send_cipher(fd)
+        if outcome == FLUSH_BLOCKED:
+            return HANDSHAKE_WANTS_WRITE
+        if outcome == FLUSH_FAILED:
+            return HANDSHAKE_FAILED
         return HANDSHAKE_DONE
 
     # -- reading ---------------------------------------------------------------
@@ -131,9 +135,9 @@ cdef class TLSSession:
                 return n
         if self.peer_done:
             return 0
-        n = recv(fd, self.context.scratch, TLS_SCRATCH, MSG_DONTWAIT)
+        n = socket_recv(fd, self.context.scratch, TLS_SCRATCH)
         if n < 0:
-            return IO_BLOCKED if errno == EAGAIN or errno == EINTR else IO_FAILED
+            return n
         if n == 0:
             self.incoming.write_eof()
         else:
@@ -275,14 +279,12 @@ cdef class TLSSession:
 
     cdef int send_cipher(self, int fd) except -1:
         cdef Py_ssize_t length = PyBytes_GET_SIZE(self.cipher)
-        cdef ssize_t sent
+        cdef Py_ssize_t sent
         while self.cipher_sent < length:
-            sent = send(fd, PyBytes_AS_STRING(self.cipher) + self.cipher_sent,
-                        length - self.cipher_sent, MSG_NOSIGNAL | MSG_DONTWAIT)
+            sent = socket_send(fd, PyBytes_AS_STRING(self.cipher) + self.cipher_sent,
+                               length - self.cipher_sent)
             if sent < 0:
-                if errno == EINTR:
-                    continue
-                return FLUSH_BLOCKED if errno == EAGAIN else FLUSH_FAILED
+                return FLUSH_BLOCKED if sent == IO_BLOCKED else FLUSH_FAILED
             self.cipher_sent += sent
         self.cipher = None
         return FLUSH_DONE

@@ -25,11 +25,7 @@ cdef class Transport:
 
     cdef Py_ssize_t recv_raw(self, char* buffer, Py_ssize_t size) except IO_RAISED:
         """The socket's bytes as they came, TLS or not (a PROXY header precedes TLS)."""
-        cdef ssize_t n = recv(self.fd, buffer, size, MSG_DONTWAIT)
-        if n >= 0:
-            return n
-        # EINTR: the loop reads again on the next round (the socket stays readable)
-        return IO_BLOCKED if errno == EAGAIN or errno == EINTR else IO_FAILED
+        return socket_recv(self.fd, buffer, size)
 
     cdef Py_ssize_t send_iov(self, iovec* iov, int count) except IO_RAISED:
         cdef msghdr msg
@@ -67,7 +63,7 @@ cdef class Transport:
     cdef int send_raw(self, bytes data) except -1:
         """Bytes as they are, as far as the socket takes them now (an answer in plain
         HTTP to a client that spoke it to a TLS port)."""
-        send(self.fd, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), MSG_NOSIGNAL | MSG_DONTWAIT)
+        socket_send(self.fd, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
         return 0
 
     cdef bint input_waiting(self) except -1:
@@ -92,3 +88,28 @@ cdef class Transport:
         if self.fd >= 0:
             close(self.fd)
             self.fd = -1
+
+
+# The two calls TLS makes on the socket too (its ciphertext), so that errno is
+# read in this file only.
+
+cdef inline Py_ssize_t socket_recv(int fd, char* buffer, Py_ssize_t size) noexcept:
+    """One recv() without waiting: the bytes read (0 at the peer's end of stream),
+    IO_BLOCKED or IO_FAILED."""
+    cdef ssize_t n = recv(fd, buffer, size, MSG_DONTWAIT)
+    if n >= 0:
+        return n
+    # EINTR: the loop reads again on the next round (the socket stays readable)
+    return IO_BLOCKED if errno == EAGAIN or errno == EINTR else IO_FAILED
+
+
+cdef inline Py_ssize_t socket_send(int fd, const char* data, Py_ssize_t size) noexcept:
+    """One send() without waiting (retried on EINTR): the bytes taken, IO_BLOCKED or
+    IO_FAILED."""
+    cdef ssize_t sent
+    while True:
+        sent = send(fd, data, size, MSG_NOSIGNAL | MSG_DONTWAIT)
+        if sent >= 0:
+            return sent
+        if errno != EINTR:
+            return IO_BLOCKED if errno == EAGAIN else IO_FAILED
