@@ -2,7 +2,7 @@
 """Servers under attack and under signals, on loopback: how much normal traffic still gets through.
 
 Attacks (slowhttptest, Debian's `slowhttptest` package): slow headers (-H), slow
-bodies (-B) and slow reads (-X), each with --connections connections for --length
+bodies (-B), slow reads (-X) of hello world and of a 4 MiB streamed body, each with --connections connections for --length
 seconds against a server with two workers, while a probe sends --probe-rate fresh
 requests per second (a new connection each, `Connection: close`). Reported per
 server and attack: the share of probes answered 200 and their p50/p99 latency,
@@ -14,7 +14,8 @@ alternating every 2 s, under --signal-length seconds of `wrk -c50` keep-alive lo
 while 20 one-second requests are in flight (how many were answered 200).
 
 Every server runs with its defaults but for the worker count, the bind address,
-and an open-files limit of 65,536 for every process (server and attacker alike).
+and an open-files limit of 65,536 for every process (server and attacker alike);
+`fastwsgi-threads4` and `gunicorn-gthread` run the app on 4 threads per worker.
 
   python bench/attack.py                                   # everything (~25 min)
   python bench/attack.py --servers fastwsgi --attacks slowloris --length 20
@@ -45,13 +46,27 @@ ATTACKS = {
     "slowloris": ["-H", "-i", "10"],
     "slowbody": ["-B", "-i", "10", "-s", "8192"],
     "slowread": ["-X", "-k", "4", "-n", "10", "-w", "1", "-y", "4", "-z", "4"],
+    # slow reads of a 4 MiB streamed body (/big): each response outgrows the socket
+    "slowread_big": ["-X", "-k", "1", "-n", "10", "-w", "512", "-y", "1024", "-z", "1024"],
 }
+# the path each attack asks for (default "/", hello world)
+ATTACK_PATHS = {"slowread_big": "/big"}
 SIGNALS = ["hup", "ttin_ttou", "term"]
 
 APP = '''
 import time
 
+def big_body():
+    piece = b"b" * 65536
+    for _ in range(64):
+        yield piece
+
+
 def app(environ, start_response):
+    if environ["PATH_INFO"] == "/big":
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(64 * 65536))])
+        return big_body()
     if environ["PATH_INFO"] == "/sleep":
         time.sleep(float(environ.get("QUERY_STRING") or 1))
     body = b"Hello, World!"
@@ -123,6 +138,9 @@ class Server:
         bindir = os.path.dirname(self.python)
         if self.name == "fastwsgi":
             return [os.path.join(bindir, "fastwsgi"), "-w", "2", "-b", bind, "attack_app:app"]
+        if self.name == "fastwsgi-threads4":
+            return [os.path.join(bindir, "fastwsgi"), "-w", "2", "--threads", "4", "-b", bind,
+                    "attack_app:app"]
         if self.name == "gunicorn-gthread":
             return [os.path.join(bindir, "gunicorn"), "-w", "2", "-k", "gthread", "--threads", "4",
                     "--no-control-socket", "-b", bind, "attack_app:app"]
@@ -215,7 +233,8 @@ class Probe:
 def run_attack(server: Server, attack: str, args) -> dict:
     stats = os.path.join(server.workdir, "slowhttptest")
     cmd = ["slowhttptest", "-c", str(args.connections), "-r", str(args.connect_rate),
-           "-l", str(args.length), "-u", f"http://{HOST}:{server.port}/", "-p", "5", "-x", "24",
+           "-l", str(args.length), "-u", f"http://{HOST}:{server.port}{ATTACK_PATHS.get(attack, '/')}",
+           "-p", "5", "-x", "24",
            "-g", "-o", stats]
     cmd[1:1] = ATTACKS[attack]
     attacker = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

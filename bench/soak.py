@@ -10,7 +10,11 @@ The server is the command users run (``python -m fastwsgi -w N``) serving
   for what wrk does not do: pipelined bursts, chunked and spooled uploads,
   100-continue, app failures before and after the headers, refused requests,
   PROXY headers, and clients that vanish mid-request and mid-response.
-  Every answer is checked; failures are counted and the first few printed.
+  Every answer is checked; failures are counted and the first few printed;
+* with ``--fork-pool``, a request to ``/pool`` every ``--fork-pool-interval``
+  seconds: a task on a fork ``multiprocessing.Pool`` that forks a fresh child
+  per task, so the workers' client descriptors are always shared with a child
+  (an app that forks), while the loads above open and close connections.
 
 Every ``--interval`` seconds each worker's RSS and open descriptors are read
 from /proc and printed.  At the end: a CSV of the samples, a JSON and a
@@ -82,10 +86,12 @@ def wrk_script() -> str:
 # -- the server ----------------------------------------------------------------------
 
 class Server:
-    def __init__(self, workers: int, port: int, log_path: Path):
+    def __init__(self, workers: int, port: int, log_path: Path, fork_pool: bool = False):
         env = {k: v for k, v in os.environ.items()
                if k not in ("GUNICORN_CMD_ARGS", "FASTWSGI_CMD_ARGS", "WEB_CONCURRENCY", "PORT")}
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(TESTS)])
+        if fork_pool:
+            env["SOAK_FORK_POOL"] = "1"   # the app makes its fork Pool at import
         self.log_path = log_path
         self.log_file = open(log_path, "wb")  # noqa: SIM115 - the server writes it until stop()
         self.proc = subprocess.Popen(
@@ -175,6 +181,33 @@ class PythonMix(threading.Thread):
             self.stop.wait(max(0.0, next_round - time.monotonic()))
 
 
+class PoolCaller(threading.Thread):
+    """--fork-pool: GET /pool at a steady interval, each on a new connection; counts failures."""
+
+    def __init__(self, port: int, interval: float, stop: threading.Event, failures: list[str]):
+        super().__init__(daemon=True)
+        self.port, self.interval, self.stop, self.failures = port, interval, stop, failures
+        self.calls = 0
+
+    def run(self) -> None:
+        import http.client
+        while not self.stop.wait(self.interval):
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            try:
+                connection.request("GET", "/pool")
+                response = connection.getresponse()
+                body = response.read()
+                if (response.status, body) != (200, b"45"):
+                    raise AssertionError(f"/pool answered {response.status} {body[:80]!r}")
+                self.calls += 1
+            except Exception as error:  # noqa: BLE001 - counted and reported, the soak goes on
+                self.failures.append(f"/pool: {type(error).__name__}: {error}")
+                if len(self.failures) <= 5:
+                    log(f"  mix failure: {self.failures[-1]}")
+            finally:
+                connection.close()
+
+
 def start_wrk(args, port: int, workdir: Path, duration: float):
     wrk = shutil.which(args.wrk)
     if wrk is None or args.connections == 0:
@@ -201,19 +234,23 @@ def parse_wrk(output: str) -> dict:
 
 # -- the summary ---------------------------------------------------------------------
 
-PLANNED_FAILURE = re.compile(r"\[ERROR\] Error handling request /raise-(before|after)")
+# The mix's app failures, and the malformed requests it sends on purpose (logged at
+# WARNING, as gunicorn logs them).
+PLANNED_FAILURE = re.compile(r"\[ERROR\] Error handling request /raise-(before|after)"
+                             r"|\[WARNING\] Invalid request from ip=")
 PROBLEM = re.compile(r"\[(WARNING|ERROR|CRITICAL)\]")
 
 
 def read_error_log(path: Path) -> dict:
     """The server's log lines by kind: the mix's planned app failures, and anything else amiss."""
-    planned, unexpected = 0, []
+    planned, unexpected, booted = 0, [], 0
     for line in path.read_text(errors="replace").splitlines():
+        booted += "Booting worker with pid" in line
         if PLANNED_FAILURE.search(line):
             planned += 1
         elif PROBLEM.search(line):
             unexpected.append(line)
-    return {"planned_app_failures": planned, "unexpected": len(unexpected),
+    return {"planned_app_failures": planned, "unexpected": len(unexpected), "workers_booted": booted,
             "unexpected_examples": unexpected[:5]}
 
 
@@ -272,7 +309,10 @@ def write_markdown(path: Path, summary: dict) -> None:
          f"requests ({wrk.get('requests_per_second', 0):,.0f}/s, non-2xx {wrk.get('non_2xx_3xx', 0)}), "
          f"Python mix {summary['mix_rounds']:,} rounds ({summary['mix_failures']} failed), warm-up "
          f"{summary['warm_up_s']:.0f} s. Error log: {summary['error_log']['planned_app_failures']:,} "
-         f"planned app failures, {summary['error_log']['unexpected']} other warnings or errors."),
+         f"planned app failures and refused requests, {summary['error_log']['unexpected']} other warnings or errors. "
+         f"Workers booted: {summary['workers_booted']}"
+         + (f"; fork-pool calls: {summary['fork_pool_calls']:,}." if summary["fork_pool_calls"] is not None
+            else ".")),
         "",
         ("| worker | RSS idle before | after warm-up | end of load | idle after | min..max after warm-up "
          "| slope after warm-up | fds idle before → after (max under load) | level |"),
@@ -301,6 +341,10 @@ def main(argv=None) -> int:
                         help="seconds before the baseline sample (default: 10%% of the duration, 10..60)")
     parser.add_argument("--rss-limit-kib", type=int, default=8192,
                         help="largest RSS growth per worker after warm-up that still counts as level")
+    parser.add_argument("--fork-pool", action="store_true",
+                        help="also call /pool, a task on a fork multiprocessing.Pool, throughout")
+    parser.add_argument("--fork-pool-interval", type=float, default=0.25,
+                        help="seconds between /pool calls (default 0.25)")
     parser.add_argument("--wrk", default="wrk", help="the wrk executable")
     parser.add_argument("--out", type=Path, default=BENCH / "results",
                         help="directory for soak.csv, soak-summary.json and soak-summary.md")
@@ -313,10 +357,11 @@ def main(argv=None) -> int:
 
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="fastwsgi-soak-"))
-    server = Server(args.workers, port, workdir / "soak-server.log")
+    server = Server(args.workers, port, workdir / "soak-server.log", args.fork_pool)
     samples: list[dict] = []
     stop = threading.Event()
     mix = PythonMix(workload.Target(port, spooled=CLI_SPOOLED, body_limit=None), args.mix_rate, stop)
+    pool_caller = PoolCaller(port, args.fork_pool_interval, stop, mix.failures) if args.fork_pool else None
     wrk_output = ""
     try:
         try:
@@ -328,6 +373,8 @@ def main(argv=None) -> int:
             if wrk is None:
                 log("wrk: not used (not installed or --connections 0)")
             mix.start()
+            if pool_caller is not None:
+                pool_caller.start()
             started = time.monotonic()
             next_sample = started
             while True:
@@ -343,6 +390,8 @@ def main(argv=None) -> int:
                 time.sleep(min(0.5, max(0.0, next_sample - time.monotonic())))
             stop.set()
             mix.join(30)
+            if pool_caller is not None:
+                pool_caller.join(30)
             if wrk is not None:
                 wrk_output = wrk.communicate(timeout=60)[0]
             # a last sample once the load is gone and lingering connections closed
@@ -367,6 +416,8 @@ def main(argv=None) -> int:
         "wrk_connections": args.connections, "wrk": parse_wrk(wrk_output),
         "mix_rate": args.mix_rate, "mix_rounds": mix.rounds, "mix_failures": len(mix.failures),
         "mix_failure_examples": mix.failures[:5], "server_exit_code": exit_code,
+        "fork_pool_calls": pool_caller.calls if pool_caller is not None else None,
+        "workers_booted": log_summary["workers_booted"],
         "error_log": log_summary,
         "per_worker": per_worker,
     }
@@ -374,8 +425,11 @@ def main(argv=None) -> int:
     write_markdown(args.out / "soak-summary.md", summary)
     log("")
     log((args.out / "soak-summary.md").read_text())
+    # A worker that died (by a signal or otherwise) is logged and rebooted: a boot
+    # beyond the first ones is a failure too.
     healthy = (bool(per_worker) and all(w["level"] for w in per_worker.values())
-               and not mix.failures and exit_code == 0 and not log_summary["unexpected"])
+               and not mix.failures and exit_code == 0 and not log_summary["unexpected"]
+               and log_summary["workers_booted"] == args.workers)
     log("soak: " + ("level" if healthy else "NOT level (see the summary)"))
     return 0 if healthy else 1
 

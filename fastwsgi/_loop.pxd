@@ -42,6 +42,11 @@
 #                 socket is full, else `timeout`: a request still running then is
 #                 logged with its thread's stack)
 #
+# A body iterable whose client does not take the bytes as fast as they come does
+# not keep its thread: past HIGH_WATERMARK unsent, the thread gives the exchange
+# back (POOL_PARKED) and serves others; once the socket has taken everything, the
+# loop submits it again and a thread goes on pulling the iterable.
+#
 # One exchange is in flight per connection: while a response is pending (APP,
 # RESPONSE, CLOSING) reading pauses, so a pipelining client queues in the kernel,
 # not here.
@@ -127,6 +132,8 @@ cdef enum PoolState:
                       # file to send) or was handed over in `chunks`
     POOL_FAILED       # the app raised (logged on the thread)
     POOL_TAKEN        # the app took the connection (gunicorn.socket) and ended it itself
+    POOL_PARKED       # the body iterable waits for room in the socket, on no thread: the
+                      # loop submits it again (RUNNING) once what was produced is sent
 
 # Results of a flush.
 cdef enum FlushOutcome:
@@ -241,6 +248,8 @@ cdef class Transport:
     they are (can_sendfile)."""
     cdef int fd
     cdef bint can_sendfile
+    # shutdown_write() was called: the peer has our end of stream
+    cdef bint write_shut
     cdef TLSSession tls
     cdef inline Py_ssize_t recv_into(self, char* buffer, Py_ssize_t size) except IO_RAISED
     cdef inline Py_ssize_t recv_raw(self, char* buffer, Py_ssize_t size) except IO_RAISED
@@ -248,6 +257,7 @@ cdef class Transport:
     cdef Py_ssize_t send_file(self, int file_fd, long* offset, int64_t remaining) except IO_RAISED
     cdef bint input_waiting(self) except -1
     cdef bint input_buffered(self) except -1
+    cdef void tls_goodbye(self) noexcept
     cdef int send_raw(self, bytes data) except -1
     cdef int shutdown_write(self) except -1
     cdef void close(self) noexcept
@@ -385,7 +395,7 @@ cdef class Exchange:
     cdef inline bint body_allowed(self) noexcept
     cdef int add_body(self, object chunk) except -1
     cdef int write_from_app(self, object data) except -1
-    cdef int push_from_thread(self, object data) except -1
+    cdef int push_from_thread(self, object data, bint may_wait=*) except -1
     cdef Py_ssize_t pending_bytes(self) noexcept
     cdef void wake_waiter(self) noexcept
     cdef void break_cycles(self) noexcept
@@ -506,8 +516,11 @@ cdef class AppDriver:
     cdef list completed
     # The connection whose request the app is being called for, for abort_app_call.
     cdef Connection in_app
+    # During a graceful stop, without threads: the longest app call since it began.
+    cdef double stop_call_seconds
 
     cdef void call_app(self, Connection conn) except *
+    cdef bint too_late_to_call(self, double now) noexcept
     cdef int set_input(self, Connection conn) except -1
     cdef int64_t sequence_length(self, object items) except -2
     cdef void produce(self, Connection conn, int64_t known_length) except *
@@ -593,7 +606,7 @@ cdef class PoolThread:
     cdef Exchange next_job(self)
     cdef void sleep(self) noexcept
     cdef void serve(self, Exchange exchange) except *
-    cdef int pull_body(self, Exchange exchange) except -1
+    cdef bint pull_body(self, Exchange exchange) except -1
     cdef void wait_for_room(self, Exchange exchange) except *
     cdef void wake(self) noexcept
 
@@ -632,6 +645,7 @@ cdef class AppPool:
     cdef void take_completed(self) except *
     cdef void take(self, Exchange exchange) except *
     cdef void send_posted(self, Connection conn, Exchange exchange, PoolState state) except *
+    cdef void resume(self, Exchange exchange) except *
     cdef void stop(self) except *
     cdef void report_long_request(self, Connection conn) except *
 
@@ -655,9 +669,12 @@ cdef class Server:
     # listed here; they are sent together once the round's requests are answered.
     # A client asleep in its poll is woken once for them instead of once each
     # (a wake-up of a sleeping peer is the costliest part of a send on loopback,
-    # and more so in a VM), and no answer waits past the round it was made in.
+    # and more so in a VM), and no answer waits past the round it was made in, nor
+    # longer than ANSWER_HOLD_US when the round's app calls take time (no threads).
     cdef bint deferring_flushes
     cdef list flush_queue
+    # Connections closed this round, alive until it ends (Server.forget).
+    cdef list retired
     # seconds after which a request still running on a pool thread is logged with its stack
     cdef double app_timeout
 
@@ -677,6 +694,9 @@ cdef class Server:
     cdef double stop_deadline
     cdef bint accepting
     cdef int accept_batch
+    # During a graceful stop with a shared listener: how many more connections this
+    # worker may take from it (the queue's length when the stop began); -1 before.
+    cdef Py_ssize_t stop_accepts_left
     cdef uint32_t listener_events
     # At capacity, the connections that may be closed for a new one, best victim last;
     # rescanned at most every SHED_RESCAN seconds.
@@ -692,8 +712,12 @@ cdef class Server:
     cdef void resume_accepting(self) except *
     cdef void pause_accepting(self) except *
     cdef void serve(self) except *
+    cdef bint answers_overdue(self) noexcept
+    cdef void flush_held(self) except *
     cdef void flush_round(self) except *
     cdef bint drain_for_stop(self) except -1
+    cdef bint keep_accepting_for_stop(self) except -1
+    cdef Py_ssize_t queued_connections(self) except -2
     cdef void accept_backlog(self) except *
     cdef void tick(self) except *
     cdef void accept(self, Listener listener) except *
@@ -701,5 +725,6 @@ cdef class Server:
     cdef inline bint uploading_slowly(self, Connection conn) noexcept
     cdef void scan_shed_candidates(self) except *
     cdef void add_connection(self, Listener listener, int fd, sockaddr_storage* address) except *
+    cdef void unwatch(self, Connection conn) noexcept
     cdef void forget(self, Connection conn) except *
     cdef void close_all(self) except *

@@ -173,8 +173,10 @@ cdef class Server:
         self.error_log = self.hooks.error_log or logger
         self.connections = {}
         self.flush_queue = []
+        self.retired = []
         self.epfd = -1
         self.waker_fd = -1
+        self.stop_accepts_left = -1
         opts = self.options
         self.graceful_timeout = opts.graceful_timeout
         self.worker_connections = opts.worker_connections if opts.worker_connections > 0 else 1 << 30
@@ -352,6 +354,8 @@ cdef class Server:
                         raise
                     # An unexpected error while serving one connection closes it alone.
                     protocol.failed(<Connection>handle)
+            if PyList_GET_SIZE(self.retired):
+                del self.retired[:]
             # New connections are taken after this round's requests are served: a
             # worker that has just spent time in the app should not also take the
             # connection a free sibling was woken for.
@@ -371,6 +375,23 @@ cdef class Server:
             if self.stopping and self.drain_for_stop():
                 return
 
+    cdef bint answers_overdue(self) noexcept:
+        """Whether answers made since `now` (the round's start, or the last flush of
+        held answers) have waited ANSWER_HOLD_US or more: the app took that long
+        (without threads it runs inside the round)."""
+        if self.pool is not None:
+            return False   # the app runs on pool threads, never inside the round
+        return monotonic() - self.now >= ANSWER_HOLD_US * 1e-6
+
+    cdef void flush_held(self) except *:
+        """Mid-round: sends the answers held so far; those made later are held anew."""
+        self.deferring_flushes = False
+        try:
+            self.flush_round()
+        finally:
+            self.deferring_flushes = True
+        self.now = monotonic()
+
     cdef void flush_round(self) except *:
         """Sends the answers this round made (deferring_flushes), connection by
         connection, and goes on with each as drive() does."""
@@ -378,9 +399,9 @@ cdef class Server:
         cdef Connection conn
         self.flush_queue = []
         for conn in queue:
+            if not conn.flush_scheduled or conn.state == STATE_CLOSED:
+                continue   # closed, or already sent by its own drive()
             conn.flush_scheduled = False
-            if conn.state == STATE_CLOSED:
-                continue
             try:
                 self.protocol.drive(conn)
             except Exception:
@@ -389,7 +410,8 @@ cdef class Server:
     cdef bint drain_for_stop(self) except -1:
         """During a graceful stop: True once nothing is left in flight."""
         cdef Connection conn
-        if self.accepting:
+        cdef Listener listener
+        if self.accepting and not self.keep_accepting_for_stop():
             self.accept_backlog()
             self.pause_accepting()
         for conn in list(self.connections.values()):
@@ -404,11 +426,53 @@ cdef class Server:
                     and not conn.transport.input_waiting()):
                 self.protocol.close(conn)
         if not self.connections:
-            return True
+            if not self.accepting:
+                return True
+            # Free, with connections still queued from before the stop: this
+            # worker takes the next, as a free worker does.
+            for listener in self.listeners:
+                if listener.registered:
+                    self.accept(listener)
+            if not self.connections:
+                self.pause_accepting()
+                return True
         if self.now >= self.stop_deadline:
             self.error_log.warning("graceful timeout: closing %d connection(s)", len(self.connections))
             return True
         return False
+
+    cdef bint keep_accepting_for_stop(self) except -1:
+        """Whether a stopping worker goes on taking connections one at a time.
+
+        Workers that share a listener without EPOLLEXCLUSIVE (accept_batch 1) split
+        the connections queued when the stop began, each taking the next when it is
+        free, so that a burst queued at TERM or HUP is served by all of them side by
+        side rather than by whichever worker came first. Each takes at most as many
+        as were queued then (a stop ends; new arrivals are not served forever). A
+        single worker, or a queue that cannot be counted (a Unix socket), takes
+        what is queued at once."""
+        if self.accept_batch != ACCEPT_BATCH_SHARED:
+            return False
+        if self.stop_accepts_left < 0:
+            self.stop_accepts_left = self.queued_connections()
+        return self.stop_accepts_left > 0
+
+    cdef Py_ssize_t queued_connections(self) except -2:
+        """Connections waiting in the listeners' accept queues (TCP_INFO's
+        tcpi_unacked on a listener, as gunicorn's backlog metric reads it);
+        -1 when a queue cannot be counted."""
+        cdef Listener listener
+        cdef Py_ssize_t total = 0
+        for listener in self.listeners:
+            if listener.is_unix:
+                return -1
+            try:
+                info = listener.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+            except (AttributeError, OSError):
+                return -1
+            # struct tcp_info: 8 bytes of u8, then u32s; tcpi_unacked at offset 24
+            total += int.from_bytes(info[24:28], sys.byteorder)
+        return total
 
     cdef void accept_backlog(self) except *:
         """Takes in the connections the kernel already completed: their clients may
@@ -482,6 +546,11 @@ cdef class Server:
             if not listener.is_unix:
                 setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
             self.add_connection(listener, fd, &address)
+            if self.stopping and self.stop_accepts_left > 0:
+                self.stop_accepts_left -= 1
+                if self.stop_accepts_left == 0:
+                    self.pause_accepting()
+                    return
             if at_capacity and not self.shed_one():
                 self.pause_accepting()
                 return
@@ -547,9 +616,17 @@ cdef class Server:
 
     # -- closing -----------------------------------------------------------
 
+    cdef void unwatch(self, Connection conn) noexcept:
+        """Removes the connection's registration, before its descriptor is closed."""
+        if self.epfd >= 0 and conn.transport.fd >= 0:
+            epoll_ctl(self.epfd, EPOLL_CTL_DEL, conn.transport.fd, NULL)
+
     cdef void forget(self, Connection conn) except *:
         """A closed connection leaves the server; accepting resumes if it was full."""
         self.connections.pop(conn.fd, None)
+        # Kept alive until the round ends: an event of this round already read from
+        # epoll may still point at it (it then finds it CLOSED).
+        self.retired.append(conn)
         if self.driver.early_hints.exchange is conn.exchange:
             self.driver.early_hints.exchange = None
         if not self.accepting and not self.stopping and self.now >= self.accept_resume_at:

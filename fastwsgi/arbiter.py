@@ -171,6 +171,8 @@ class Arbiter:
         signals, readable = self.signal_pipe.wait(timeout, [self.metrics] if self.metrics else [])
         if readable:
             self.metrics.handle()
+        elif self.metrics is not None:
+            self.metrics.sweep()
         return signals
 
     def run(self) -> NoReturn:

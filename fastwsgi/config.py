@@ -313,6 +313,9 @@ def load(argv: Sequence[str], environ: Mapping[str, str] | None = None,
     if app_uri is None:
         app_uri = cfg.wsgi_app
         if app_uri is None:
+            # A refused setting that names the app some other way (--paste) says so
+            # rather than that no app was given.
+            cfg.validate()
             raise ConfigError("No application module specified.")
     cfg.validate()
     return cfg, app_uri

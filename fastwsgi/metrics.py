@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import selectors
 import socket
 import struct
 import time
@@ -34,8 +35,12 @@ GAUGES = (OPEN_CONNECTIONS, IN_FLIGHT)
 
 SLOT_BYTES = SLOT_SIZE * 8
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-# A scrape is answered from the master's loop: a client gets this long to send its request.
+# A scrape is answered from the master's loop, without ever waiting on a client: each
+# one has this long to send its request and take the answer, and this many may be
+# open at once (the oldest is dropped for a new one).
 REQUEST_TIMEOUT = 1.0
+MAX_CLIENTS = 16
+HEAD_LIMIT = 8192
 
 
 class MetricsArea:
@@ -136,19 +141,39 @@ def bind_metrics(spec: str) -> socket.socket:
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        if hasattr(socket, "TCP_DEFER_ACCEPT"):
+            # A client that sends nothing is not handed to the master at all for a while.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
     sock.listen(16)
     sock.setblocking(False)
     sock.set_inheritable(False)
     return sock
 
 
+class ScrapeClient:
+    """One connection to /metrics: what it sent so far, what is left to send back."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.head = b""
+        self.out = b""
+
+
 class MetricsServer:
-    """The master's side: slots for workers, its own counters, and /metrics."""
+    """The master's side: slots for workers, its own counters, and /metrics.
+
+    The endpoint is served without blocking: the listener and every client are on
+    a selector of their own, whose descriptor the master's wait includes, so that
+    a silent or slow client never delays signals, reaping or spawning."""
 
     def __init__(self, spec: str, max_workers: int, log: Any) -> None:
         self.log = log
         self.area = MetricsArea(max(4 * max_workers, 64))
         self.sock = bind_metrics(spec)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.sock, selectors.EVENT_READ, None)
+        self.clients: dict[int, ScrapeClient] = {}   # in the order they came
         self.slots: dict[int, int] = {}  # worker pid -> slot
         self._exits_to_replace = 0
 
@@ -161,7 +186,8 @@ class MetricsServer:
         return f"http://{name[0]}:{name[1]}"
 
     def fileno(self) -> int:
-        return self.sock.fileno()
+        """Readable when the listener or a client is ready (the selector's descriptor)."""
+        return self.selector.fileno()
 
     # --- workers ------------------------------------------------------------------
     def slot_for_new_worker(self) -> tuple[int | None, memoryview | None]:
@@ -192,51 +218,115 @@ class MetricsServer:
         return exposition(self.area.totals(list(self.slots.values())), self.area, len(self.slots))
 
     def handle(self) -> None:
-        """Answers the scrapes waiting on the socket; never blocks the master for long."""
+        """Serves whatever is ready now, and drops the clients out of time; never waits."""
+        for key, events in self.selector.select(0):
+            if key.data is None:
+                self._accept()
+                continue
+            client = key.data
+            try:
+                if events & selectors.EVENT_READ:
+                    self._read(client)
+                if client.out and events & selectors.EVENT_WRITE:
+                    self._write(client)
+            except OSError:
+                self._drop(client)
+        self.sweep()
+
+    def sweep(self) -> None:
+        """Drops the clients whose time is up (the master calls this at every wake-up)."""
+        if not self.clients:
+            return
+        now = time.monotonic()
+        for client in [c for c in self.clients.values() if c.deadline <= now]:
+            self._drop(client)
+
+    def _accept(self) -> None:
         while True:
             try:
-                client, _ = self.sock.accept()
-            except (BlockingIOError, InterruptedError):
+                sock, _ = self.sock.accept()
+            except OSError:   # BlockingIOError: none left; others: try at the next wake-up
                 return
-            except OSError:
-                return
+            if len(self.clients) >= MAX_CLIENTS:
+                self._drop(next(iter(self.clients.values())))   # the oldest
+            sock.setblocking(False)
+            client = ScrapeClient(sock, time.monotonic() + REQUEST_TIMEOUT)
+            self.clients[sock.fileno()] = client
+            self.selector.register(sock, selectors.EVENT_READ, client)
+            # A scraper's request is usually there already: answered now, it cannot
+            # be the oldest client dropped for the next one.
             try:
-                self._answer(client)
+                self._read(client)
             except OSError:
-                pass
-            finally:
-                client.close()
+                self._drop(client)
 
-    def _answer(self, client: socket.socket) -> None:
-        deadline = time.monotonic() + REQUEST_TIMEOUT
-        head = b""
-        while b"\r\n\r\n" not in head and b"\n\n" not in head and len(head) < 8192:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            client.settimeout(remaining)
-            chunk = client.recv(4096)
-            if not chunk:
-                return
-            head += chunk
-        request_line = head.split(b"\n", 1)[0].decode("latin-1").split()
-        if len(request_line) < 2 or request_line[0] not in ("GET", "HEAD"):
-            self._send(client, "405 Method Not Allowed", b"Method Not Allowed\n", request_line)
+    def _read(self, client: ScrapeClient) -> None:
+        try:
+            chunk = client.sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
             return
-        path = request_line[1].split("?", 1)[0]
-        if path != "/metrics":
-            self._send(client, "404 Not Found", b"Not Found\n", request_line)
+        if not chunk:
+            self._drop(client)
             return
-        self._send(client, "200 OK", self.render().encode("utf-8"), request_line)
+        client.head += chunk
+        if b"\r\n\r\n" in client.head or b"\n\n" in client.head:
+            client.out = self._answer(client.head)
+        elif len(client.head) >= HEAD_LIMIT:
+            client.out = self._response("431 Request Header Fields Too Large",
+                                        b"Request Header Fields Too Large\n", False)
+        else:
+            return
+        self.selector.modify(client.sock, selectors.EVENT_WRITE, client)
+        self._write(client)
 
-    def _send(self, client: socket.socket, status: str, body: bytes, request_line: list[str]) -> None:
+    def _write(self, client: ScrapeClient) -> None:
+        try:
+            sent = client.sock.send(client.out)
+        except (BlockingIOError, InterruptedError):
+            return
+        client.out = client.out[sent:]
+        if not client.out:
+            self._drop(client)
+
+    def _drop(self, client: ScrapeClient) -> None:
+        self.clients.pop(client.sock.fileno(), None)
+        try:
+            self.selector.unregister(client.sock)
+        except (KeyError, ValueError):
+            pass
+        client.sock.close()
+
+    def _answer(self, head: bytes) -> bytes:
+        """The whole response to a request head (Connection: close)."""
+        request_line = head.split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1").split(" ")
+        if len(request_line) != 3 or request_line[2] not in ("HTTP/1.0", "HTTP/1.1") or not request_line[1]:
+            # No HTTP version (an HTTP/0.9 request line) or a malformed one: as the workers answer.
+            return self._response("400 Bad Request", b"Bad Request\n", False)
+        method, target = request_line[0], request_line[1]
+        if method not in ("GET", "HEAD"):
+            return self._response("405 Method Not Allowed", b"Method Not Allowed\n", method == "HEAD")
+        if target.split("?", 1)[0] != "/metrics":
+            return self._response("404 Not Found", b"Not Found\n", method == "HEAD")
+        return self._response("200 OK", self.render().encode("utf-8"), method == "HEAD")
+
+    def _response(self, status: str, body: bytes, head_only: bool) -> bytes:
         content_type = CONTENT_TYPE if status.startswith("200") else "text/plain"
         head = (f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode("latin-1")
-        client.sendall(head + (b"" if request_line[:1] == ["HEAD"] else body))
+        return head if head_only else head + body
+
+    def close_in_child(self) -> None:
+        """In a forked worker: the endpoint is the master's."""
+        for client in list(self.clients.values()):
+            client.sock.close()
+        self.selector.close()
+        self.sock.close()
 
     def close(self) -> None:
         path = self.sock.getsockname() if self.sock.family == socket.AF_UNIX else None
+        for client in list(self.clients.values()):
+            self._drop(client)
+        self.selector.close()
         self.sock.close()
         if path:
             try:

@@ -134,7 +134,7 @@ class Worker:
         never returns to the master's loop."""
         arbiter.signal_pipe.close()
         if arbiter.metrics is not None:
-            arbiter.metrics.sock.close()
+            arbiter.metrics.close_in_child()
         for sibling in arbiter.workers.values():
             sibling.tmp.close()
         self.pid = os.getpid()

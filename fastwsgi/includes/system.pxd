@@ -73,6 +73,7 @@ cdef extern from "<sys/socket.h>" nogil:
         MSG_PEEK
         MSG_DONTWAIT
         SHUT_WR
+        SHUT_RDWR
 
 cdef extern from "<netinet/in.h>" nogil:
     enum:

@@ -22,12 +22,17 @@ cdef class AppDriver:
         cdef Exchange exchange = conn.exchange
         cdef object result
         cdef int64_t known_length = -1
+        cdef double began = 0
         if exchange.body_memory:
             self.server.protocol.release_body_memory(exchange)
         if self.set_input(conn) < 0:
             return
         if self.server.stopping:
             exchange.keep_alive = False
+            began = monotonic()
+            if self.too_late_to_call(began):
+                self.server.protocol.reject(conn, 503, "the server is stopping")
+                return
         if self.server.pool is not None:
             self.hand_to_pool(conn)
             return
@@ -39,18 +44,27 @@ cdef class AppDriver:
         try:
             result = self.app(exchange.environ, exchange.responder)
             exchange.result = result
-            if self.may_sendfile(exchange, result):
-                if self.start_sendfile(conn, <FileWrapper>result):
-                    self.finish_response(conn)
-                    return
-            if type(result) is list or type(result) is tuple:
-                known_length = self.sequence_length(result)
+            if self.may_sendfile(exchange, result) and self.start_sendfile(conn, <FileWrapper>result):
+                self.finish_response(conn)
             else:
-                exchange.iterator = iter(result)
-            self.produce(conn, known_length)
+                if type(result) is list or type(result) is tuple:
+                    known_length = self.sequence_length(result)
+                else:
+                    exchange.iterator = iter(result)
+                self.produce(conn, known_length)
         except Exception:
             self.app_failed(conn)
         self.in_app = None
+        if began:
+            # The longest call since the stop began: what the next one may need.
+            self.stop_call_seconds = max(self.stop_call_seconds, monotonic() - began)
+
+    cdef bint too_late_to_call(self, double now) noexcept:
+        """During a graceful stop: whether an app call begun now would likely outlast
+        the graceful timeout (by the longest call made since the stop began) and be
+        cut short by the master's SIGKILL, and every request queued behind it lost.
+        The client hears so now (503, Connection: close) and may retry elsewhere."""
+        return now + self.stop_call_seconds >= self.server.stop_deadline - STOP_REFUSE_MARGIN_MS / 1000.0
 
     cdef void hand_to_pool(self, Connection conn) except *:
         """threads > 1: a pool thread calls the app; the loop serves other connections

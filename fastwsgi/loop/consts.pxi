@@ -21,6 +21,11 @@ cdef enum:
     # TCP_DEFER_ACCEPT with a shared listener: the kernel's wait for a silent client's
     # first bytes before handing it over anyway.
     DEFER_ACCEPT_SECONDS = 1
+    # Microseconds an answer may wait for the end of its round (Server.answers_overdue):
+    # long enough for a round of fast answers to leave together (a round of 256 hello
+    # requests takes about a millisecond), short enough that an app call that blocks
+    # never holds answers already made.
+    ANSWER_HOLD_US = 500
     # Bytes queued for one connection before the app's iterable is asked for more.
     HIGH_WATERMARK = 262144
     # Bytes one sendfile() is asked for: large enough to fill any socket buffer,
@@ -30,6 +35,11 @@ cdef enum:
     LINGER_SECONDS = 2
     # Seconds a connection accepted before a graceful stop has to send its first request.
     STOP_FIRST_REQUEST_GRACE = 1
+    # Milliseconds kept clear before the end of the graceful timeout: a stopping worker
+    # begins no app call that would run into them (AppDriver.too_late_to_call) and
+    # answers 503 (Connection: close) instead. The master counts the timeout from its
+    # TERM, the worker from its handler, a little later.
+    STOP_REFUSE_MARGIN_MS = 500
     # Milliseconds accepting pauses after EMFILE/ENFILE, so the loop does not spin.
     ACCEPT_BACKOFF_MS = 500
     # Milliseconds between scans for connections to shed at capacity: a scan sorts

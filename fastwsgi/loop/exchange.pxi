@@ -118,10 +118,11 @@ cdef class Exchange:
             conn.move_to_spool()
         return 0
 
-    cdef int push_from_thread(self, object data) except -1:
+    cdef int push_from_thread(self, object data, bint may_wait=True) except -1:
         """On a pool thread: hands body bytes (the iterable's, or write()'s) to the
-        loop, and waits while more than HIGH_WATERMARK bytes of the response are
-        unsent: a slow reader holds the thread, never the worker's memory."""
+        loop. write() (may_wait) then waits while more than HIGH_WATERMARK bytes of
+        the response are unsent, so a slow reader never grows the worker's memory;
+        the iterable's puller checks that itself and parks (PoolThread.pull_body)."""
         cdef Py_ssize_t n
         if self.abandoned:
             raise ConnectionError("client went away")
@@ -140,7 +141,7 @@ cdef class Exchange:
         self.chunks.append(data)
         self.chunk_bytes += n
         self.thread.pool.post(self)
-        if self.pending_bytes() > HIGH_WATERMARK:
+        if may_wait and self.pending_bytes() > HIGH_WATERMARK:
             self.thread.wait_for_room(self)
         return 0
 

@@ -154,11 +154,17 @@ cdef class Protocol:
                 return
             if conn.out_pending or exchange.file_remaining:
                 if self.server.deferring_flushes:
-                    # Sent with the round's other answers, at its end (Server.serve).
-                    if not conn.flush_scheduled:
-                        conn.flush_scheduled = True
-                        self.server.flush_queue.append(conn)
-                    return
+                    if not self.server.answers_overdue():
+                        # Sent with the round's other answers, at its end (Server.serve).
+                        if not conn.flush_scheduled:
+                            conn.flush_scheduled = True
+                            self.server.flush_queue.append(conn)
+                        return
+                    # The app held the round: what is held goes now, this answer with it.
+                    conn.flush_scheduled = False
+                    self.server.flush_held()
+                    if conn.state == STATE_CLOSED:
+                        return
                 outcome = conn.flush()
                 if outcome == FLUSH_FAILED:
                     self.close(conn)
@@ -201,6 +207,8 @@ cdef class Protocol:
         cdef Exchange exchange = conn.exchange
         if exchange.pending_bytes() <= HIGH_WATERMARK:
             exchange.wake_waiter()
+            if exchange.pool_state == POOL_PARKED and not exchange.posted:
+                self.server.pool.resume(exchange)
         if conn.interest & EPOLLOUT:
             conn.want(conn.interest & ~EPOLLOUT)
         conn.deadline = conn.app_deadline()
@@ -260,6 +268,12 @@ cdef class Protocol:
                 return
             if not (exchange.response_done and exchange.keep_alive and exchange.file_remaining == 0
                     and conn.out_pending < HIGH_WATERMARK):
+                return
+            if conn.rlen and self.server.answers_overdue():
+                # The app took long: the answers queued so far go (drive) before the
+                # next request is answered.
+                if not self.server.deferring_flushes:
+                    self.server.now = monotonic()
                 return
             self.next_request(conn)
 
@@ -412,6 +426,13 @@ cdef class Protocol:
         self.drain_closing(conn)
 
     cdef void on_timeout(self, Connection conn) except *:
+        if ((conn.state == STATE_IDLE or (conn.state == STATE_HEAD and not conn.rlen))
+                and conn.transport.input_waiting()):
+            # The request came in time but the loop has not read it yet: it was in
+            # an app call (no threads) when the bytes arrived. Closing now would
+            # lose a request the client sent on a connection still open.
+            self.on_readable(conn)
+            return
         if conn.state == STATE_HANDSHAKE:
             self.error_log.debug("TLS handshake with %s not done in time", conn.remote_addr)
             self.close(conn)
@@ -456,6 +477,10 @@ cdef class Protocol:
             conn.metrics[M_OPEN_CONNECTIONS] -= 1
             self.server.driver.end_in_flight(exchange)
         conn.discard_spool()
+        # epoll watches the open file description, not the descriptor: a duplicate
+        # (gunicorn.socket, or a child the app forked) would keep the registration,
+        # and its events, alive after close(). It goes first.
+        self.server.unwatch(conn)
         conn.transport.close()
         conn.out = None
         if conn.app_socket is not None:

@@ -65,7 +65,10 @@ cdef ProxyHeader _parse_v1(ProxyHeader header, const char* buf, Py_ssize_t lengt
     parts = buf[PyBytes_GET_SIZE(PROXY_V1_PREFIX):end - 1].decode("ascii", "replace").split(" ")
     if parts[0] == "UNKNOWN":
         return header
-    if len(parts) != 5 or parts[0] not in ("TCP4", "TCP6"):
+    if len(parts) != 5 or parts[0] not in ("TCP4", "TCP6") or "%" in parts[1] or "%" in parts[2]:
+        # A scope id ("fe80::1%eth0") names an interface of the proxy's host, not
+        # a client; ipaddress would accept any bytes after the '%', control
+        # characters included, and they would reach REMOTE_ADDR and the logs.
         header.error = "invalid PROXY v1 header"
         return header
     try:

@@ -109,22 +109,31 @@ cdef class PoolThread:
         exchange.thread = self
         self.pool.pass_baton()
         if exchange.abandoned:
-            # Its client left while it waited for a thread: the app is not called.
+            # Its client left while it waited for a thread: the app is not called
+            # (or, parked, its iterable goes no further).
+            if exchange.iterator is not None:
+                exchange.close_iterable()
             exchange.pool_state = POOL_FAILED
             self.pool.post(exchange)
             return
         self.current = exchange
         try:
-            if driver.pre_request is not None:
-                driver.run_hook(driver.pre_request, (exchange.environ,))
-            result = driver.app(exchange.environ, exchange.responder)
-            exchange.result = result
-            if type(result) is list or type(result) is tuple:
-                pass   # the loop frames it with its length, as without threads
-            elif not (driver.may_sendfile(exchange, result)
-                      and probe_regular_file(exchange, <FileWrapper>result)):
-                exchange.iterator = iter(result)
-                self.pull_body(exchange)
+            if exchange.iterator is not None:
+                # Submitted again after it parked: only the body is left to pull.
+                if self.pull_body(exchange):
+                    outcome = POOL_PARKED
+            else:
+                if driver.pre_request is not None:
+                    driver.run_hook(driver.pre_request, (exchange.environ,))
+                result = driver.app(exchange.environ, exchange.responder)
+                exchange.result = result
+                if type(result) is list or type(result) is tuple:
+                    pass   # the loop frames it with its length, as without threads
+                elif not (driver.may_sendfile(exchange, result)
+                          and probe_regular_file(exchange, <FileWrapper>result)):
+                    exchange.iterator = iter(result)
+                    if self.pull_body(exchange):
+                        outcome = POOL_PARKED
         except BaseException as error:
             # BaseException too: a thread cannot end the worker (SystemExit) the way
             # an app on the loop's thread would; it fails this request alone.
@@ -145,19 +154,26 @@ cdef class PoolThread:
         exchange.pool_state = outcome
         self.pool.post(exchange)
 
-    cdef int pull_body(self, Exchange exchange) except -1:
-        """Iterates the app's body into the exchange, waiting while the socket is full
-        (the loop sends what is handed over); then calls the iterable's close()."""
+    cdef bint pull_body(self, Exchange exchange) except -1:
+        """Iterates the app's body into the exchange (the loop sends what is handed
+        over) and calls the iterable's close() at its end. Returns True, leaving the
+        iterable open, once more than HIGH_WATERMARK bytes wait for the client: the
+        thread is not held by a slow reader (the exchange parks, AppPool.resume)."""
         cdef object chunk
         cdef object iterator = exchange.iterator
+        cdef bint parked = False
         try:
             for chunk in iterator:
-                exchange.push_from_thread(chunk)
+                exchange.push_from_thread(chunk, False)
                 if exchange.abandoned:
                     break
+                if exchange.pending_bytes() > HIGH_WATERMARK:
+                    parked = True
+                    break
         finally:
-            exchange.close_iterable()
-        return 0
+            if not parked:
+                exchange.close_iterable()
+        return parked
 
     cdef void wait_for_room(self, Exchange exchange) except *:
         """Backpressure: the thread sleeps while more than HIGH_WATERMARK bytes of
@@ -261,7 +277,10 @@ cdef class AppPool:
             if state != POOL_RUNNING:
                 exchange.release_abandoned()
             return
-        if state != POOL_RUNNING:
+        if state == POOL_PARKED:
+            # The loop's until the socket has taken what was produced (resume).
+            exchange.thread = None
+        elif state != POOL_RUNNING:
             # The thread is done with it: from here on it is the loop's alone.
             exchange.thread = None
             exchange.pool_state = POOL_NONE
@@ -290,7 +309,7 @@ cdef class AppPool:
             exchange.chunk_bytes = 0
             for chunk in chunks:
                 exchange.add_body(chunk)
-        if state == POOL_RUNNING:
+        if state == POOL_RUNNING or state == POOL_PARKED:
             return
         if exchange.socket_taken:
             # The app had the socket: whatever it returns, the connection is not
@@ -313,6 +332,11 @@ cdef class AppPool:
             self.server.protocol.close(conn)
         else:
             driver.answer_app_error(conn)
+
+    cdef void resume(self, Exchange exchange) except *:
+        """A parked exchange whose output the socket has taken: a thread pulls on."""
+        exchange.app_started = self.server.now
+        self.submit(exchange)
 
     cdef void stop(self) except *:
         """No more exchanges: idle threads end now, busy ones after their exchange."""

@@ -82,12 +82,32 @@ cdef class Transport:
         if self.tls is not None:
             self.tls.close_notify(self.fd)
         shutdown(self.fd, SHUT_WR)
+        self.write_shut = True
         return 0
 
     cdef void close(self) noexcept:
         if self.fd >= 0:
+            if self.tls is not None and not self.write_shut:
+                self.tls_goodbye()
+            if not self.write_shut:
+                # close() alone ends nothing while another descriptor shares the
+                # socket (a child the app forked, a kept gunicorn.socket): the peer
+                # would wait on a connection no one serves. shutdown() ends it.
+                shutdown(self.fd, SHUT_RDWR)
             close(self.fd)
             self.fd = -1
+
+
+    cdef void tls_goodbye(self) noexcept:
+        """Our close_notify, on every close after the handshake (the answer to the
+        peer's, RFC 8446 §6.1): OpenSSL keeps a session resumable only when its
+        connection was shut down so."""
+        if not self.tls.handshake_done:
+            return
+        try:
+            self.tls.close_notify(self.fd)
+        except Exception:
+            pass   # the connection is closing: nothing more is owed to it
 
 
 # The two calls TLS makes on the socket too (its ciphertext), so that errno is

@@ -258,6 +258,21 @@ def test_proxy_header_split_across_packets_and_bad_ones_refused():
         assert exchange(server, b"PROXY TCP4 999.1.1.1 1.1.1.1 1 2\r\n").startswith(b"HTTP/1.1 400 ")
 
 
+@pytest.mark.parametrize("header", [
+    b"PROXY TCP6 fe80::1%\x1b[31mEVIL\r 2001:db8::1 4000 443\r\n",
+    b"PROXY TCP6 fe80::1%eth0 2001:db8::1 4000 443\r\n",
+    b"PROXY TCP6 2001:db8::7 fe80::1%lo 4000 443\r\n",
+    b"PROXY TCP4 203.0.113.9\t 10.0.0.1 51000 80\r\n",
+])
+def test_proxy_v1_addresses_are_plain_addresses(header):
+    """No scope id, no control character: what reaches REMOTE_ADDR and the access
+    log is an address and nothing else."""
+    with running(_remote_app, proxy_protocol=True) as server:
+        raw = exchange(server, header + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 400 ")
+    assert b"EVIL" not in raw and b"%" not in raw.partition(b"\r\n\r\n")[2]
+
+
 def test_proxy_header_from_an_untrusted_peer_is_not_believed():
     with running(_remote_app, proxy_protocol=True, proxy_allow_ips=("192.0.2.55",)) as server:
         raw = exchange(server, b"PROXY TCP4 203.0.113.9 10.0.0.1 51000 80\r\nGET / HTTP/1.0\r\n\r\n")

@@ -246,8 +246,9 @@ def test_write_and_file_wrapper_and_early_hints_from_a_thread():
     assert answer.endswith(b"hinted")
 
 
-def test_a_streamed_response_to_a_reader_that_stops_holds_the_thread_not_memory():
-    """Backpressure across threads: past the high-water mark the thread waits."""
+def test_a_streamed_response_to_a_reader_that_stops_holds_no_memory():
+    """Backpressure across threads: past the high-water mark the body waits (parked,
+    on no thread) until the client takes what was produced."""
     produced = []
     piece = b"x" * 65536
 
@@ -285,6 +286,79 @@ def test_a_streamed_response_to_a_reader_that_stops_holds_the_thread_not_memory(
                 break
         sock.close()
     assert len(produced) == 2000
+
+
+def read_response_length(sock: socket.socket) -> int:
+    """Reads one response to its end (Content-Length); the body's length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(headers_of_raw(head)[b"content-length"])
+    received = len(body)
+    while received < length:
+        chunk = sock.recv(1 << 20)
+        assert chunk, f"{received} of {length} bytes"
+        received += len(chunk)
+    return received
+
+
+def headers_of_raw(head: bytes) -> dict:
+    return {name.strip().lower(): value.strip()
+            for name, _, value in (line.partition(b":") for line in head.split(b"\r\n")[1:])}
+
+
+def test_readers_that_stop_do_not_hold_the_threads():
+    """More clients stop reading a large streamed body than there are threads: each
+    body waits parked, on no thread, so a fresh request is answered at once; every
+    body then arrives whole once its client reads on, and close() is called for each,
+    read to the end or left."""
+    piece = b"y" * 65536
+    pieces = 128   # 8 MiB a body
+    closed = []
+
+    class Body:
+        def __iter__(self):
+            for _ in range(pieces):
+                yield piece
+
+        def close(self):
+            closed.append(threading.current_thread().name)
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] != "/big":
+            return hello_app(environ, start_response)
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(pieces * len(piece)))])
+        return Body()
+
+    with running(app, threads=2) as server:
+        readers = []
+        for _ in range(6):
+            sock = server.connect()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            sock.sendall(request("/big"))
+            readers.append(sock)
+        time.sleep(0.5)   # every body has filled its socket
+        for _ in range(5):
+            began = time.monotonic()
+            assert get(server, "/")[:2] == (200, b"Hello, World!")
+            # far below TIMEOUT, which it would wait with both threads held
+            assert time.monotonic() - began < 2.0
+        for sock in readers[:3]:
+            sock.settimeout(TIMEOUT)
+            assert read_response_length(sock) == pieces * len(piece)
+            sock.close()
+        for sock in readers[3:]:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            sock.close()
+        deadline = time.monotonic() + TIMEOUT
+        while len(closed) < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(closed) == 6, closed
+        assert get(server, "/")[:2] == (200, b"Hello, World!")
 
 
 def test_a_client_that_leaves_mid_app_gets_close_called_and_the_output_dropped():

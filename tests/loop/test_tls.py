@@ -186,6 +186,36 @@ def test_sessions_resume(tls_server, client_context):
         assert client.response()[0].status_code == 200
 
 
+def test_the_clients_close_notify_is_answered(tls_server, client_context):
+    """RFC 8446 §6.1: the client says it is done first; the server answers with its
+    own close_notify (unwrap() returns only once it has it)."""
+    with tls_connect(tls_server, client_context, suppress_ragged_eofs=False) as sock:
+        client = Client(sock)
+        client.send(request("/first"))
+        assert client.response()[0].status_code == 200
+        plain = sock.unwrap()
+        plain.close()
+
+
+def test_tls12_session_ids_resume_after_the_client_closes_first(tls_server, ca):
+    """TLS 1.2 session-ID resumption needs the session shut down cleanly on both
+    sides: here the client closes first, with its close_notify, ten times over."""
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    session = None
+    reused = []
+    for _ in range(10):
+        with tls_connect(tls_server, context, session=session) as sock:
+            reused.append(sock.session_reused)
+            client = Client(sock)
+            client.send(request("/again"))
+            assert client.response()[0].status_code == 200
+            session = sock.session
+            sock.unwrap().close()
+    assert reused == [False] + [True] * 9
+
+
 def test_proxy_protocol_header_is_read_before_the_handshake(server_context, client_context):
     with running(echo_app, ssl_context=server_context, proxy_protocol=True,
                  proxy_allow_ips=("127.0.0.1",)) as server:

@@ -160,3 +160,65 @@ def test_layout_agrees_with_the_loop():
 
 def test_the_loop_counts_methods_in_the_order_metrics_names_them():
     assert _loop.METRICS_LAYOUT["method_names"] == metrics.METHODS
+
+
+def raw_exchange(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_a_request_line_without_a_version_is_refused(server):
+    assert raw_exchange(server.metrics_port, b"GET /metrics\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    assert raw_exchange(server.metrics_port, b"GET /metrics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 200 ")
+
+
+def test_head_gets_the_headers_only(server):
+    answer = raw_exchange(server.metrics_port, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"Content-Length: " in head and body == b""
+
+
+def test_idle_metrics_clients_do_not_stall_the_master(server):
+    """30 clients that connect to the metrics port and send nothing, reconnecting as
+    they are dropped: a scrape and a TTIN are each answered within a second."""
+    import threading
+    import time
+
+    stop = threading.Event()
+
+    def idle_client():
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", server.metrics_port), timeout=5) as sock:
+                    sock.settimeout(0.2)
+                    while not stop.is_set():
+                        try:
+                            if not sock.recv(1):
+                                break   # dropped: connect again
+                        except socket.timeout:
+                            continue
+            except OSError:
+                time.sleep(0.05)
+
+    idlers = [threading.Thread(target=idle_client, daemon=True) for _ in range(30)]
+    for thread in idlers:
+        thread.start()
+    try:
+        time.sleep(1.5)
+        for _ in range(3):
+            began = time.monotonic()
+            assert scrape(server.metrics_port)[0] == 200
+            assert time.monotonic() - began < 1.0
+        began = time.monotonic()
+        server.signal(signal.SIGTTIN)
+        server.wait_until(lambda: len(server.worker_pids()) == 3, timeout=5, message="the third worker")
+        server.wait_for_log(r"Booting worker with pid: \d+", count=3, timeout=5)
+        assert time.monotonic() - began < 1.0
+    finally:
+        stop.set()
+        for thread in idlers:
+            thread.join(5)

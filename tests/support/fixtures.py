@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from support import ROOT, apps
+from support import ROOT, apps, processes
 from support.processes import (
     PortProcess,
     ServerProcess,
@@ -22,6 +22,18 @@ from support.processes import (
     become_subreaper,
     reap_orphans,
 )
+
+
+@pytest.fixture(autouse=True)
+def no_crashed_process():
+    """After every test: no server it started, and no worker of one, died by a crash
+    signal (SIGSEGV and the like), whatever the test itself asserted."""
+    first = len(processes.STARTED)
+    yield
+    started = processes.STARTED[first:]
+    del processes.STARTED[first:]
+    found = [line for process in started for line in processes.crashes(process)]
+    assert not found, "a process crashed:\n" + "\n".join(found)
 
 
 @pytest.fixture

@@ -133,6 +133,27 @@ def available(name: str) -> bool:
     return True
 
 
+# Signals that mean a process crashed (a worker killed by one is logged by its master).
+CRASH_SIGNALS = ("SIGSEGV", "SIGBUS", "SIGABRT", "SIGILL", "SIGFPE")
+CRASH_LINE = re.compile(r"was sent (%s)" % "|".join(CRASH_SIGNALS))
+# Every process a test started, for the check after it (fixtures.no_crashed_process).
+STARTED: list = []
+
+
+def crashes(process) -> list[str]:
+    """What says ``process`` (a ServerProcess or PortProcess) or one of its workers
+    crashed: its master's log lines, or its own exit status."""
+    found = []
+    code = process.proc.poll()
+    if code is not None and code < 0 and signal.Signals(-code).name in CRASH_SIGNALS:
+        found.append(f"{process} exited by {signal.Signals(-code).name}")
+    log_path = getattr(process, "stderr_path", None)
+    if log_path is not None and log_path.exists():
+        found += [line for line in log_path.read_text(errors="replace").splitlines()
+                  if CRASH_LINE.search(line)]
+    return found
+
+
 class ServerProcess:
     """The real command (fastwsgi or gunicorn) run as a user would, in a session of its own."""
 
@@ -152,6 +173,10 @@ class ServerProcess:
             start_new_session=True, pass_fds=extra_fds, preexec_fn=preexec)
         self.pid = self.proc.pid
         self.port: int | None = None
+        STARTED.append(self)
+
+    def __str__(self) -> str:
+        return f"{self.name} (pid {self.pid})"
 
     # --- output --------------------------------------------------------------------
     @property
@@ -256,6 +281,8 @@ class PortProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", module, *args], stdout=subprocess.PIPE,
                                      env=python_env(ROOT, TESTS), text=True, preexec_fn=preexec)
         self.pid = self.proc.pid
+        self.module = module
+        STARTED.append(self)
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         if not ready:
             self.close()
@@ -265,6 +292,9 @@ class PortProcess:
             self.close()
             raise AssertionError(f"{module} exited ({self.proc.returncode}) without printing its port")
         self.port = int(line)
+
+    def __str__(self) -> str:
+        return f"{self.module} (pid {self.pid})"
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM, and its exit status within ``timeout``; killed if it is still running."""

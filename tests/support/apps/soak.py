@@ -32,6 +32,7 @@ STREAM_CHUNK = b"s" * 16384
 
 _planted = []
 _server = None
+_fork_pool = None
 
 
 def _make_data_file() -> str:
@@ -121,6 +122,28 @@ def _fixed(start_response, status: str, body: bytes, content_type: str = "text/p
     return [body]
 
 
+def _make_fork_pool():
+    """A fork Pool that replaces its child after every task, so each task leaves a
+    fresh child holding every descriptor the worker had open then (client
+    connections included), as an app that forks does."""
+    import multiprocessing
+    return multiprocessing.get_context("fork").Pool(1, maxtasksperchild=1)
+
+
+def _pool_task() -> int:
+    """/pool: a task on the fork Pool (made now, unless made at import)."""
+    global _fork_pool
+    if _fork_pool is None:
+        _fork_pool = _make_fork_pool()
+    return _fork_pool.apply(sum, (range(10),))
+
+
+if os.environ.get("SOAK_FORK_POOL"):
+    # bench/soak.py --fork-pool: made in each worker before it serves, so that the
+    # Pool's own descriptors are there in the soak's first sample too.
+    _fork_pool = _make_fork_pool()
+
+
 def app(environ, start_response):
     path = environ["PATH_INFO"]
     if "--leak" in sys.argv:
@@ -155,6 +178,8 @@ def app(environ, start_response):
     if path == "/no-content":
         start_response("204 No Content", [])
         return []
+    if path == "/pool":
+        return _fixed(start_response, "200 OK", str(_pool_task()).encode())
     return _fixed(start_response, "404 Not Found", b"not found\n")
 
 
