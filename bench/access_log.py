@@ -15,16 +15,14 @@ import argparse
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from attack import APP, HOST, free_port, wait_listening  # noqa: E402
+from attack import APP, HOST, scratch_server  # noqa: E402
 
 SERVER_CORE, WRK_CORE = "0", "1"
 REQUESTS_PER_SEC = re.compile(r"Requests/sec:\s+([\d.]+)")
@@ -40,29 +38,24 @@ def command(server: str, bindir: str, port: int, log_file: str | None) -> list:
 
 
 def measure(server: str, bindir: str, with_log: bool, args) -> dict:
-    with tempfile.TemporaryDirectory() as workdir:
-        with open(os.path.join(workdir, "attack_app.py"), "w") as out:
-            out.write(APP)
-        port = free_port()
-        log_file = os.path.join(workdir, "access.log") if with_log else None
-        proc = subprocess.Popen(command(server, bindir, port, log_file), cwd=workdir,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-        try:
-            wait_listening(port)
-            time.sleep(1.0)
-            url = f"http://{HOST}:{port}/"
-            wrk = ["taskset", "-c", WRK_CORE, "wrk", "-t1", "-c50"]
-            subprocess.run(wrk + [f"-d{args.warmup}s", url], capture_output=True, check=True)
-            runs = []
-            for _ in range(args.repeats):
-                output = subprocess.run(wrk + [f"-d{args.duration}s", url], capture_output=True,
-                                        text=True, check=True).stdout
-                runs.append(float(REQUESTS_PER_SEC.search(output).group(1)))
-            lines = sum(1 for _ in open(log_file)) if log_file else 0
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(15)
+    def log_path(workdir: str) -> str | None:
+        return os.path.join(workdir, "access.log") if with_log else None
+
+    def start(port: int, workdir: str) -> list:
+        return command(server, bindir, port, log_path(workdir))
+
+    with scratch_server("attack_app", APP, start) as (_, port, workdir):
+        time.sleep(1.0)
+        url = f"http://{HOST}:{port}/"
+        wrk = ["taskset", "-c", WRK_CORE, "wrk", "-t1", "-c50"]
+        subprocess.run(wrk + [f"-d{args.warmup}s", url], capture_output=True, check=True)
+        runs = []
+        for _ in range(args.repeats):
+            output = subprocess.run(wrk + [f"-d{args.duration}s", url], capture_output=True,
+                                    text=True, check=True).stdout
+            runs.append(float(REQUESTS_PER_SEC.search(output).group(1)))
+        log_file = log_path(workdir)
+        lines = sum(1 for _ in open(log_file)) if log_file else 0
     return dict(median=statistics.median(runs), runs=runs, log_lines=lines)
 
 

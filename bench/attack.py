@@ -23,6 +23,7 @@ and an open-files limit of 65,536 for every process (server and attacker alike);
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -110,6 +111,28 @@ def wait_listening(port: int, timeout: float = 15.0) -> None:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"nothing listens on {port}")
+
+
+@contextlib.contextmanager
+def scratch_server(app_module: str, app_source: str, command, stop_timeout: float = 15.0):
+    """The server ``command(port, workdir)`` starts, in a scratch directory that holds
+    the app (``app_module``.py) and in a process group of its own; yields (process,
+    port, workdir) once it listens, and stops the group at the end (TERM)."""
+    with tempfile.TemporaryDirectory() as workdir:
+        with open(os.path.join(workdir, app_module + ".py"), "w") as out:
+            out.write(app_source)
+        port = free_port()
+        proc = subprocess.Popen(command(port, workdir), cwd=workdir, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            wait_listening(port)
+            yield proc, port, workdir
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass   # stopped already, with its workers
+            proc.wait(stop_timeout)
 
 
 def request(port: int, raw: bytes, timeout: float) -> bytes:

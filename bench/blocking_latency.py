@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from attack import HOST, free_port, wait_listening  # noqa: E402
+from attack import HOST, scratch_server  # noqa: E402
 from peerbench.wrk import parse_wrk  # noqa: E402
 
 SERVER_CORE, WRK_CORE = "0", "1"
@@ -49,26 +47,16 @@ def command(server: str, bindir: str, port: int) -> list:
 
 
 def measure(server: str, bindir: str, args) -> dict:
-    with tempfile.TemporaryDirectory() as workdir:
-        with open(os.path.join(workdir, "blocking_app.py"), "w") as out:
-            out.write(APP.format(seconds=args.sleep_ms / 1000.0))
-        port = free_port()
-        proc = subprocess.Popen(command(server, bindir, port), cwd=workdir,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-        try:
-            wait_listening(port)
-            time.sleep(1.0)
-            url = f"http://{HOST}:{port}/"
-            wrk = ["taskset", "-c", WRK_CORE, "wrk", "-t1", f"-c{args.connections}", "--latency",
-                   "--timeout", "10s"]
-            subprocess.run(wrk + [f"-d{args.warmup}s", url], capture_output=True, check=True)
-            runs = [parse_wrk(subprocess.run(wrk + [f"-d{args.duration}s", url], capture_output=True,
-                                             text=True, check=True).stdout)
-                    for _ in range(args.repeats)]
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(15)
+    app = APP.format(seconds=args.sleep_ms / 1000.0)
+    with scratch_server("blocking_app", app, lambda port, _: command(server, bindir, port)) as (_, port, _):
+        time.sleep(1.0)
+        url = f"http://{HOST}:{port}/"
+        wrk = ["taskset", "-c", WRK_CORE, "wrk", "-t1", f"-c{args.connections}", "--latency",
+               "--timeout", "10s"]
+        subprocess.run(wrk + [f"-d{args.warmup}s", url], capture_output=True, check=True)
+        runs = [parse_wrk(subprocess.run(wrk + [f"-d{args.duration}s", url], capture_output=True,
+                                         text=True, check=True).stdout)
+                for _ in range(args.repeats)]
     return {key: statistics.median(run["latency_ms"][key] for run in runs) for key in ("p50", "p99", "max")} | {
         "rps": statistics.median(run["rps"] for run in runs),
         "errors": sum(sum(run["errors"].values()) for run in runs)}

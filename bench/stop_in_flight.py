@@ -13,15 +13,13 @@ import argparse
 import os
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from attack import HOST, free_port, wait_listening  # noqa: E402
+from attack import HOST, scratch_server  # noqa: E402
 
 APP = '''
 import time
@@ -53,34 +51,23 @@ def one_request(port: int, seconds: float, out: list, index: int, began: float) 
 
 def measure(name: str, bindir: str, args) -> dict:
     program, extra = CONFIGS[name]
-    with tempfile.TemporaryDirectory() as workdir:
-        with open(os.path.join(workdir, "stop_app.py"), "w") as out:
-            out.write(APP)
-        port = free_port()
-        argv = [os.path.join(bindir, program), "-w", "2", "-b", f"{HOST}:{port}",
+    def start(port: int, _workdir: str) -> list:
+        return [os.path.join(bindir, program), "-w", "2", "-b", f"{HOST}:{port}",
                 "--graceful-timeout", f"{args.graceful_timeout:g}", *extra, "stop_app:app"]
-        proc = subprocess.Popen(argv, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-        try:
-            wait_listening(port)
-            time.sleep(2.0)   # both workers booted
-            results: list = [None] * args.requests
-            began = time.monotonic()
-            threads = [threading.Thread(target=one_request, args=(port, args.seconds, results, i, began))
-                       for i in range(args.requests)]
-            for thread in threads:
-                thread.start()
-            time.sleep(args.signal_after)
-            proc.send_signal(getattr(signal, "SIG" + args.signal))
-            for thread in threads:
-                thread.join(args.graceful_timeout + 20)
-        finally:
-            if args.signal == "TERM":
-                proc.wait(args.graceful_timeout + 10)
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass   # stopped, with its workers
+
+    with scratch_server("stop_app", APP, start, stop_timeout=args.graceful_timeout + 10) as (proc, port, _):
+        time.sleep(2.0)   # both workers booted
+        results: list = [None] * args.requests
+        began = time.monotonic()
+        threads = [threading.Thread(target=one_request, args=(port, args.seconds, results, i, began))
+                   for i in range(args.requests)]
+        for thread in threads:
+            thread.start()
+        time.sleep(args.signal_after)
+        proc.send_signal(getattr(signal, "SIG" + args.signal))
+        for thread in threads:
+            thread.join(args.graceful_timeout + 20)
+        if args.signal == "TERM":
             proc.wait(args.graceful_timeout + 10)
     statuses = [r[0] if r else "lost" for r in results]
     answered = [r[1] for r in results if r and r[0] != "lost"]

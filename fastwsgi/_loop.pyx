@@ -458,20 +458,18 @@ cdef class Server:
         return self.stop_accepts_left > 0
 
     cdef Py_ssize_t queued_connections(self) except -2:
-        """Connections waiting in the listeners' accept queues (TCP_INFO's
-        tcpi_unacked on a listener, as gunicorn's backlog metric reads it);
-        -1 when a queue cannot be counted."""
+        """Connections waiting in the listeners' accept queues (as the backlog
+        metric counts them); -1 when a queue cannot be counted."""
         cdef Listener listener
         cdef Py_ssize_t total = 0
+        from fastwsgi.sockets import accept_queue_length   # once per stop
         for listener in self.listeners:
             if listener.is_unix:
                 return -1
             try:
-                info = listener.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+                total += accept_queue_length(listener.sock)
             except (AttributeError, OSError):
                 return -1
-            # struct tcp_info: 8 bytes of u8, then u32s; tcpi_unacked at offset 24
-            total += int.from_bytes(info[24:28], sys.byteorder)
         return total
 
     cdef void accept_backlog(self) except *:

@@ -88,11 +88,8 @@ class Listener:
         if self.sock.family == socket.AF_UNIX or not sys.platform.startswith("linux"):
             return -1
         try:
-            # struct tcp_info (linux/tcp.h): 8 bytes, then u32s; the 13th field,
-            # tcpi_unacked, holds a listener's accept queue length.
-            info = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-            return struct.unpack("B" * 8 + "I" * 24, info)[12]
-        except (AttributeError, OSError, struct.error):
+            return accept_queue_length(self.sock)
+        except (AttributeError, OSError):
             return 0
 
     def close(self) -> None:
@@ -100,6 +97,17 @@ class Listener:
             self.sock.close()
         except OSError:
             pass
+
+
+def accept_queue_length(sock: socket.socket) -> int:
+    """Connections waiting in a Linux TCP listener's accept queue. Raises OSError
+    (AttributeError where there is no TCP_INFO) when it cannot be read."""
+    # struct tcp_info (linux/tcp.h): 8 bytes, then u32s; the 5th of them (offset 24),
+    # tcpi_unacked, holds a listener's accept queue length.
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    if len(info) < 28:
+        raise OSError("short tcp_info")
+    return struct.unpack_from("I", info, 24)[0]
 
 
 def _set_options(sock: socket.socket, reuse_port: bool) -> None:
