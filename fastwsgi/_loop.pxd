@@ -618,11 +618,18 @@ cdef class AppPool:
     thread posts it back, with body chunks as they come and once when done."""
     cdef Server server
     cdef AppDriver driver
+    # the threads started so far, at most `size`: one is started when an exchange
+    # waits and none is idle or on its way, as ThreadPoolExecutor grows
     cdef list threads
+    cdef int size
+    # threads started that have not yet looked for work
+    cdef int starting
     # PoolThread by thread ident, for wsgi.early_hints called on a pool thread
     cdef dict by_ident
-    # threads waiting for an exchange, the last to go idle last (the warmest is taken)
+    # threads waiting for an exchange, the last to go idle last (the warmest is
+    # taken): idle[:idle_count]
     cdef list idle
+    cdef Py_ssize_t idle_count
     # exchanges submitted while every thread was busy, oldest first from backlog_head
     cdef list backlog
     cdef Py_ssize_t backlog_head
@@ -636,7 +643,7 @@ cdef class AppPool:
     # threads woken from idle that have not started running yet
     cdef int waking
 
-    cdef void start(self) except *
+    cdef void start_thread(self) except *
     cdef void submit(self, Exchange exchange) except *
     cdef void wake_idle(self, Exchange job) except *
     cdef void pass_baton(self) except *
@@ -716,6 +723,7 @@ cdef class Server:
     cdef void flush_held(self) except *
     cdef void flush_round(self) except *
     cdef bint drain_for_stop(self) except -1
+    cdef void release_listeners(self) except *
     cdef bint keep_accepting_for_stop(self) except -1
     cdef Py_ssize_t queued_connections(self) except -2
     cdef void accept_backlog(self) except *

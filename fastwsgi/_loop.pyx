@@ -275,8 +275,6 @@ cdef class Server:
         self.now = monotonic()
         self.next_tick = self.now + 1.0
         self.writer.refresh_date()
-        if self.pool is not None:
-            self.pool.start()
         self.resume_accepting()
 
     cdef void resume_accepting(self) except *:
@@ -411,9 +409,8 @@ cdef class Server:
         """During a graceful stop: True once nothing is left in flight."""
         cdef Connection conn
         cdef Listener listener
-        if self.accepting and not self.keep_accepting_for_stop():
-            self.accept_backlog()
-            self.pause_accepting()
+        if self.listeners and not self.keep_accepting_for_stop():
+            self.release_listeners()
         for conn in list(self.connections.values()):
             if not conn.awaiting_head() or conn.rlen or conn.out_pending:
                 # Idle keep-alive connections stay until their keep-alive time ends
@@ -426,20 +423,37 @@ cdef class Server:
                     and not conn.transport.input_waiting()):
                 self.protocol.close(conn)
         if not self.connections:
-            if not self.accepting:
+            if not self.listeners:
                 return True
             # Free, with connections still queued from before the stop: this
-            # worker takes the next, as a free worker does.
+            # worker takes the next, as a free worker does (paused or not).
             for listener in self.listeners:
-                if listener.registered:
-                    self.accept(listener)
+                self.accept(listener)
             if not self.connections:
-                self.pause_accepting()
-                return True
+                self.release_listeners()
+                if not self.connections:
+                    return True
         if self.now >= self.stop_deadline:
             self.error_log.warning("graceful timeout: closing %d connection(s)", len(self.connections))
             return True
         return False
+
+    cdef void release_listeners(self) except *:
+        """A stopping worker that takes no more connections takes in what the kernel
+        has already completed, then closes its listening sockets at once rather than
+        at exit. While any process holds a listener the kernel completes new clients'
+        handshakes into its queue, and the last close resets them with their requests
+        already sent, which a proxy cannot retry for a POST. Once the master and every
+        worker have let go, new clients are refused instead, which a proxy retries on
+        another host. (Sockets a new master or the next workers hold stay open: only
+        this process's descriptors close.)"""
+        cdef Listener listener
+        self.accept_backlog()
+        self.pause_accepting()
+        for listener in self.listeners:
+            listener.fd = -1
+            listener.sock.close()
+        self.listeners = []
 
     cdef bint keep_accepting_for_stop(self) except -1:
         """Whether a stopping worker goes on taking connections one at a time.
@@ -473,13 +487,13 @@ cdef class Server:
         return total
 
     cdef void accept_backlog(self) except *:
-        """Takes in the connections the kernel already completed: their clients may
-        have sent a request, which closing the listener would answer with a reset."""
+        """Takes in the connections the kernel already completed, whether or not the
+        listeners are watched now (a worker paused for its siblings included): their
+        clients may have sent a request, which closing the listener would answer with
+        a reset."""
         cdef Listener listener
         cdef Py_ssize_t before
         for listener in self.listeners:
-            if not listener.registered:
-                continue
             while len(self.connections) < self.worker_connections:
                 before = len(self.connections)
                 self.accept(listener)
@@ -514,6 +528,8 @@ cdef class Server:
         cdef int fd, one = 1
         cdef int attempts_left = self.accept_batch
         cdef bint at_capacity
+        if listener.fd < 0:
+            return   # let go of at the stop (release_listeners), in this round's events
         while attempts_left > 0:
             attempts_left -= 1
             if len(self.connections) > self.worker_connections:

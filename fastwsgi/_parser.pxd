@@ -91,6 +91,7 @@ ctypedef struct Limits:
     UnderscoreMode underscore_mode
     bint strip_header_spaces
     bint permit_obsolete_folding
+    bint permit_unconventional_method
 
 cdef int normalize_limits(Limits* limits, object options) except -1
 

@@ -23,6 +23,7 @@ class HeadParser:
         header_map: str = ...,
         strip_header_spaces: bool = ...,
         permit_obsolete_folding: bool = ...,
+        permit_unconventional_http_method: bool = ...,
     ) -> None: ...
     @property
     def error(self) -> Tuple[int, Optional[str]]: ...

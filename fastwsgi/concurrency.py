@@ -8,8 +8,9 @@ gunicorn's gthread). Every gunicorn worker class is resolved here to one of:
 - gevent, eventlet, tornado: their concurrency is kept by a pool of threads sized
   from worker_connections (a user's --threads > 1 wins); nothing is monkey-patched,
   so the app's blocking calls simply block their own thread.
-- ASGI classes (uvicorn's, gunicorn's asgi) and anything else fastwsgi cannot run:
-  refused at start-up, since serving it would answer every request wrongly.
+- ASGI classes (uvicorn's, gunicorn's asgi), gevent-websocket's worker and anything
+  else fastwsgi cannot run: refused at start-up, since serving it would answer every
+  request (or every websocket upgrade) wrongly.
 
 A class given by path (or as a class object, from a config file) that is neither
 of these is imported and resolved by its bases: a project's subclass of gthread's
@@ -29,15 +30,17 @@ SYNC = "sync"
 GTHREAD = "gthread"
 GREEN = "green"
 ASGI = "asgi"
+GEVENT_WEBSOCKET = "gevent-websocket"
 
 # Threads for a gevent/eventlet/tornado config: worker_connections (gunicorn's bound
-# on the greenlets a worker runs at once), at most this many. Past it a thread costs
-# more than it gives: every thread contends for its worker's one GIL, and each keeps
-# its own stack pages and interpreter state (about 40 KiB of RSS a thread after a
-# small app call, more after a deep one: 1,000 such threads are 40 MB a worker). A
-# config that needs more concurrency in one worker than this is waiting on I/O that
-# greenlets would have multiplexed; more workers serve it better than more threads.
-GREEN_THREADS_CAP = 100
+# on the greenlets a worker runs at once, 1,000 by default), at most this many. The
+# pool starts a thread only when a request finds every started one busy, so the
+# bound costs nothing at rest; under load each thread holds its stack pages and
+# interpreter state (about 40 KiB of RSS after a small app call, more after a deep
+# one: 1,000 busy threads are some 40 MB a worker), and all of them share the
+# worker's one GIL. A config past this is waiting on I/O that greenlets would have
+# multiplexed: more workers serve it better than more threads.
+GREEN_THREADS_CAP = 1000
 
 _ALIASES = {
     "sync": SYNC,
@@ -87,8 +90,11 @@ def _name(worker_class: Any) -> str:
 def _kind_by_name(name: str) -> str | None:
     if name in _ALIASES:
         return _ALIASES[name]
-    if name.split(".", 1)[0] in ("uvicorn", "uvicorn_worker"):
+    package = name.split(".", 1)[0]
+    if package in ("uvicorn", "uvicorn_worker"):
         return ASGI
+    if package == "geventwebsocket":
+        return GEVENT_WEBSOCKET
     return None
 
 
@@ -130,6 +136,15 @@ def worker_model(worker_class: Any, threads: int, worker_connections: int) -> Wo
     if kind == ASGI:
         # Serving an ASGI app through WSGI would answer every request with a 500.
         raise ConfigError(f"fastwsgi serves WSGI apps only; worker_class={name!r} runs an ASGI app")
+    if kind == GEVENT_WEBSOCKET:
+        # Its handler hands the app a gevent websocket (environ["wsgi.websocket"])
+        # driven by the worker's gevent hub; with no hub, every upgrade would be a 500.
+        raise ConfigError(
+            f"worker_class={name!r} serves websockets through gevent-websocket's own gevent "
+            f"server, which fastwsgi does not run. Serve them on threads instead: --threads N "
+            f"(or -k gthread) with Flask-SocketIO's SocketIO(app, async_mode='threading') and "
+            f"simple-websocket installed, or Flask-Sock; they take the connection from "
+            f"environ['gunicorn.socket']")
     if kind == GREEN:
         green_name = next((n for n in _GREEN_NAMES if n in name.lower()), name)
         if threads > 1:

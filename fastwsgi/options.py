@@ -84,6 +84,7 @@ class ServerOptions:
     strip_header_spaces: bool = _setting_default("strip_header_spaces")
     # Accept obs-fold continuation lines (RFC 9112 §5.2).
     permit_obsolete_folding: bool = _setting_default("permit_obsolete_folding")
+    permit_unconventional_http_method: bool = _setting_default("permit_unconventional_http_method")
 
     # Trusted front ends for X-Forwarded-* / Forwarded and PROXY protocol. The
     # command line's default also reads $FORWARDED_ALLOW_IPS; run() does not.

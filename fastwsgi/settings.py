@@ -122,7 +122,7 @@ SETTINGS: list[Setting] = [
     S("worker_class", "Worker Processes", ("-k", "--worker-class"), v.worker_class, "sync",
       "The type of workers. Every fastwsgi worker is an event loop that owns the sockets: "
       "sync and gthread are served as they are (sync with threads > 1 is gthread); gevent, "
-      "eventlet and tornado keep their concurrency with a pool of up to 100 threads per "
+      "eventlet and tornado keep their concurrency with a pool of up to 1,000 threads per "
       "worker sized from worker_connections, without monkey-patching (a start-up warning "
       "says so); ASGI classes (asgi, uvicorn) and classes fastwsgi cannot run are refused.",
       meta="STRING"),
@@ -372,13 +372,17 @@ SETTINGS: list[Setting] = [
     S("strip_header_spaces", "Server Mechanics", ("--strip-header-spaces",), v.boolean, False,
       "Strip spaces between a header name and the colon (unsafe).", action="store_true"),
     S("permit_unconventional_http_method", "Server Mechanics", ("--permit-unconventional-http-method",),
-      v.boolean, False, "Accept unusual method names; fastwsgi's parser stays strict.",
-      action="store_true", support=IGNORED),
+      v.boolean, False, "Accept any RFC 9110 token as a method. By default, as in gunicorn, "
+      "a method has 3 to 20 characters with no lower-case letter and no '#' (400 otherwise).",
+      action="store_true"),
     S("permit_unconventional_http_version", "Server Mechanics", ("--permit-unconventional-http-version",),
-      v.boolean, False, "Accept unusual HTTP versions; fastwsgi's parser stays strict.",
+      v.boolean, False, "Accept unusual HTTP versions. fastwsgi serves HTTP/1.x only: a request "
+      "of another major version gets 505 whatever this says, as gunicorn's default does.",
       action="store_true", support=IGNORED),
     S("casefold_http_method", "Server Mechanics", ("--casefold-http-method",), v.boolean, False,
-      "Upper-case received methods.", action="store_true", support=IGNORED),
+      "Upper-case received methods. fastwsgi keeps methods as sent (RFC 9110 §9.1: they are "
+      "case-sensitive), and by default refuses lower-case ones as gunicorn does.",
+      action="store_true", support=IGNORED),
     S("forwarder_headers", "Server Mechanics", ("--forwarder-headers",), v.comma_list,
       "SCRIPT_NAME,PATH_INFO",
       "Upper-case header names with '_' that a trusted proxy (forwarded_allow_ips) may send "

@@ -49,6 +49,7 @@ def server_options(cfg: Any, max_requests: int) -> ServerOptions:
         header_map=cfg.header_map,
         strip_header_spaces=cfg.strip_header_spaces,
         permit_obsolete_folding=cfg.permit_obsolete_folding,
+        permit_unconventional_http_method=cfg.permit_unconventional_http_method,
         forwarded_allow_ips=tuple(cfg.forwarded_allow_ips),
         secure_scheme_headers=dict(cfg.secure_scheme_headers),
         forwarder_headers=tuple(cfg.forwarder_headers),

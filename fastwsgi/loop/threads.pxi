@@ -68,6 +68,7 @@ cdef class PoolThread:
         cdef Exchange exchange
         self.ident = threading.get_ident()
         self.pool.by_ident[self.ident] = self
+        self.pool.starting -= 1
         while True:
             exchange = self.next_job()
             if exchange is None:
@@ -83,7 +84,8 @@ cdef class PoolThread:
                 return job
             if pool.closing:
                 return None
-            pool.idle.append(self)
+            pool.idle[pool.idle_count] = self
+            pool.idle_count += 1
             self.sleep()
             if self.counted:
                 self.counted = False
@@ -188,33 +190,56 @@ cdef class AppPool:
     def __cinit__(self, Server server, int size):
         self.server = server
         self.driver = server.driver
-        self.threads = [PoolThread(self) for _ in range(size)]
+        self.size = size
+        self.threads = []
         self.by_ident = {}
-        self.idle = []
+        # a stack of `size` slots, so that going idle and waking never resize a list
+        self.idle = [None] * size
         self.backlog = []
         self.completed = []
 
-    cdef void start(self) except *:
-        cdef PoolThread pool_thread
-        for number, pool_thread in enumerate(self.threads):
-            # Daemon threads: a worker past its graceful timeout exits with an app
-            # call still running, as gunicorn's gthread worker does.
-            pool_thread.thread = threading.Thread(target=pool_thread.run, daemon=True,
-                                                  name=f"fastwsgi-app-{number + 1}")
+    cdef void start_thread(self) except *:
+        """One more thread, which takes the oldest waiting exchange. Threads start
+        on demand, as gunicorn's gthread pool (a ThreadPoolExecutor) grows, so a
+        large pool (a gevent config's worker_connections) costs nothing until the
+        load needs it."""
+        cdef PoolThread pool_thread = PoolThread(self)
+        self.threads.append(pool_thread)
+        self.starting += 1
+        # Daemon threads: a worker past its graceful timeout exits with an app
+        # call still running, as gunicorn's gthread worker does.
+        pool_thread.thread = threading.Thread(target=pool_thread.run, daemon=True,
+                                              name=f"fastwsgi-app-{PyList_GET_SIZE(self.threads)}")
+        try:
             pool_thread.thread.start()
+        except BaseException:
+            self.starting -= 1
+            self.threads.pop()
+            if PyList_GET_SIZE(self.threads) == 0:
+                raise
+            # No more threads to be had (RLIMIT_NPROC, memory): the ones running
+            # take the backlog in turn.
+            self.size = PyList_GET_SIZE(self.threads)
+            self.server.error_log.warning("Could not start app thread %d (%s): serving "
+                                          "with %d", self.size + 1, sys.exc_info()[1], self.size)
 
     cdef void submit(self, Exchange exchange) except *:
         exchange.pool_state = POOL_RUNNING
-        if PyList_GET_SIZE(self.idle) and self.waking == 0:
+        if self.idle_count and self.waking == 0:
             self.wake_idle(exchange)
         else:
             # A thread is already on its way (or none is free): the waiting ones are
             # taken in order by whichever thread comes for work next.
             self.backlog.append(exchange)
+            if (self.starting == 0 and self.waking == 0 and self.idle_count == 0
+                    and PyList_GET_SIZE(self.threads) < self.size):
+                self.start_thread()
 
     cdef void wake_idle(self, Exchange job) except *:
         """Wakes the thread that went idle last, with ``job`` or to look for one."""
-        cdef PoolThread pool_thread = self.idle.pop()
+        cdef PoolThread pool_thread
+        self.idle_count -= 1
+        pool_thread = <PoolThread>PyList_GET_ITEM(self.idle, self.idle_count)
         pool_thread.job = job
         pool_thread.counted = True
         self.waking += 1
@@ -225,9 +250,12 @@ cdef class AppPool:
         call that blocks never holds back the ones behind it, and a burst of quick
         ones is not handed to a crowd of threads fighting for the GIL: each woken
         thread wakes the next only once it runs."""
-        if (self.waking == 0 and PyList_GET_SIZE(self.idle)
-                and self.backlog_head < PyList_GET_SIZE(self.backlog)):
+        if self.waking or self.backlog_head >= PyList_GET_SIZE(self.backlog):
+            return
+        if self.idle_count:
             self.wake_idle(None)
+        elif self.starting == 0 and PyList_GET_SIZE(self.threads) < self.size:
+            self.start_thread()
 
     cdef Exchange next_waiting(self):
         """The oldest exchange submitted while every thread was busy, or None."""
@@ -342,8 +370,9 @@ cdef class AppPool:
         """No more exchanges: idle threads end now, busy ones after their exchange."""
         cdef PoolThread pool_thread
         self.closing = True
-        while self.idle:
-            pool_thread = self.idle.pop()
+        while self.idle_count:
+            self.idle_count -= 1
+            pool_thread = <PoolThread>PyList_GET_ITEM(self.idle, self.idle_count)
             pool_thread.wake()
 
     cdef void report_long_request(self, Connection conn) except *:

@@ -121,6 +121,9 @@ cdef class HeadParser:
             pos += 1
         if pos == start or buf[pos] != SP:
             return self.fail(400, "invalid method")
+        if not self.limits.permit_unconventional_method and _unconventional_method(buf + start,
+                                                                                   pos - start):
+            return self.fail(400, "invalid method")
         self.method.off = start
         self.method.len = pos - start
         pos += 1

@@ -75,6 +75,20 @@ cdef void _http_version(const char* buf, Py_ssize_t pos, int* major, int* minor)
     minor[0] = buf[pos + 7] - 48
 
 
+cdef inline bint _unconventional_method(const char* method, Py_ssize_t length) noexcept:
+    # gunicorn's default on top of RFC 9110's token: 3 to 20 characters, no lower-case
+    # letter and no '#', which every IANA-registered method meets; a name a proxy
+    # might fold or read differently is refused (permit_unconventional_http_method
+    # lifts it).
+    cdef Py_ssize_t i
+    if length < 3 or length > 20:
+        return True
+    for i in range(length):
+        if (b'a' <= method[i] <= b'z') or method[i] == b'#':
+            return True
+    return False
+
+
 cdef inline bint _method_is(const char* buf, Span method, const char* name) noexcept:
     # RFC 9110 §9.1: the method token is case-sensitive.
     return equals_exactly(buf + method.off, method.len, name)

@@ -80,3 +80,16 @@ def test_workers_run_as_user_and_group(serve):
     assert server.request("/whoami")[1] == f"{nobody.pw_uid} {nobody.pw_gid}".encode()
     assert os.stat(f"/proc/{server.pid}").st_uid == 0, "the master keeps its user"
 
+
+
+@pytest.mark.parametrize("permit", [False, True], ids=["default", "permitted"])
+def test_unconventional_methods_are_refused_unless_permitted(serve, permit):
+    """gunicorn's default: a method of 3 to 20 characters, no lower case and no '#'
+    (400 otherwise); --permit-unconventional-http-method lets every RFC 9110 token in."""
+    flags = ["--permit-unconventional-http-method"] if permit else []
+    server = serve("-b", "127.0.0.1:0", *flags, "webapp").wait_ready()
+    for method in ("get", "GE#T", "GT", "A" * 21, "M-SEARCH.v2"):
+        status = server.request("/", method=method)[0]
+        assert status == (200 if permit else 400), (method, status)
+    assert server.request("/", method="PROPFIND")[0] == 200
+    assert server.request("/", method="A" * 20)[0] == 200

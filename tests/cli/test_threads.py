@@ -55,6 +55,27 @@ def test_a_gevent_config_keeps_its_concurrency(serve):
     assert elapsed < 3.0, f"8 concurrent 1-second requests took {elapsed:.2f} s"
 
 
+def test_a_gevent_config_runs_as_many_requests_at_once_as_its_worker_connections(serve):
+    """200 one-second requests at once on one gevent worker (worker_connections left at
+    its 1,000): one round, as gevent serves them, not two rounds of 100. The threads
+    are started as the requests come: none waits at rest."""
+    if serve.name != "fastwsgi":
+        pytest.skip("gunicorn needs gevent installed for this config")
+    (serve.dir / "gunicorn.conf.py").write_text('worker_class = "gevent"\nworkers = 1\n')
+    server = serve("-b", "127.0.0.1:0", "--backlog", "512", "webapp:application").wait_ready()
+    worker, = server.worker_pids()
+    assert thread_count(worker) <= 2, "app threads started before any request"
+    statuses, elapsed = parallel_gets(server, "/sleep?1", 200)
+    assert statuses == [200] * 200
+    assert elapsed < 1.8, f"200 concurrent 1-second requests took {elapsed:.2f} s"
+    assert thread_count(worker) <= 1 + 200
+
+
+def thread_count(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
+
+
 def test_sigterm_lets_busy_threads_finish(serve):
     server = serve("-b", "127.0.0.1:0", "--threads", "4", "--graceful-timeout", "10",
                    "webapp:application").wait_ready()
@@ -118,13 +139,18 @@ CHECK_CONFIG_CASES = [
     # (arguments, exit status, what stderr says)
     (["-k", "gthread", "--threads", "4"], 0, None),
     (["--threads", "8"], 0, None),
-    (["-k", "gevent"], 0, "gevent's concurrency is kept by 100 threads per worker "
-                          "(worker_connections=1000, at most 100)"),
+    (["-k", "gevent"], 0, "gevent's concurrency is kept by 1000 threads per worker "
+                          "(worker_connections=1000, at most 1000)"),
+    (["-k", "gevent", "--worker-connections", "5000"], 0,
+     "kept by 1000 threads per worker (worker_connections=5000, at most 1000)"),
     (["-k", "eventlet", "--worker-connections", "20"], 0, "kept by 20 threads per worker"),
     (["-k", "tornado", "--threads", "6"], 0, "kept by 6 threads per worker (threads=6)"),
-    (["-k", "egg:gunicorn#gevent"], 0, "gevent's concurrency is kept by 100 threads"),
+    (["-k", "egg:gunicorn#gevent"], 0, "gevent's concurrency is kept by 1000 threads"),
     (["-k", "uvicorn.workers.UvicornWorker"], 1, "serves WSGI apps only"),
     (["-k", "asgi"], 1, "serves WSGI apps only"),
+    (["-k", "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"], 1,
+     "Serve them on threads instead: --threads N (or -k gthread) with Flask-SocketIO's "
+     "SocketIO(app, async_mode='threading')"),
     (["-k", "workers.MyUvicornWorker"], 1, "serves WSGI apps only"),
     (["-k", "workers.MyThreadWorker"], 0, "a subclass of gunicorn.workers.gthread.ThreadWorker: "
                                           "served as that class; its own code is not run"),
@@ -149,16 +175,23 @@ def test_check_config_prints_every_remapped_setting_and_refuses_what_cannot_run(
         assert says in done.stderr, done.stderr
 
 
+def websocket_server(serve, app_module: str):
+    """The websockets library's client, and ``app_module``'s app served on one worker
+    with 4 threads (gthread on gunicorn)."""
+    connect = pytest.importorskip("websockets.sync.client").connect
+    apps.install(app_module, serve.dir)
+    worker_class = ["-k", "gthread"] if serve.name == "gunicorn" else []
+    server = serve("-b", "127.0.0.1:0", "-w", "1", "--threads", "4", *worker_class,
+                   f"{app_module}:app").wait_ready()
+    return connect, server
+
+
 def test_a_websocket_takes_the_connection_over_and_the_worker_serves_on(serve):
     """Flask-Sock finds environ["gunicorn.socket"], speaks the websocket protocol on it
     from the app's thread, and ends the exchange as gunicorn expects; a real client
     (the websockets library) talks to it while plain requests are answered."""
     pytest.importorskip("flask_sock")
-    connect = pytest.importorskip("websockets.sync.client").connect
-    apps.install("websocket_echo", serve.dir)
-    worker_class = ["-k", "gthread"] if serve.name == "gunicorn" else []
-    server = serve("-b", "127.0.0.1:0", "-w", "1", "--threads", "4", *worker_class,
-                   "websocket_echo:app").wait_ready()
+    connect, server = websocket_server(serve, "websocket_echo")
     with connect(f"ws://127.0.0.1:{server.port}/echo", open_timeout=10, close_timeout=5) as ws:
         for text in ("one", "two", "three"):
             ws.send(text)
@@ -172,5 +205,30 @@ def test_a_websocket_takes_the_connection_over_and_the_worker_serves_on(serve):
         assert type(closed.value).__name__.startswith("ConnectionClosed")
     # The exchange ended without a stray HTTP response on the websocket's bytes,
     # and the worker is still whole.
+    assert server.request("/hello")[0] == 200
+    assert "Traceback" not in server.log
+
+
+def test_flask_socketio_events_over_a_websocket(serve):
+    """Flask-SocketIO's threading mode, as fastwsgi's refusal of gevent-websocket's
+    worker tells a user to run it: a Socket.IO client's event over a websocket gets
+    the app's reply, while plain requests are answered beside it. The client speaks
+    Socket.IO 5 over Engine.IO 4 as the JavaScript client does."""
+    pytest.importorskip("flask_socketio")
+    pytest.importorskip("simple_websocket")
+    connect, server = websocket_server(serve, "socketio_events")
+    url = f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket"
+    with connect(url, open_timeout=10, close_timeout=5) as ws:
+        opened = ws.recv(timeout=10)
+        assert opened.startswith("0{") and '"sid"' in opened, opened
+        ws.send("40")                               # Socket.IO connect, default namespace
+        assert ws.recv(timeout=10).startswith("40{"), "no Socket.IO connect answer"
+        for count in range(3):
+            ws.send('42["test_event",{"data":"hello","count":%d}]' % count)
+            assert ws.recv(timeout=10) == (
+                '42["test_reply",{"data":"hello","count":%d}]' % (count + 1))
+        status, body, _ = server.request("/hello")
+        assert status == 200 and body.startswith(b"hello from ")
+        ws.send("41")                               # Socket.IO disconnect
     assert server.request("/hello")[0] == 200
     assert "Traceback" not in server.log

@@ -7,6 +7,8 @@ import signal
 import threading
 import time
 
+import pytest
+
 
 def test_n_workers_are_n_processes(serve):
     server = serve("-b", "127.0.0.1:0", "-w", "3", "webapp").wait_ready(workers=3)
@@ -147,3 +149,52 @@ def _ignore_errors(func, *args, **kwargs):
         func(*args, **kwargs)
     except Exception:
         pass
+
+
+def test_after_term_a_new_client_is_refused_or_answered_never_reset(serve):
+    """A stop's workers let go of the listening socket as soon as they take no more
+    connections (each first takes in what the kernel queued), so a client that comes
+    later is refused at connect, which a proxy retries elsewhere, or answered. A socket
+    held until the last worker exits would queue such a client and then reset it, its
+    request already sent: a POST no proxy may retry."""
+    import socket
+    if serve.name != "fastwsgi":
+        pytest.skip("gunicorn's workers hold the listener until they exit")
+    server = serve("-b", "127.0.0.1:0", "-w", "2", "--graceful-timeout", "10",
+                   "webapp").wait_ready(workers=2)
+    busy = []
+    for _ in range(6):   # both workers busy, and a queue they share at the stop
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        sock.sendall(b"GET /sleep?1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        busy.append(sock)
+    time.sleep(0.3)
+    server.signal(signal.SIGTERM)
+    outcomes = []
+
+    def probe():
+        try:
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+        except ConnectionRefusedError:
+            outcomes.append("refused")
+            return
+        with sock:
+            try:
+                sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+                answer = sock.recv(65536)
+            except (ConnectionResetError, BrokenPipeError):
+                answer = b""
+            outcomes.append("answered" if answer.startswith(b"HTTP/1.1 ") else "reset")
+
+    probes = []
+    for _ in range(100):   # a new client every 50 ms for 5 s, past the workers' exit
+        probes.append(threading.Thread(target=probe))
+        probes[-1].start()
+        time.sleep(0.05)
+    for thread in probes:
+        thread.join(20)
+    for sock in busy:
+        with sock:
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200"), "a request taken before the stop"
+    assert "reset" not in outcomes, outcomes
+    assert "refused" in outcomes, outcomes
+    assert server.wait_exit() == 0

@@ -261,7 +261,7 @@ def test_methods_and_protocol():
     for method in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH",
                    b"PROPFIND", b"get"):
         message = method + b" / HTTP/1.0\r\n\r\n"
-        env = environ(message)
+        env = environ(message, permit_unconventional_http_method=method == b"get")
         assert env["REQUEST_METHOD"] == method.decode()
         assert env["SERVER_PROTOCOL"] == "HTTP/1.0"
 
@@ -402,7 +402,7 @@ ROOTED = {
 def _our_options(settings):
     return {name: value for name, value in settings.items()
             if name in ("header_map", "permit_obsolete_folding", "strip_header_spaces",
-                        "limit_request_line", "limit_request_fields", "limit_request_field_size")}
+                        "permit_unconventional_http_method", "limit_request_line", "limit_request_fields", "limit_request_field_size")}
 
 
 def assert_same_as_gunicorn(message, monkeypatch, root_path="", **settings):

@@ -106,7 +106,8 @@ def test_built_requests_parse_back_to_their_parts(requests, cuts):
     # every request but the last keeps the connection, so all of them are read
     requests = [(wire, expected) for wire, expected in requests[:-1] if expected["keep_alive"]] + requests[-1:]
     data = b"".join(wire for wire, _ in requests)
-    outcome = assert_same_whichever_split(data, cuts)
+    # any RFC 9110 token is a method once gunicorn's narrower default is lifted
+    outcome = assert_same_whichever_split(data, cuts, permit_unconventional_http_method=True)
     assert outcome.error is None, outcome.error
     assert len(outcome.parsed) == len(requests)
     for request, body, (_, expected) in zip(outcome.parsed, outcome.bodies, requests):
