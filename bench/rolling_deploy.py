@@ -160,7 +160,7 @@ class Host:
     """One fastwsgi master in a host namespace; its log tells when its workers serve."""
 
     def __init__(self, network: Network, index: int, workdir: str, workers: int, python: str,
-                 graceful_timeout: float, extra_args=()):
+                 graceful_timeout: float, extra_args=(), server: str = "fastwsgi"):
         self.network, self.index, self.workers = network, index, workers
         self.namespace = network.hosts[index]
         self.address = network.addresses[index]
@@ -174,12 +174,13 @@ class Host:
         self.pidfile = os.path.join(self.dir, "master.pid")
         self.python, self.graceful_timeout = python, graceful_timeout
         self.extra_args = list(extra_args)
+        self.server = server
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
         env = dict(os.environ, ROLLING_RECORD=self.record, ROLLING_HOST=self.name)
         command = self.network.command(
-            self.namespace, self.python, "-m", "fastwsgi", "-b", f"{self.address}:{HOST_PORT}",
+            self.namespace, self.python, "-m", self.server, "-b", f"{self.address}:{HOST_PORT}",
             "-w", str(self.workers), "--graceful-timeout", str(int(self.graceful_timeout)),
             "--pid", self.pidfile, *self.extra_args, "rolling_app:app")
         log = open(self.log, "a")
@@ -353,13 +354,14 @@ with open(out, "w") as f:
 
 def deploy(rounds: list[str], hosts: int = 3, workers: int = 2, rate: float = 300.0,
            connections: int = 16, settle: float = 2.0, graceful_timeout: float = 10.0,
-           python: str = sys.executable, keep: bool = False, server_args=()) -> dict:
+           python: str = sys.executable, keep: bool = False, server_args=(),
+           server: str = "fastwsgi") -> dict:
     """Runs the deploy; returns its figures."""
     workdir = tempfile.mkdtemp(prefix="fastwsgi-rolling-")
     try:
         with Network(hosts) as network:
-            nodes = [Host(network, i, workdir, workers, python, graceful_timeout, server_args)
-                     for i in range(hosts)]
+            nodes = [Host(network, i, workdir, workers, python, graceful_timeout, server_args,
+                          server) for i in range(hosts)]
             nginx_dir = os.path.join(workdir, "nginx")
             os.makedirs(nginx_dir)
             servers = "\n".join(f"        server {a}:{HOST_PORT} max_fails=1 fail_timeout=2s;"
@@ -478,7 +480,10 @@ def main() -> int:
     ap.add_argument("--python", default=sys.executable, help="the Python that runs fastwsgi")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--keep", action="store_true", help="keep the hosts' and nginx's logs")
-    ap.add_argument("--server-args", default="", help="more fastwsgi options, e.g. '--threads 4'")
+    ap.add_argument("--server-args", default="", help="more server options, e.g. '--threads 4'")
+    ap.add_argument("--server", default="fastwsgi", choices=("fastwsgi", "gunicorn"),
+                    help="the module run as `python -m SERVER` on each host (gunicorn takes "
+                         "the same options), to compare")
     args = ap.parse_args()
     why = missing_requirements()
     if why:
@@ -490,11 +495,12 @@ def main() -> int:
         ap.error(f"unknown rounds: {', '.join(sorted(unknown))}")
     figures = deploy(rounds, args.hosts, args.workers, args.rate, args.connections,
                      args.settle, args.graceful_timeout, args.python, args.keep,
-                     args.server_args.split())
+                     args.server_args.split(), args.server)
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
-        print(f"rolling deploy: {args.hosts} hosts x -w {args.workers} behind nginx (upstream "
+        print(f"rolling deploy: {args.hosts} {args.server} hosts x -w {args.workers} "
+              f"{args.server_args} behind nginx (upstream "
               f"keepalive), {args.rate:.0f} req/s over {args.connections} connections, "
               f"rounds {','.join(rounds)}")
         for key in ("requests", "failures", "served_twice", "answered_unrecorded", "p50_ms",
