@@ -199,11 +199,8 @@ class Host:
             return 0
 
     def wait_booted(self, count: int, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.booted() < count:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name}: workers did not boot:\n{self.log_tail()}")
-            time.sleep(0.05)
+        wait_for(lambda: self.booted() >= count, timeout, f"{self.name}'s workers to boot",
+                 self.log_tail)
         time.sleep(0.3)   # the workers' app loaded and their loops entered
 
     def log_tail(self, lines: int = 20) -> str:
@@ -222,7 +219,11 @@ class Host:
         """SIGTERM, wait for the exit, start again."""
         pid = self.master_pid()
         os.kill(pid, signal.SIGTERM)
-        self.proc.wait(self.graceful_timeout + 15)
+        # by its pid: after a USR2 round the master is not this object's child
+        wait_for(lambda: not alive(pid), self.graceful_timeout + 15,
+                 f"{self.name}'s master to exit", self.log_tail)
+        if self.proc is not None:
+            self.proc.wait(5)
         self.start()
 
     def restart_usr2(self) -> None:
@@ -236,12 +237,11 @@ class Host:
         if new is None or new == old:
             raise RuntimeError(f"{self.name}: no new master after USR2:\n{self.log_tail()}")
         os.kill(old, signal.SIGTERM)
-        deadline = time.monotonic() + self.graceful_timeout + 15
-        while alive(old) or read_pid(self.pidfile) != new:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name}: the old master did not hand over:\n"
-                                   f"{self.log_tail()}")
-            time.sleep(0.05)
+        wait_for(lambda: not alive(old) and read_pid(self.pidfile) == new,
+                 self.graceful_timeout + 15, f"{self.name}'s old master to hand over",
+                 self.log_tail)
+        if self.proc is not None:
+            self.proc.wait(5)
         # The new master is not this object's child: stop() signals it by the pidfile.
         self.proc = None
 
@@ -429,11 +429,13 @@ def deploy(rounds: list[str], hosts: int = 3, workers: int = 2, rate: float = 30
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def wait_for(condition, timeout: float, what: str) -> None:
+def wait_for(condition, timeout: float, what: str, detail=lambda: "") -> None:
+    """Polls ``condition`` until it holds; RuntimeError naming ``what`` (and what
+    ``detail()`` then says, a log's tail) once ``timeout`` seconds have gone."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
+            raise RuntimeError(f"timed out waiting for {what}\n{detail()}".rstrip())
         time.sleep(0.05)
 
 

@@ -528,8 +528,6 @@ cdef class Server:
         cdef int fd, one = 1
         cdef int attempts_left = self.accept_batch
         cdef bint at_capacity
-        if listener.fd < 0:
-            return   # let go of at the stop (release_listeners), in this round's events
         while attempts_left > 0:
             attempts_left -= 1
             if len(self.connections) > self.worker_connections:

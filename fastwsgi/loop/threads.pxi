@@ -229,11 +229,10 @@ cdef class AppPool:
             self.wake_idle(exchange)
         else:
             # A thread is already on its way (or none is free): the waiting ones are
-            # taken in order by whichever thread comes for work next.
+            # taken in order by whichever thread comes for work next, a new one
+            # started if none will.
             self.backlog.append(exchange)
-            if (self.starting == 0 and self.waking == 0 and self.idle_count == 0
-                    and PyList_GET_SIZE(self.threads) < self.size):
-                self.start_thread()
+            self.pass_baton()
 
     cdef void wake_idle(self, Exchange job) except *:
         """Wakes the thread that went idle last, with ``job`` or to look for one."""
@@ -246,10 +245,12 @@ cdef class AppPool:
         pool_thread.wake()
 
     cdef void pass_baton(self) except *:
-        """A thread starting an exchange wakes one more while others wait, so an app
-        call that blocks never holds back the ones behind it, and a burst of quick
-        ones is not handed to a crowd of threads fighting for the GIL: each woken
-        thread wakes the next only once it runs."""
+        """While exchanges wait and no thread is on its way, one more is sent for: an
+        idle one woken, else a new one started while the pool is below its size. A
+        thread starting an exchange calls this too, so an app call that blocks never
+        holds back the ones behind it, and a burst of quick ones is not handed to a
+        crowd of threads fighting for the GIL: each woken thread wakes the next only
+        once it runs."""
         if self.waking or self.backlog_head >= PyList_GET_SIZE(self.backlog):
             return
         if self.idle_count:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import threading
 import time
 
@@ -157,9 +158,8 @@ def test_after_term_a_new_client_is_refused_or_answered_never_reset(serve):
     later is refused at connect, which a proxy retries elsewhere, or answered. A socket
     held until the last worker exits would queue such a client and then reset it, its
     request already sent: a POST no proxy may retry."""
-    import socket
     if serve.name != "fastwsgi":
-        pytest.skip("gunicorn's workers hold the listener until they exit")
+        pytest.skip("gunicorn's sync workers reset clients queued during their stop")
     server = serve("-b", "127.0.0.1:0", "-w", "2", "--graceful-timeout", "10",
                    "webapp").wait_ready(workers=2)
     busy = []
