@@ -18,6 +18,12 @@
 #                                           shutdown / close on a client socket (TLS sends
 #                                           and receives its ciphertext with its
 #                                           socket_recv / socket_send)
+#   AppWatch        loop/app_watch.pxi      without threads: a watcher thread that acts
+#                                           while an app call runs long (sends held answers,
+#                                           asks HandOff to pass waiting connections)
+#   HandOff         loop/handoff.pxi        passes waiting keep-alive connections to a free
+#                                           sibling worker, and takes in theirs (the socket
+#                                           moves; the transport never sees it)
 #
 # Connection states (ConnectionState) and the deadline each arms (Connection.enter):
 #
@@ -62,7 +68,9 @@
 # depends on it, so the GIL is their lock. Without threads the app calls back into
 # the loop's objects on the loop's thread, from inside AppDriver.call_app / produce.
 # Server.stop() is the one method safe from a signal handler or another thread: it
-# sets flags and writes the waker's eventfd.
+# sets flags and writes the waker's eventfd. Without threads, AppWatch's thread acts
+# while the loop's thread is inside an app call (loop/app_watch.pxi says what it
+# touches and why the GIL is its lock there).
 
 cimport cython
 from libc.stdint cimport int64_t, uint32_t
@@ -80,6 +88,8 @@ cdef class Server
 cdef class AppPool
 cdef class PoolThread
 cdef class InputStream
+cdef class HandOff
+cdef class AppWatch
 
 
 # What an epoll registration points at.
@@ -87,6 +97,7 @@ cdef enum HandleKind:
     HANDLE_LISTENER
     HANDLE_CONNECTION
     HANDLE_WAKER
+    HANDLE_HANDOFF    # the workers' shared hand-off channel (HandOff)
 
 # Where a connection is in its request/response cycle (the table above).
 cdef enum ConnectionState:
@@ -566,6 +577,7 @@ cdef class Protocol:
     cdef void on_handshake_event(self, Connection conn) except *
     cdef void on_event_in_app(self, Connection conn, uint32_t events) except *
     cdef void sent_for_thread(self, Connection conn) except *
+    cdef void resume_body(self, Connection conn) except *
     cdef void drain_closing(self, Connection conn) except *
     cdef void drive(self, Connection conn) except *
     cdef void answer_requests(self, Connection conn) except *
@@ -658,6 +670,60 @@ cdef class AppPool:
 
 
 @cython.final
+cdef class AppWatch:
+    """No threads: a watcher thread that acts while the loop's thread is inside a long
+    app call — sends the round's held answers and, with a HandOff, passes waiting
+    connections to a sibling (loop/app_watch.pxi)."""
+    cdef Server server
+    # Shared with the watcher thread (atomics, includes/watch.h): `calls` is odd
+    # while the loop's thread is in an app call; `parked` while the watcher sleeps
+    # on wake_fd; `stopped` ends it.
+    cdef int calls
+    cdef int parked
+    cdef int stopped
+    # the loop's own copy of `calls` (it is the only writer)
+    cdef int calls_by_loop
+    cdef int wake_fd
+    # the loop's epoll, which the watcher polls (never waits on) for ready connections
+    cdef int epfd
+    # the watcher, once started (AppWatch.start); `unavailable` after one try
+    cdef object thread
+    cdef bint unavailable
+
+    cdef void start(self) noexcept
+    cdef void stop(self) except *
+    cdef inline void entered(self) noexcept
+    cdef inline void left(self) noexcept
+    cdef void act(self, int calls, bint first) noexcept
+    cdef void send_held(self) except *
+
+
+@cython.final
+cdef class HandOff:
+    """Passes connections waiting behind a long app call to the channel every worker
+    of the master shares, and takes in what siblings passed (loop/handoff.pxi)."""
+    cdef Server server
+    cdef object channel          # (send end, receive end): a SOCK_SEQPACKET socketpair
+    cdef int send_fd
+    cdef int recv_fd
+    # the listeners as the master made them, in its order: a message names one by index
+    cdef list listeners
+    cdef Handle handle
+    cdef bint registered
+    # a stopping worker has taken in what the channel held (Server.drain_for_stop)
+    cdef bint drained
+    # connections passed to siblings so far
+    cdef readonly int64_t given
+
+    cdef void register(self) except *
+    cdef void unregister(self) noexcept
+    cdef Py_ssize_t take(self, Py_ssize_t most) except -1
+    cdef void give_waiting(self) except *
+    cdef inline bint movable(self, Connection conn) noexcept
+    cdef bint give(self, Connection conn) except -1
+
+
+@cython.final
 cdef class Server:
     cdef object options
     cdef object hooks
@@ -672,6 +738,10 @@ cdef class Server:
     cdef ResponseWriter writer
     # threads > 1: where the app runs; None: on the loop's thread
     cdef AppPool pool
+    # without threads: the watcher acting while an app call runs long; else None
+    cdef AppWatch app_watch
+    # without threads, when siblings share a hand-off channel; else None
+    cdef HandOff handoff
     # While a round's events are handled, answers are queued and their connections
     # listed here; they are sent together once the round's requests are answered.
     # A client asleep in its poll is woken once for them instead of once each
@@ -732,7 +802,7 @@ cdef class Server:
     cdef bint shed_one(self) except -1
     cdef inline bint uploading_slowly(self, Connection conn) noexcept
     cdef void scan_shed_candidates(self) except *
-    cdef void add_connection(self, Listener listener, int fd, sockaddr_storage* address) except *
+    cdef Connection add_connection(self, Listener listener, int fd, sockaddr_storage* address)
     cdef void unwatch(self, Connection conn) noexcept
     cdef void forget(self, Connection conn) except *
     cdef void close_all(self) except *

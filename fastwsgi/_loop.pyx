@@ -20,6 +20,7 @@ import sys
 import tempfile
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_Size
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
 from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GET_ITEM
@@ -28,7 +29,7 @@ from libc.stdint cimport int64_t, uint32_t
 from libc.math cimport INFINITY
 from libc.stdio cimport snprintf
 from libc.stdlib cimport malloc, free, realloc
-from libc.string cimport memcpy, memmove, strlen
+from libc.string cimport memcpy, memmove, memset, strlen
 
 from fastwsgi._parser cimport (HeadParser, BodyDecoder, normalize_limits, BODY_NONE,
                                BODY_LENGTH, BODY_CHUNKED, PARSE_INCOMPLETE)
@@ -38,6 +39,9 @@ from fastwsgi.includes.http_chars cimport (
 from fastwsgi.includes.python cimport (
     PyUnicode_1BYTE_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_KIND)
 from fastwsgi.includes.system cimport *
+from fastwsgi.includes.handoff cimport fastwsgi_send_fd, fastwsgi_recv_fd
+from fastwsgi.includes.watch cimport (
+    fastwsgi_load, fastwsgi_store, fastwsgi_sleep_ms, fastwsgi_name_thread)
 
 include "loop/consts.pxi"
 
@@ -100,6 +104,8 @@ include "loop/connection.pxi"
 include "loop/app_driver.pxi"
 include "loop/protocol.pxi"
 include "loop/threads.pxi"
+include "loop/app_watch.pxi"
+include "loop/handoff.pxi"
 
 
 cdef class AllowList:
@@ -209,6 +215,11 @@ cdef class Server:
             self.app_timeout = opts.timeout
         self.listeners = [open_listener(sock, opts, self.driver.early_hints, self.pool is not None)
                           for sock in listeners]
+        if self.pool is None:
+            self.app_watch = AppWatch(self)
+            channel = getattr(opts, "handoff_channel", None)
+            if channel is not None and opts.multiprocess:
+                self.handoff = HandOff(self, channel)
 
     # -- control -----------------------------------------------------------
 
@@ -289,10 +300,15 @@ cdef class Server:
             if epoll_ctl(self.epfd, EPOLL_CTL_ADD, listener.fd, &event) < 0:
                 raise OSError(errno, os.strerror(errno))
             listener.registered = True
+        if self.handoff is not None:
+            # a sibling's waiting connection is taken in as a new one is accepted
+            self.handoff.register()
 
     cdef void pause_accepting(self) except *:
         cdef Listener listener
         self.accepting = False
+        if self.handoff is not None:
+            self.handoff.unregister()
         for listener in self.listeners:
             if listener.registered:
                 epoll_ctl(self.epfd, EPOLL_CTL_DEL, listener.fd, NULL)
@@ -343,6 +359,10 @@ cdef class Server:
                             protocol.on_event(<Connection>handle, events[i - 1].events)
                         elif handle.kind == HANDLE_LISTENER:
                             ready_listeners.append(handle)
+                        elif handle.kind == HANDLE_HANDOFF:
+                            # one per wake-up, as from a shared listener: every free
+                            # sibling was woken for it too
+                            self.handoff.take(1)
                         else:
                             read(self.waker_fd, &drained, sizeof(drained))
                             if pool is not None:
@@ -395,8 +415,13 @@ cdef class Server:
         connection, and goes on with each as drive() does."""
         cdef list queue = self.flush_queue
         cdef Connection conn
-        self.flush_queue = []
-        for conn in queue:
+        cdef Py_ssize_t i = 0
+        # Walked in place, not swapped out: while an app call this walk makes runs
+        # long, AppWatch sends what the entries still ahead hold. Nothing is added
+        # meanwhile (drive() defers no flush here).
+        while i < PyList_GET_SIZE(queue):
+            conn = <Connection>PyList_GET_ITEM(queue, i)
+            i += 1
             if not conn.flush_scheduled or conn.state == STATE_CLOSED:
                 continue   # closed, or already sent by its own drive()
             conn.flush_scheduled = False
@@ -404,6 +429,7 @@ cdef class Server:
                 self.protocol.drive(conn)
             except Exception:
                 self.protocol.failed(conn)
+        del queue[:]
 
     cdef bint drain_for_stop(self) except -1:
         """During a graceful stop: True once nothing is left in flight."""
@@ -422,6 +448,13 @@ cdef class Server:
             if (self.now - conn.accepted_at > STOP_FIRST_REQUEST_GRACE
                     and not conn.transport.input_waiting()):
                 self.protocol.close(conn)
+        if not self.connections and self.handoff is not None and not self.handoff.drained:
+            # Free, once: what is in the channel is served here rather than left
+            # there when every worker has gone. What this worker passed itself went
+            # before its stop (none is passed while stopping), so it is taken now or
+            # was taken by a sibling; what live siblings pass later, they take.
+            self.handoff.drained = True
+            self.handoff.take(self.worker_connections)
         if not self.connections:
             if not self.listeners:
                 return True
@@ -507,6 +540,8 @@ cdef class Server:
         if not self.accepting and not self.stopping and self.now >= self.accept_resume_at:
             # at capacity too: the next accept sheds a connection, or pauses again
             self.resume_accepting()
+        elif self.handoff is not None and self.accepting and not self.stopping:
+            self.handoff.register()   # if it paused itself at capacity (HandOff.take)
         self.shed_candidates = None
         for conn in list(self.connections.values()):
             if conn.deadline <= self.now:
@@ -614,17 +649,20 @@ cdef class Server:
         found.sort(reverse=True)   # pop() takes the best victim from the end
         self.shed_candidates = [entry[3] for entry in found]
 
-    cdef void add_connection(self, Listener listener, int fd, sockaddr_storage* address) except *:
+    cdef Connection add_connection(self, Listener listener, int fd, sockaddr_storage* address):
+        """Registers a connection just accepted (or taken from a sibling); None when
+        epoll would not watch it (it is closed)."""
         cdef Connection conn = new_connection(self, listener, fd, address)
         cdef epoll_event event
         event.events = conn.interest
         event.data.ptr = <void*>conn
         if epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &event) < 0:
             conn.transport.close()
-            return
+            return None
         self.connections[fd] = conn
         if self.metrics != NULL:
             self.metrics[M_OPEN_CONNECTIONS] += 1
+        return conn
 
     # -- closing -----------------------------------------------------------
 
@@ -650,6 +688,8 @@ cdef class Server:
             self.protocol.close(conn)
         if self.pool is not None:
             self.pool.stop()
+        if self.app_watch is not None:
+            self.app_watch.stop()
         self.pause_accepting()
         if self.waker_fd >= 0:
             close(self.waker_fd)

@@ -15,6 +15,7 @@ import errno
 import os
 import random
 import signal
+import socket
 import sys
 import time
 from typing import Any, NoReturn
@@ -70,6 +71,9 @@ class Arbiter:
         self._next_spawn_at = 0.0
         self._last_logged_active_worker_count: int | None = None
         self.metrics: MetricsServer | None = None
+        # Shared by every worker this master forks, and held here so that a
+        # connection passed while its taker restarts waits for the next worker.
+        self.handoff_channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         # systemd (NOTIFY_SOCKET) is told READY=1 once the workers have loaded the app.
         self.ready_pending = notify_socket() is not None
         self._stopping_notified = False
@@ -418,6 +422,7 @@ class Arbiter:
         worker = Worker(self.worker_age, self.pid, self.listeners, self.app, self.timeout / 2.0,
                         self.cfg, self.log)
         worker.tls_context = self.tls_context
+        worker.handoff_channel = self.handoff_channel
         if self.metrics is not None:
             slot_index, worker.metrics_slot = self.metrics.slot_for_new_worker()
         self.cfg.pre_fork(self, worker)

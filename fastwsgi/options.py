@@ -110,6 +110,11 @@ class ServerOptions:
     # requests, bytes and connections into; None: no metrics.
     metrics: Any = None
 
+    # Workers of one master without threads: (send end, receive end) of the Unix
+    # socketpair they share, through which a worker busy in a long app call passes
+    # its waiting keep-alive connections to a free sibling; None: no hand-off.
+    handoff_channel: Any = None
+
     # Extra keys every environ starts with (e.g. from raw_env); copied, not shared.
     base_environ: dict = dataclasses.field(default_factory=dict)
 

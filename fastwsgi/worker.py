@@ -115,6 +115,8 @@ class Worker:
         self.metrics_slot: Any = None
         # The master's ssl.SSLContext when TLS is configured (fastwsgi.tls), else None.
         self.tls_context: Any = None
+        # The master's hand-off socketpair (ServerOptions.handoff_channel), or None.
+        self.handoff_channel: Any = None
         self.server_class: Callable[..., Any] | None = None
         self.wsgi: Callable | None = None
         self.reloader: Reloader | None = None
@@ -219,6 +221,7 @@ class Worker:
         options = server_options(self.cfg, self.max_requests)
         options.metrics = self.metrics_slot
         options.ssl_context = self.tls_context
+        options.handoff_channel = self.handoff_channel
         self.server = self.server_class(self.wsgi, [listener.sock for listener in self.sockets],
                                         options, self.server_hooks())
         self.notify()

@@ -23,6 +23,7 @@ cdef class AppDriver:
         cdef object result
         cdef int64_t known_length = -1
         cdef double began = 0
+        cdef AppWatch watch = self.server.app_watch
         if exchange.body_memory:
             self.server.protocol.release_body_memory(exchange)
         if self.set_input(conn) < 0:
@@ -41,6 +42,8 @@ cdef class AppDriver:
             self.run_hook(self.pre_request, (exchange.environ,))
         self.early_hints.exchange = exchange
         self.in_app = conn
+        if watch is not None:
+            watch.entered()
         try:
             result = self.app(exchange.environ, exchange.responder)
             exchange.result = result
@@ -54,6 +57,9 @@ cdef class AppDriver:
                 self.produce(conn, known_length)
         except Exception:
             self.app_failed(conn)
+        finally:
+            if watch is not None:
+                watch.left()
         self.in_app = None
         if began:
             # The longest call since the stop began: what the next one may need.

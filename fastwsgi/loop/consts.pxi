@@ -53,3 +53,17 @@ cdef enum:
     # drain ten times a second.
     WAIT_MS = 1000
     WAIT_MS_STOPPING = 100
+    # Milliseconds between the app watcher's looks at the loop (loop/app_watch.pxi):
+    # an app call seen on two looks in a row has run at least this long; answers
+    # held for the round's end then leave, and connections whose next request
+    # waits move to a free sibling, so neither waits more than about twice this
+    # behind a slow call.
+    WATCH_MS = 2
+    # Ready events one look of the watcher takes from the loop's epoll.
+    WATCH_EVENTS = 64
+    # Looks without an app call before the watcher sleeps until the next one.
+    WATCH_PARK_LOOKS = 20
+    # Bytes of a hand-off message: a listener's index, a flag and an IP address and port.
+    HANDOFF_PAYLOAD_MAX = 128
+    # The app-call word wraps here; odd means a call runs.
+    CALLS_MASK = 0x3fffffff

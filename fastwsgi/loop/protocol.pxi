@@ -131,6 +131,23 @@ cdef class Protocol:
                 conn.metrics[M_BYTES_IN] += n
         self.drive(conn)
 
+    cdef void resume_body(self, Connection conn) except *:
+        """Pulls more of a response's body from the app's iterable (no threads): an
+        app call like the first, which AppWatch sees as one."""
+        cdef AppWatch watch = self.server.app_watch
+        cdef AppDriver driver = self.server.driver
+        driver.in_app = conn
+        if watch is not None:
+            watch.entered()
+        try:
+            driver.produce(conn, -1)
+        except Exception:
+            driver.app_failed(conn)
+        finally:
+            if watch is not None:
+                watch.left()
+            driver.in_app = None
+
     cdef void drain_closing(self, Connection conn) except *:
         cdef char sink[4096]
         cdef Py_ssize_t n
@@ -180,10 +197,7 @@ cdef class Protocol:
             if conn.state == STATE_RESPONSE:
                 if not exchange.response_done:
                     # Backpressure: the socket took everything, so ask the app for more.
-                    try:
-                        self.server.driver.produce(conn, -1)
-                    except Exception:
-                        self.server.driver.app_failed(conn)
+                    self.resume_body(conn)
                     if conn.state == STATE_CLOSED:
                         return
                     continue

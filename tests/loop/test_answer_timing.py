@@ -88,6 +88,31 @@ def test_each_answer_leaves_when_its_app_call_ends(serve):
         assert arrival < k * SLEEP + 0.25, arrivals
 
 
+def test_an_answer_made_before_a_slow_call_of_its_round_leaves_during_the_call(serve):
+    """Two requests read in one round, a fast one first and then a 2 s one: the fast
+    answer, held for the round's end, leaves while the slow call runs (the app
+    watcher sends it), not 2 s later."""
+    if serve.name != "fastwsgi":
+        pytest.skip("gunicorn's sync worker has no keep-alive connections to hold answers on")
+    server = serve("-b", "127.0.0.1:0", "-w", "1", "--keep-alive", "30", "webapp:application").wait_ready()
+    busy, fast, slow = keep_alive_clients(server.port, 3)
+    try:
+        busy.send(b"GET /sleep?0.3 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.1)
+        # both arrive while the worker is busy: its next round reads them together
+        fast.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.02)
+        slow.send(b"GET /sleep?2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert busy.response()[0].status_code == 200
+        assert fast.response()[0].status_code == 200
+        answered_at = time.monotonic()
+        assert slow.response()[0].status_code == 200
+        assert time.monotonic() - answered_at > 1.0, "the fast answer waited for the slow call"
+    finally:
+        for client in (busy, fast, slow):
+            client.close()
+
+
 def test_a_request_sent_during_long_app_calls_outlives_the_keep_alive_time(serve):
     """Keep-alive clients send while the worker is in app calls that last past their
     keep-alive time: each request came in time, and is answered, not lost to the

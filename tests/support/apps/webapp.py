@@ -20,6 +20,12 @@ def application(environ, start_response):
         body = str(environ["wsgi.multiprocess"]).encode()
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [body]
+    elif path == "/peer":
+        # who the server says the client is, who answers, and the body it read
+        body = (f"{environ['REMOTE_ADDR']}:{environ['REMOTE_PORT']} {os.getpid()} ".encode()
+                + environ["wsgi.input"].read())
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
     elif path == "/whoami":
         body = f"{os.getuid()} {os.getgid()}".encode()
         start_response("200 OK", [("Content-Type", "text/plain")])
