@@ -31,7 +31,8 @@ class Application:
 
     def load_config(self) -> None:
         self.cfg, self.app_uri = config_module.load(self.argv, prog=self.prog)
-        self.loader = AppLoader(self.app_uri)
+        self.loader = AppLoader(self.app_uri, paste=self.cfg.paste is not None,
+                                global_conf=self.cfg.paste_global_conf)
 
     def reload(self) -> None:
         # Modules stay imported in the master: new code reaches new workers only

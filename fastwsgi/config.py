@@ -10,10 +10,12 @@ named by ``-c`` on the command line, else by ``-c`` in the env var, else
 from __future__ import annotations
 
 import argparse
+import configparser
 import importlib.machinery
 import importlib.util
 import inspect
 import os
+import re
 import shlex
 import sys
 import traceback
@@ -110,6 +112,20 @@ class Config:
                 raise RuntimeError(f"environment setting {item!r} invalid") from None
             env[key] = value
         return env
+
+    @property
+    def paste_global_conf(self) -> dict[str, str] | None:
+        """raw_paste_global_conf as PasteDeploy's global_conf (``\\=`` escapes a '=')."""
+        raw = self._values["raw_paste_global_conf"]
+        if not raw:
+            return None
+        conf = {}
+        for item in raw:
+            parts = re.split(r"(?<!\\)=", item, maxsplit=1)
+            if len(parts) != 2:
+                raise RuntimeError(f"environment setting {item!r} invalid")
+            conf[parts[0].replace("\\=", "=")] = parts[1].replace("\\=", "=")
+        return conf
 
     @property
     def sendfile(self) -> bool:
@@ -310,6 +326,16 @@ def load(argv: Sequence[str], environ: Mapping[str, str] | None = None,
     # The config file or the flags may have moved the working directory.
     apply_chdir(cfg)
 
+    if cfg.paste is not None:
+        # As gunicorn: the ini names the app (and wins over a spec), its file the
+        # process, and its logging sections, if any, the log configuration.
+        app_uri = os.path.abspath(cfg.paste)
+        ini_file = app_uri.split("#")[0]
+        if not os.path.exists(ini_file):
+            raise ConfigError(f"{ini_file!r} not found")
+        cfg.set("default_proc_name", ini_file)
+        if has_logging_config(ini_file):
+            cfg.set("logconfig", ini_file)
     if app_uri is None:
         app_uri = cfg.wsgi_app
         if app_uri is None:
@@ -319,6 +345,13 @@ def load(argv: Sequence[str], environ: Mapping[str, str] | None = None,
             raise ConfigError("No application module specified.")
     cfg.validate()
     return cfg, app_uri
+
+
+def has_logging_config(ini_file: str) -> bool:
+    """Whether a PasteDeploy ini configures logging (a [loggers] section)."""
+    parser = configparser.ConfigParser()
+    parser.read([ini_file])
+    return parser.has_section("loggers")
 
 
 # --- documentation ----------------------------------------------------------

@@ -289,8 +289,9 @@ SETTINGS: list[Setting] = [
     S("pythonpath", "Server Mechanics", ("--pythonpath",), v.string, None,
       "Comma-separated directories to put first on sys.path.", meta="STRING"),
     S("paste", "Server Mechanics", ("--paste", "--paster"), v.string, None,
-      "Load a PasteDeploy app; not supported, give a MODULE:APP spec instead.",
-      meta="STRING", support=REFUSED),
+      "Load the app from a PasteDeploy ini file (`FILE` or `FILE#name`; needs "
+      "`pip install 'fastwsgi[paste]'`); its logging sections configure the logs.",
+      meta="STRING"),
     # --- Server Hooks ---
     S("on_starting", HOOKS, (), v.hook(1), on_starting, "on_starting(server): before the master initialises."),
     S("on_reload", HOOKS, (), v.hook(1), on_reload, "on_reload(server): on SIGHUP, before new workers start."),
@@ -365,7 +366,7 @@ SETTINGS: list[Setting] = [
     S("http2_max_header_list_size", "HTTP/2", ("--http2-max-header-list-size",), v.pos_int, 65536,
       "HTTP/2 header list size.", meta="INT", cli_type=int, support=IGNORED),
     S("raw_paste_global_conf", "Server Mechanics", ("--paste-global",), v.string_list, [],
-      "PasteDeploy global variables.", meta="CONF", action="append", support=IGNORED),
+      "PasteDeploy global variables (`KEY=VALUE`) for --paste.", meta="CONF", action="append"),
     # --- HTTP parsing ---
     S("permit_obsolete_folding", "Server Mechanics", ("--permit-obsolete-folding",), v.boolean, False,
       "Accept obsolete line folding in header fields.", action="store_true"),

@@ -103,16 +103,37 @@ def add_pythonpath(pythonpath: str | None) -> None:
             sys.path.insert(0, absolute)
 
 
-class AppLoader:
-    """Loads the app once, on first use: in the master with --preload, else in each worker."""
+def load_paste_app(config_uri: str, global_conf: dict | None = None) -> Callable:
+    """The app a PasteDeploy ini file names (``FILE`` or ``FILE#name``), loaded as
+    gunicorn's --paste loads it: relative to the working directory, with
+    --paste-global's variables as its global_conf."""
+    try:
+        from paste.deploy import loadapp
+    except ImportError:
+        raise AppImportError("--paste needs PasteDeploy, which is not installed: "
+                             "pip install 'fastwsgi[paste]'") from None
+    if ":" not in config_uri:
+        config_uri = f"config:{config_uri}"
+    return loadapp(config_uri, relative_to=os.getcwd(), global_conf=global_conf)
 
-    def __init__(self, spec: str) -> None:
+
+class AppLoader:
+    """Loads the app once, on first use: in the master with --preload, else in each
+    worker. ``paste``: the spec is a PasteDeploy ini's (load_paste_app), with this
+    global_conf."""
+
+    def __init__(self, spec: str, paste: bool = False, global_conf: dict | None = None) -> None:
         self.spec = spec
+        self.paste = paste
+        self.global_conf = global_conf
         self._app: Callable | None = None
 
     def wsgi(self) -> Callable:
         if self._app is None:
-            self._app = import_app(self.spec)
+            if self.paste:
+                self._app = load_paste_app(self.spec, self.global_conf)
+            else:
+                self._app = import_app(self.spec)
         return self._app
 
     @property

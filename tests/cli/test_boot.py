@@ -49,17 +49,6 @@ def test_no_app_module(serve):
     assert "\nError: No application module specified.\n" in server.log
 
 
-def test_paste_without_an_app_spec_is_refused_by_name(serve):
-    """--paste is refused until PasteDeploy apps are served: it says so, rather than
-    that no app was given (gunicorn loads the .ini's app)."""
-    if serve.name != "fastwsgi":
-        pytest.skip("gunicorn serves PasteDeploy apps")
-    (serve.dir / "production.ini").write_text("[app:main]\nuse = egg:nothing\n")
-    server = serve("-b", "127.0.0.1:0", "--paste", "production.ini")
-    assert server.wait_exit() == 1
-    assert "\nError: fastwsgi does not support paste='production.ini'" in server.log
-
-
 def test_version(serve):
     server = serve("--version")
     assert server.wait_exit() == 0
