@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 from . import __version__, upgrade
 from .errors import HaltServer
-from .glogging import Logger
+from .glogging import Logger, logger_class
 from .metrics import MetricsServer
 from .pidfile import Pidfile
 from .process import set_proc_title
@@ -105,7 +105,7 @@ class Arbiter:
         # Made here, before any worker forks, so workers share its session ticket keys.
         self.tls_context = tls_context or (ssl_context(self.cfg) if self.cfg.is_ssl else None)
         if self.log is None:
-            self.log = Logger(self.cfg)
+            self.log = logger_class(self.cfg.logger_class)(self.cfg)
         else:
             self.log.setup(self.cfg)
         if ENV_MASTER_PID in os.environ:

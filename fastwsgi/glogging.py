@@ -14,6 +14,7 @@ import base64
 import binascii
 import copy
 import datetime
+import importlib
 import json
 import logging
 import os
@@ -454,8 +455,14 @@ class Logger:
         except Exception:
             self.error_log.warning("Failed to log to statsd", exc_info=True)
 
-    def access(self, environ: dict, status: str, response_headers: list, sent: int | None,
-               request_seconds: float) -> None:
+    def access(self, resp: Any, req: Any, environ: dict, request_time: datetime.timedelta) -> None:
+        """gunicorn's signature, for a logger_class that overrides it and calls it
+        (the loop itself calls access_line, without building resp and req)."""
+        self.access_line(environ, resp.status, resp.headers, getattr(resp, "sent", None),
+                         request_time.total_seconds())
+
+    def access_line(self, environ: dict, status: str, response_headers: list, sent: int | None,
+                    request_seconds: float) -> None:
         """One access log line; the signature of ServerHooks.access_log."""
         if not self.access_enabled:
             return
@@ -506,6 +513,32 @@ class Logger:
                     handler.flush()
                 except Exception:
                     pass
+
+
+# logger_class values that name this module's Logger (gunicorn's default and "simple").
+BUILT_IN_LOGGER_NAMES = ("gunicorn.glogging.Logger", "simple", "fastwsgi.glogging.Logger")
+
+
+def logger_class(value: Any) -> type:
+    """The class logger_class names, loaded as gunicorn loads it: a class, or
+    "package.module.Class"; gunicorn's default and "simple" are this module's Logger.
+    The class is made with the config, as Logger(cfg), and given gunicorn's Logger
+    interface calls (access(resp, req, environ, request_time), error, warning, info,
+    debug, exception, critical, reopen_files, close_on_exec)."""
+    if isinstance(value, type):
+        return value
+    if value in BUILT_IN_LOGGER_NAMES:
+        return Logger
+    module_name, _, class_name = str(value).rpartition(".")
+    if not module_name:
+        raise RuntimeError(f"logger_class {value!r} is not a 'package.module.Class' path")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise RuntimeError(f"logger_class {value!r} cannot be loaded: {exc}") from exc
+    if not isinstance(cls, type):
+        raise RuntimeError(f"logger_class {value!r} is not a class")
+    return cls
 
 
 def _all_loggers() -> list[logging.Logger]:

@@ -24,7 +24,9 @@ class RequestView:
         self.version = (int(major or 1), int(minor or 0))
         # gunicorn keeps header names upper-cased.
         self.headers = [(name.upper(), value) for name, value in request_headers(environ)]
-        self.remote_addr = environ.get("REMOTE_ADDR")
+        # gunicorn's is the peer's socket address: (host, port) over TCP
+        address, port = environ.get("REMOTE_ADDR"), environ.get("REMOTE_PORT")
+        self.remote_addr = (address, int(port)) if port else address
 
     def __repr__(self) -> str:
         return f"<RequestView {self.method} {self.uri}>"

@@ -245,9 +245,11 @@ SETTINGS: list[Setting] = [
     S("capture_output", "Logging", ("--capture-output",), v.boolean, False,
       "Redirect stdout/stderr into the error log file.", action="store_true"),
     S("logger_class", "Logging", ("--logger-class",), v.worker_class, "gunicorn.glogging.Logger",
-      "A custom logger class; fastwsgi always uses its own gunicorn-compatible logger.",
-      meta="STRING", support=IGNORED,
-      honoured=lambda c: c in ("gunicorn.glogging.Logger", "simple", "fastwsgi.glogging.Logger")),
+      "The logger class, made as Logger(cfg): a 'package.module.Class' path or a class "
+      "(gunicorn's default and 'simple' are fastwsgi.glogging.Logger). A custom class "
+      "gets gunicorn's calls, access(resp, req, environ, request_time) for every request "
+      "included; subclass fastwsgi.glogging.Logger to keep the built-in handlers.",
+      meta="STRING"),
     S("logconfig", "Logging", ("--log-config",), v.string, None,
       "A logging.config.fileConfig file.", meta="FILE"),
     S("logconfig_dict", "Logging", (), v.dictionary, {},

@@ -6,6 +6,8 @@ process with the right status.
 """
 from __future__ import annotations
 
+import datetime
+import logging
 import os
 import random
 import signal
@@ -17,12 +19,14 @@ from typing import Any, Callable, NoReturn
 
 from . import settings
 from .errors import AppImportError
+from .glogging import Logger
 from .heartbeat import Heartbeat
 from .hook_views import RequestView, ResponseView
 from .options import ServerHooks, ServerOptions
 from .process import set_owner_process, set_proc_title
 from .reloader import Reloader
 from .sockets import create_listeners
+from .statsd import Statsd
 
 
 def server_options(cfg: Any, max_requests: int) -> ServerOptions:
@@ -175,7 +179,7 @@ class Worker:
                     stream.flush()
                 except Exception:
                     pass
-            self.log.flush()
+            flush_log(self.log)
             os._exit(code)
 
     def init_process(self) -> None:
@@ -232,24 +236,38 @@ class Worker:
 
     def server_hooks(self) -> ServerHooks:
         cfg = self.cfg
-        hooks = ServerHooks(on_tick=self.on_tick, error_log=self.log.error_log)
+        log = self.log
+        error_log = getattr(log, "error_log", None) or logging.getLogger("gunicorn.error")
+        hooks = ServerHooks(on_tick=self.on_tick, error_log=error_log)
         # Calling a hook costs a view object per request: skip the default no-ops.
-        if cfg.pre_request is not settings.pre_request or self.log.loglevel <= 10:
+        if cfg.pre_request is not settings.pre_request or error_log.isEnabledFor(logging.DEBUG):
             hooks.pre_request = lambda environ: cfg.pre_request(self, RequestView(environ))
         if cfg.post_request is not settings.post_request:
             def post_request(environ: dict, status: str, headers: list, sent: int, seconds: float) -> None:
                 cfg.post_request(self, RequestView(environ), environ, ResponseView(status, headers, sent))
             hooks.post_request = post_request
-        if self.log.access_enabled:
-            hooks.access_log = self.log.access
-            hooks.flush_access_log = self.log.flush_access
-        if self.log.statsd is not None:
-            hooks.request_metrics = self.log.statsd.requests
+        if isinstance(log, Logger) and type(log).access is Logger.access:
+            # The built-in line: formatted from the environ, no resp/req objects.
+            if log.access_enabled:
+                hooks.access_log = log.access_line
+                hooks.flush_access_log = log.flush_access
+        else:
+            # A logger_class of the user's own is called as gunicorn calls it, for
+            # every request (it decides what to write): two view objects and a
+            # timedelta per request.
+            def access_log(environ: dict, status: str, headers: list, sent: int, seconds: float) -> None:
+                log.access(ResponseView(status, headers, sent), RequestView(environ), environ,
+                           datetime.timedelta(seconds=seconds))
+            hooks.access_log = access_log
+            hooks.flush_access_log = getattr(log, "flush_access", None)
+        statsd = getattr(log, "statsd", None)
+        if isinstance(statsd, Statsd):
+            hooks.request_metrics = statsd.requests
         return hooks
 
     def on_tick(self) -> None:
         self.notify()
-        self.log.flush()
+        flush_log(self.log)
         if self.ppid != os.getppid():
             # The master died: nobody would replace or stop us.
             self.log.info("Parent changed, shutting down: %s", self)
@@ -314,3 +332,10 @@ class Worker:
 
     def handle_winch(self, sig: int, frame: Any) -> None:
         self.log.debug("worker: SIGWINCH ignored.")
+
+
+def flush_log(log: Any) -> None:
+    """Writes out what the log holds (a logger_class without flush() holds nothing)."""
+    flush = getattr(log, "flush", None)
+    if flush is not None:
+        flush()

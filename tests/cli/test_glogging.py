@@ -42,7 +42,7 @@ def config(tmp_path, **values) -> Config:
 def access_line(tmp_path, fmt, status="200 OK", sent=1234, seconds=1.5) -> str:
     path = tmp_path / "access.log"
     logger = glogging.Logger(config(tmp_path, accesslog=str(path), access_log_format=fmt))
-    logger.access(ENVIRON, status, HEADERS, sent, seconds)
+    logger.access_line(ENVIRON, status, HEADERS, sent, seconds)
     logger.flush()
     return path.read_text()
 
@@ -66,7 +66,7 @@ def test_pid_atom_and_missing_sent(tmp_path):
 
 def test_no_access_log_by_default(tmp_path, capsys):
     logger = glogging.Logger(config(tmp_path))
-    logger.access(ENVIRON, "200 OK", HEADERS, 1, 0.1)
+    logger.access_line(ENVIRON, "200 OK", HEADERS, 1, 0.1)
     assert capsys.readouterr().out == ""
 
 
