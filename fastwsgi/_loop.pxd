@@ -261,6 +261,8 @@ cdef class Transport:
     cdef bint can_sendfile
     # shutdown_write() was called: the peer has our end of stream
     cdef bint write_shut
+    # the socket was passed to a sibling worker (HandOff.give): it lives on there
+    cdef bint passed
     cdef TLSSession tls
     cdef inline Py_ssize_t recv_into(self, char* buffer, Py_ssize_t size) except IO_RAISED
     cdef inline Py_ssize_t recv_raw(self, char* buffer, Py_ssize_t size) except IO_RAISED

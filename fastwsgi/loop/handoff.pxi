@@ -152,29 +152,19 @@ cdef class HandOff:
     cdef bint give(self, Connection conn) except -1:
         """Passes one connection to the channel; False when the channel is full (it
         then stays here)."""
-        cdef Server server = self.server
-        cdef epoll_event event
         # the listener by its index (every worker holds the master's, in its order)
         # and the peer's address: at most some 70 bytes (an IPv6 address is 45)
         cdef bytes payload = ("%d\t%d\t%s\t%s" % (
             self.listeners.index(conn.listener), conn.trusted_proxy, conn.remote_addr,
             conn.remote_port)).encode("ascii", "replace")[:HANDOFF_PAYLOAD_MAX]
-        # Its events stop here before a sibling may see any.
-        epoll_ctl(server.epfd, EPOLL_CTL_DEL, conn.fd, NULL)
         if fastwsgi_send_fd(self.send_fd, conn.fd, PyBytes_AS_STRING(payload),
                             PyBytes_GET_SIZE(payload)) < 0:
-            event.events = conn.interest
-            event.data.ptr = <void*>conn
-            epoll_ctl(server.epfd, EPOLL_CTL_ADD, conn.fd, &event)
             return False
-        # The socket lives on in the channel, then in the sibling: this process's
-        # descriptor closes without a shutdown, which would end it for both.
-        conn.state = STATE_CLOSED
-        if conn.metrics != NULL:
-            conn.metrics[M_OPEN_CONNECTIONS] -= 1
-        close(conn.transport.fd)
-        conn.transport.fd = -1
-        conn.out = None
-        conn.exchange.break_cycles()
-        server.forget(conn)
+        # The socket lives on in the channel, then in the sibling: the connection
+        # closes here as any other (its events, its counts, its objects), but its
+        # descriptor without the shutdown that would end the socket for both. The
+        # loop's thread is inside the app, so none of its events is handled between
+        # the send and the close.
+        conn.transport.passed = True
+        self.server.protocol.close(conn)
         return True

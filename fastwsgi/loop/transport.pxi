@@ -89,10 +89,11 @@ cdef class Transport:
         if self.fd >= 0:
             if self.tls is not None and not self.write_shut:
                 self.tls_goodbye()
-            if not self.write_shut:
+            if not self.write_shut and not self.passed:
                 # close() alone ends nothing while another descriptor shares the
                 # socket (a child the app forked, a kept gunicorn.socket): the peer
                 # would wait on a connection no one serves. shutdown() ends it.
+                # A socket passed to a sibling is that sibling's to end.
                 shutdown(self.fd, SHUT_RDWR)
             close(self.fd)
             self.fd = -1
