@@ -83,12 +83,12 @@ def _bind_default() -> list[str]:
     return [f"0.0.0.0:{port}"] if port else ["127.0.0.1:8000"]
 
 
-def _control_socket_default() -> str:
+def default_control_socket() -> str:
+    # gunicorn 27's default, so that gunicornc without -s finds a fastwsgi master too.
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime:
+    if runtime and os.path.isdir(runtime):
         return os.path.join(runtime, "gunicorn.ctl")
     return os.path.join(os.path.expanduser("~"), ".gunicorn", "gunicorn.ctl")
-
 
 
 # The front ends trusted by default: the local host only.
@@ -430,7 +430,7 @@ SETTINGS: list[Setting] = [
     # --- Control socket ---
     S("control_socket", "Control", ("--control-socket",), v.string, None,
       "gunicornc's control socket; fastwsgi runs none.", meta="PATH", support=IGNORED,
-      default_factory=_control_socket_default),
+      default_factory=default_control_socket),
     S("control_socket_mode", "Control", ("--control-socket-mode",), v.octal_int, 0o600,
       "Control socket mode.", meta="INT", cli_type=str, support=IGNORED),
     S("control_socket_disable", "Control", ("--no-control-socket",), v.boolean, False,
