@@ -7,10 +7,12 @@ upgrade) and WINCH stop this master's workers (daemonized only), as gunicorn.
 
 Signal handlers only wake the main loop (``signal.set_wakeup_fd`` writes the
 signal number into a pipe); everything is done from the loop, where logging
-and forking are safe.
+and forking are safe.  The same wait watches the /metrics endpoint (metrics.py)
+and the control socket (control.py), each served without blocking.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import random
@@ -20,7 +22,8 @@ import sys
 import time
 from typing import Any, NoReturn
 
-from . import __version__, upgrade
+from . import __version__, control_commands, upgrade
+from .control import ControlServer
 from .errors import HaltServer
 from .glogging import Logger, logger_class
 from .metrics import MetricsServer
@@ -49,6 +52,16 @@ BACKOFF_FIRST_SECONDS = 0.1
 BACKOFF_MAX_SECONDS = 10.0
 
 
+@dataclasses.dataclass
+class ProcessCounts:
+    """What the master counts for the control socket's "show stats", as gunicorn's
+    arbiter counts it: every worker forked, every TERM or KILL sent to one, every reload."""
+    started_at: float = 0.0
+    workers_spawned: int = 0
+    workers_killed: int = 0
+    reloads: int = 0
+
+
 class Arbiter:
     WORKER_BOOT_ERROR = 3
     APP_LOAD_ERROR = 4
@@ -71,6 +84,8 @@ class Arbiter:
         self._next_spawn_at = 0.0
         self._last_logged_active_worker_count: int | None = None
         self.metrics: MetricsServer | None = None
+        self.control: ControlServer | None = None
+        self.counts = ProcessCounts()
         # Shared by every worker this master forks, and held here so that a
         # connection passed while its taker restarts waits for the next worker.
         self.handoff_channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -123,6 +138,7 @@ class Arbiter:
     # --- start and main loop ------------------------------------------------
     def start(self) -> None:
         self.log.info("Starting fastwsgi %s", __version__)
+        self.counts.started_at = time.time()
         if ENV_MASTER_PID in os.environ:
             self.master_pid = int(os.environ[ENV_MASTER_PID])
             self.proc_name += ".2"
@@ -172,18 +188,44 @@ class Arbiter:
         self.signal_pipe.install(list(HANDLED_SIGNALS) + [signal.SIGCHLD])
 
     def _read_signals(self, timeout: float) -> list[int]:
-        signals, readable = self.signal_pipe.wait(timeout, [self.metrics] if self.metrics else [])
-        if readable:
-            self.metrics.handle()
-        elif self.metrics is not None:
-            self.metrics.sweep()
+        """Waits for signals, serving the /metrics and control clients meanwhile."""
+        endpoints = [endpoint for endpoint in (self.metrics, self.control) if endpoint is not None]
+        signals, readable = self.signal_pipe.wait(timeout, endpoints)
+        for endpoint in endpoints:
+            if endpoint in readable:
+                endpoint.handle()
+            else:
+                endpoint.sweep()
         return signals
+
+    # --- the control socket (control.py, control_commands.py) ----------------------
+    def start_control_socket(self) -> None:
+        """Once the first workers are forked, as gunicorn does; a socket that cannot be
+        made is no reason not to serve."""
+        if self.cfg.control_socket_disable or self.control is not None or not self.cfg.control_socket:
+            return
+        if self.master_pid:
+            return   # a USR2 master: the old master holds the path until it exits (promotion)
+        path = os.path.join(self.start_ctx["cwd"], self.cfg.control_socket)
+        try:
+            self.control = ControlServer(path, self.cfg.control_socket_mode,
+                                         lambda message: control_commands.execute(self, message), self.log)
+        except OSError as e:
+            self.log.warning("Failed to start control socket: %s", e)
+            return
+        self.log.info("Control socket listening at %s", path)
+
+    def close_control_socket(self) -> None:
+        if self.control is not None:
+            self.control.close()
+            self.control = None
 
     def run(self) -> NoReturn:
         self.start()
         set_proc_title(f"master [{self.proc_name}]")
         try:
             self.manage_workers()
+            self.start_control_socket()
             while True:
                 self.maybe_promote_master()
                 # Waiting for the workers to boot, look often: systemd waits on READY=1.
@@ -202,6 +244,7 @@ class Arbiter:
         except Exception:
             self.log.error("Unhandled exception in main loop", exc_info=True)
             self.stop(False)
+            self.close_control_socket()
             if self.pidfile is not None:
                 self.pidfile.unlink()
             sys.exit(-1)
@@ -275,6 +318,7 @@ class Arbiter:
         self.cfg.on_exit(self)
         if self.metrics is not None:
             self.metrics.close()
+        self.close_control_socket()
         sys.exit(exit_status)
 
     def stop(self, graceful: bool = True) -> None:
@@ -308,6 +352,7 @@ class Arbiter:
 
     # --- reload and re-exec (fastwsgi/upgrade.py) ---------------------------------
     def reload(self) -> None:
+        self.counts.reloads += 1   # tried, as gunicorn counts it, even if the config is broken
         upgrade.reload(self)
 
     def reexec(self) -> None:
@@ -433,6 +478,7 @@ class Arbiter:
             worker.pid = pid
             self.workers[pid] = worker
             self._spawn_times[pid] = time.monotonic()
+            self.counts.workers_spawned += 1
             return pid
         worker.run_forked(self)
 
@@ -443,6 +489,8 @@ class Arbiter:
     def kill_worker(self, pid: int, sig: int) -> None:
         try:
             os.kill(pid, sig)
+            if sig in (signal.SIGTERM, signal.SIGKILL):
+                self.counts.workers_killed += 1
         except OSError as e:
             if e.errno != errno.ESRCH:
                 raise

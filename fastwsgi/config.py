@@ -27,6 +27,7 @@ from .concurrency import WorkerModel, worker_model
 from .errors import ConfigError, ConfigFileError
 from .settings import BY_NAME, IGNORED, REFUSED, SETTINGS, Setting
 from .sockets import Address, parse_address
+from .validators import octal_int
 
 CMD_ARGS_VARS = ("GUNICORN_CMD_ARGS", "FASTWSGI_CMD_ARGS")
 DEFAULT_CONFIG_FILES = ("fastwsgi.conf.py", "gunicorn.conf.py")
@@ -362,6 +363,8 @@ def _markdown_default(setting: Setting) -> str:
     default = setting.default
     if callable(default):
         return "no-op" if setting.name != "pre_request" else "logs the request at debug"
+    if setting.validator is octal_int and default:
+        return f"`0{default:o}`"   # permission bits read as they are written
     return f"`{default!r}`"
 
 

@@ -60,20 +60,20 @@ class MetricsArea:
 
     def release(self, index: int) -> None:
         """A worker is gone: keep its counters, clear its gauges, free its slot."""
-        values = self._read(index)
+        values = self.counters(index)
         for i, value in enumerate(values):
             if i not in GAUGES:
                 self.retired[i] += value
         self.map[index * SLOT_BYTES:(index + 1) * SLOT_BYTES] = bytes(SLOT_BYTES)
         self.free.append(index)
 
-    def _read(self, index: int) -> tuple[int, ...]:
+    def counters(self, index: int) -> tuple[int, ...]:
         return struct.unpack_from(f"{SLOT_SIZE}q", self.map, index * SLOT_BYTES)
 
     def totals(self, live: list[int]) -> list[int]:
         totals = list(self.retired)
         for index in live:
-            for i, value in enumerate(self._read(index)):
+            for i, value in enumerate(self.counters(index)):
                 totals[i] += value
         return totals
 
@@ -213,9 +213,19 @@ class MetricsServer:
     def worker_timed_out(self) -> None:
         self.area.timeouts += 1
 
+    # --- what the counters hold (also read by the control socket's "show") ---------------
+    def totals(self) -> list[int]:
+        """Every counter summed over the live workers and those gone."""
+        return self.area.totals(list(self.slots.values()))
+
+    def worker_counters(self, pid: int) -> tuple[int, ...] | None:
+        """One live worker's own counters (None when it has no slot)."""
+        index = self.slots.get(pid)
+        return self.area.counters(index) if index is not None else None
+
     # --- scrapes ------------------------------------------------------------------
     def render(self) -> str:
-        return exposition(self.area.totals(list(self.slots.values())), self.area, len(self.slots))
+        return exposition(self.totals(), self.area, len(self.slots))
 
     def handle(self) -> None:
         """Serves whatever is ready now, and drops the clients out of time; never waits."""

@@ -429,12 +429,19 @@ SETTINGS: list[Setting] = [
       support=IGNORED),
     # --- Control socket ---
     S("control_socket", "Control", ("--control-socket",), v.string, None,
-      "gunicornc's control socket; fastwsgi runs none.", meta="PATH", support=IGNORED,
-      default_factory=default_control_socket),
+      "The Unix socket of the master's control interface, which gunicornc (gunicorn 27's "
+      "client) and fastwsgic speak to: show workers/stats/config/listeners, worker "
+      "add/remove/kill, reload, reopen, shutdown. Default: $XDG_RUNTIME_DIR/gunicorn.ctl "
+      "when that directory exists, else ~/.gunicorn/gunicorn.ctl (its directory made 0700), "
+      "as gunicorn; a relative path is taken from the working directory. A socket left by a "
+      "master that died is replaced; one a running server answers on is left alone (this "
+      "master then runs without one, with a warning).",
+      meta="PATH", default_factory=default_control_socket),
     S("control_socket_mode", "Control", ("--control-socket-mode",), v.octal_int, 0o600,
-      "Control socket mode.", meta="INT", cli_type=str, support=IGNORED),
+      "The control socket's permission bits (0600: its owner only; 0660 lets the group in). "
+      "A leading 0 is octal.", meta="INT", cli_type=str),
     S("control_socket_disable", "Control", ("--no-control-socket",), v.boolean, False,
-      "Disable the control socket (fastwsgi never starts one).", action="store_true"),
+      "Run no control socket.", action="store_true"),
 ]
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

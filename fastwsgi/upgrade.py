@@ -124,4 +124,6 @@ def promote_if_orphaned(arbiter: Any) -> None:
     os.environ.pop(ENV_MASTER_PID, None)
     if arbiter.pidfile is not None:
         arbiter.pidfile.rename(arbiter.cfg.pidfile)
+    # The old master held the control socket's path until it exited.
+    arbiter.start_control_socket()
     set_proc_title(f"master [{arbiter.proc_name}]")

@@ -142,6 +142,8 @@ class Worker:
         arbiter.signal_pipe.close()
         if arbiter.metrics is not None:
             arbiter.metrics.close_in_child()
+        if arbiter.control is not None:
+            arbiter.control.close_in_child()
         for sibling in arbiter.workers.values():
             sibling.tmp.close()
         self.pid = os.getpid()

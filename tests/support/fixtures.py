@@ -78,14 +78,16 @@ def command_name(request):
 @pytest.fixture
 def serve(command_name, tmp_path):
     """serve(*args) starts `fastwsgi ARGS` or `gunicorn ARGS` in a scratch dir holding
-    webapp.py; every server started is stopped at the end of the test."""
+    webapp.py, with --no-control-socket unless control_socket=True; every server
+    started is stopped at the end of the test."""
     apps.install("webapp", tmp_path)
     started = []
 
-    def start(*args, env=None, **kwargs):
+    def start(*args, env=None, control_socket=False, **kwargs):
         args = list(args)
-        # gunicorn 27 opens a control socket in $HOME by default; parallel runs would clash.
-        args = ["--no-control-socket"] + args
+        # Both open a control socket by default; only the tests of it want one.
+        if not control_socket:
+            args = ["--no-control-socket"] + args
         server = ServerProcess(command_name, args, tmp_path, env=env, **kwargs)
         started.append(server)
         return server

@@ -165,7 +165,10 @@ class ServerProcess:
         self.cwd = cwd
         self.stdout_path = cwd / f"{name}.stdout"
         self.stderr_path = cwd / f"{name}.stderr"
-        full_env = python_env(ROOT, cwd, env={"PYTHONUNBUFFERED": "1", **(env or {})})
+        # XDG_RUNTIME_DIR: a control socket at its default path lands in the scratch
+        # directory, not in a directory every test (and the user) shares.
+        full_env = python_env(ROOT, cwd, env={"PYTHONUNBUFFERED": "1", "XDG_RUNTIME_DIR": str(cwd),
+                                              **(env or {})})
         argv = (wrapper or []) + (program or command(name)) + args
         self.proc = subprocess.Popen(
             argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
