@@ -426,14 +426,10 @@ class Logger:
         self.error_log.warning(msg, *args, **kwargs)
 
     def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        if self.statsd is not None and "extra" in kwargs:
-            self._metric(kwargs["extra"])
-        self.error_log.info(msg, *args, **kwargs)
+        self.log(logging.INFO, msg, *args, **kwargs)
 
     def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        if self.statsd is not None and "extra" in kwargs:
-            self._metric(kwargs["extra"])
-        self.error_log.debug(msg, *args, **kwargs)
+        self.log(logging.DEBUG, msg, *args, **kwargs)
 
     def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
         self.error_log.exception(msg, *args, **kwargs)
@@ -445,6 +441,28 @@ class Logger:
             self._metric(kwargs["extra"])
         if msg or self.statsd is None:  # gunicorn's Statsd logger drops empty lines
             self.error_log.log(lvl, msg, *args, **kwargs)
+
+    # gunicorn's Statsd logger methods, for hooks that send their own metrics
+    # (worker.log.increment(...)). Without --statsd-host there is nowhere to send.
+    def gauge(self, name: str, value: Any) -> None:
+        if self.statsd is not None:
+            self.statsd.gauge(name, value)
+
+    def increment(self, name: str, value: Any, sampling_rate: float = 1.0) -> None:
+        if self.statsd is not None:
+            self.statsd.increment(name, value, sampling_rate)
+
+    def decrement(self, name: str, value: Any, sampling_rate: float = 1.0) -> None:
+        if self.statsd is not None:
+            self.statsd.decrement(name, value, sampling_rate)
+
+    def timer(self, name: str, value: Any) -> None:
+        if self.statsd is not None:
+            self.statsd.timer(name, value)
+
+    def histogram(self, name: str, value: Any) -> None:
+        if self.statsd is not None:
+            self.statsd.histogram(name, value)
 
     def _metric(self, extra: Any) -> None:
         """gunicorn's Statsd logger: a log call can carry a metric, whatever its level."""

@@ -52,8 +52,8 @@ def parse_statsd_address(value: str) -> tuple[str, int] | str:
 class Statsd:
     """A connected datagram socket and gunicorn's line formats."""
 
-    def __init__(self, host: str, prefix: str = "", tags: str = "") -> None:
-        address = parse_statsd_address(host)
+    def __init__(self, address: tuple[str, int] | str, prefix: str = "", tags: str = "") -> None:
+        """``address`` as cfg.statsd_host holds it: ("host", port), or a unix path."""
         # gunicorn: a trailing dot is added to a non-empty prefix.
         self.prefix = re.sub(r"^(.+[^.]+)\.*$", "\\g<1>.", prefix or "")
         self.suffix = "|#" + tags if tags else ""

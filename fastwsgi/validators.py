@@ -64,17 +64,18 @@ def string(val: Any) -> str | None:
     return val.strip()
 
 
-def statsd_address(val: Any) -> str | None:
-    """--statsd-host: kept as given, once it reads as gunicorn reads it."""
+def statsd_address(val: Any) -> tuple[str, int] | str | None:
+    """--statsd-host as gunicorn's cfg.statsd_host holds it: ("host", port) or a unix path."""
+    if isinstance(val, tuple):
+        return val  # already read (a Config copied or reloaded)
     val = string(val)
     if val is None:
         return None
     from .statsd import parse_statsd_address
     try:
-        parse_statsd_address(val)
+        return parse_statsd_address(val)
     except (RuntimeError, ValueError):
         raise TypeError("Value must be one of ('host:port', 'unix://PATH')") from None
-    return val
 
 
 def string_list(val: Any) -> list[str]:

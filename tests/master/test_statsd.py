@@ -127,7 +127,7 @@ def test_unix_socket_and_batched_datagrams(tmp_path):
     sink = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sink.bind(path)
     sink.settimeout(5)
-    client = Statsd(f"unix:{path}", "p.", "")
+    client = Statsd(parse_statsd_address(f"unix:{path}"), "p.", "")
     try:
         client.requests([("200 OK", 0.0015)] * 100)
         datagrams = []
@@ -140,3 +140,41 @@ def test_unix_socket_and_batched_datagrams(tmp_path):
     lines = b"\n".join(datagrams).decode().split("\n")
     assert lines[:3] == ["p.gunicorn.request.duration:1.5|ms", "p.gunicorn.requests:1|c|@1.0",
                          "p.gunicorn.request.status.200:1|c|@1.0"]
+
+
+HOOK_METRICS = '''
+def post_worker_init(worker):
+    worker.log.increment("hook.started", 1)
+    worker.log.decrement("hook.left", 2, sampling_rate=0.5)
+    worker.log.gauge("hook.gauge", 3)
+    worker.log.histogram("hook.histogram", 4)
+    worker.log.info("", extra={"metric": "hook.extra", "mtype": "gauge", "value": 7})
+    worker.log.info("after the metrics")
+'''
+
+
+def test_hooks_send_their_own_metrics(serve):
+    """worker.log's StatsD methods put gunicorn's lines on the wire, and a log call
+    that only carries a metric writes no empty log line."""
+    (serve.dir / "gunicorn.conf.py").write_text(HOOK_METRICS)
+    listener = Listener()
+    try:
+        server = serve("-b", "127.0.0.1:0", "--statsd-host", f"127.0.0.1:{listener.port}",
+                       "--statsd-prefix", "app", "webapp:application").wait_ready()
+        server.wait_for_log(r"after the metrics")
+        wanted = ["app.hook.started:1|c|@1.0", "app.hook.left:-2|c|@0.5", "app.hook.gauge:3|g",
+                  "app.hook.histogram:4|h", "app.hook.extra:7|g"]
+        lines = listener.collect(lambda lines: all(w in lines for w in wanted))
+    finally:
+        listener.close()
+    assert all(w in lines for w in wanted), lines
+    assert not re.search(r"\[INFO\] $", server.log, re.MULTILINE), server.log
+
+
+def test_statsd_host_is_read_for_hooks(serve):
+    """cfg.statsd_host holds gunicorn's parsed address, for hooks and config files."""
+    (serve.dir / "gunicorn.conf.py").write_text(
+        "def when_ready(server):\n"
+        "    server.log.info('statsd_host=%r', server.cfg.statsd_host)\n")
+    server = serve("-b", "127.0.0.1:0", "--statsd-host", "localhost", "webapp:application")
+    server.wait_for_log(r"statsd_host=\('localhost', 8125\)")
