@@ -146,7 +146,9 @@ class Config:
         found = []
         for setting in SETTINGS:
             value = self._values[setting.name]
-            if setting.honoured is not None:
+            if setting.refused_with is not None:
+                honoured = not setting.refused_with(self._values)
+            elif setting.honoured is not None:
                 honoured = setting.honoured(value)
             elif setting.support in (IGNORED, REFUSED):
                 honoured = value == self._defaults[setting.name]
@@ -166,7 +168,8 @@ class Config:
         _ = self.worker_model  # raises ConfigError for a worker class fastwsgi cannot run
         for setting, value in self.unsupported():
             if setting.support == REFUSED:
-                raise ConfigError(f"fastwsgi does not support {setting.name}={value!r}: {setting.doc}")
+                raise ConfigError(f"fastwsgi does not support {setting.name}={value!r}: "
+                                  f"{setting.note or setting.doc}")
 
     def unsupported_warning(self) -> str | None:
         """The start-up warning: settings served differently from gunicorn, one a line."""
@@ -379,7 +382,7 @@ def markdown_table() -> str:
     for setting in SETTINGS:
         flags = ", ".join(f"`{flag}`" for flag in setting.cli) or "config file"
         support = setting.support
-        if setting.note and setting.honoured is not None:
+        if setting.note:
             support = f"{support} ({setting.note})"
         cells = [f"`{setting.name}`", flags, _markdown_default(setting), support, setting.doc]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
