@@ -13,6 +13,7 @@ import ipaddress
 import os
 import pwd
 import re
+import warnings
 from typing import Any, Callable
 
 from .errors import ConfigError
@@ -115,8 +116,13 @@ def file_list(val: Any) -> list[str]:
     """reload_extra_files: literal paths must exist; glob patterns are re-expanded later."""
     entries = []
     for entry in string_list(val):
-        if not glob.has_magic(entry) and not os.path.exists(entry):
-            raise ValueError(f"File {entry} does not exists.")
+        if not glob.has_magic(entry):
+            if not os.path.exists(entry):
+                raise ValueError(f"File {entry} does not exists.")
+        elif not glob.glob(entry, recursive=True):
+            # As gunicorn: legitimate (files created later are picked up), so only a
+            # RuntimeWarning on stderr, in gunicorn's words.
+            warnings.warn(f"Pattern {entry} currently matches no files.", RuntimeWarning, stacklevel=2)
         entries.append(entry)
     return entries
 

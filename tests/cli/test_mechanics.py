@@ -111,3 +111,15 @@ def test_without_spew_nothing_is_traced(serve):
     assert server.request("/")[0] == 200
     assert "webapp:9:" not in server.out
 
+
+def test_a_reload_pattern_matching_nothing_is_a_warning(serve):
+    """gunicorn keeps a glob that matches no file yet (files made later are watched)
+    and says so with a RuntimeWarning; a pattern that matches, or a file, says nothing."""
+    (serve.dir / "templates").mkdir()
+    (serve.dir / "templates" / "page.html").write_text("<p>")
+    server = serve("--check-config", "--reload", "--reload-extra-file", "missing/*.txt",
+                   "--reload-extra-file", "templates/*.html", "--reload-extra-file", "webapp.py",
+                   "webapp")
+    assert server.wait_exit() == 0
+    assert "RuntimeWarning: Pattern missing/*.txt currently matches no files." in server.log
+    assert server.log.count("currently matches no files") == 1
