@@ -330,8 +330,10 @@ SETTINGS: list[Setting] = [
     S("proc_name", "Process Naming", ("-n", "--name"), v.string, None,
       "The process title base (needs the setproctitle package for the full title).",
       meta="STRING"),
-    S("default_proc_name", "Process Naming", (), v.string, "fastwsgi",
-      "The process title base when proc_name is unset: the app spec, else fastwsgi."),
+    S("default_proc_name", "Process Naming", (), v.string, "gunicorn",
+      "The process title base when proc_name is unset: the app spec (or the --paste ini), "
+      "else gunicorn's default, gunicorn, which syslog entries then carry as "
+      "gunicorn.gunicorn.error, as gunicorn's do."),
     S("pythonpath", "Server Mechanics", ("--pythonpath",), v.string, None,
       "Comma-separated directories to put first on sys.path.", meta="STRING"),
     S("paste", "Server Mechanics", ("--paste", "--paster"), v.string, None,
