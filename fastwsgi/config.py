@@ -198,10 +198,15 @@ class SettingValue:
         self.setting = setting
         self.name = setting.name
         self.section = setting.section
+        self.validator = setting.validator
         self.value = value
 
     def get(self) -> Any:
         return self.value
+
+    def __repr__(self) -> str:
+        # gunicorn's Setting repr, which config files and tests print
+        return f"<{type(self).__module__}.{type(self).__name__} object at {id(self):x} with value {self.value!r}>"
 
 
 # --- argv and environment -------------------------------------------------

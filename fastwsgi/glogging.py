@@ -476,8 +476,22 @@ class Logger:
     def access(self, resp: Any, req: Any, environ: dict, request_time: datetime.timedelta) -> None:
         """gunicorn's signature, for a logger_class that overrides it and calls it
         (the loop itself calls access_line, without building resp and req)."""
+        if not self.access_enabled:
+            return  # as gunicorn: resp and req are not even read
         self.access_line(environ, resp.status, resp.headers, getattr(resp, "sent", None),
                          request_time.total_seconds())
+
+    def atoms(self, resp: Any, req: Any, environ: dict, request_time: datetime.timedelta) -> dict:
+        """gunicorn's Logger.atoms, for a logger_class that formats its own lines: every
+        atom of access_log_format, with the {name}i ones from ``req.headers`` (or ``req``,
+        pairs or a mapping), {name}o from ``resp.headers`` and {name}e from the environ."""
+        atoms = access_atoms(environ, resp.status, (), getattr(resp, "sent", None), request_time,
+                             fields=False)
+        for headers, kind in ((getattr(req, "headers", req), "i"), (resp.headers, "o"),
+                              (environ, "e")):
+            pairs = headers.items() if hasattr(headers, "items") else headers or ()
+            atoms.update({f"{{{name.lower()}}}{kind}": value for name, value in pairs})
+        return atoms
 
     def access_line(self, environ: dict, status: str, response_headers: list, sent: int | None,
                     request_seconds: float) -> None:

@@ -223,7 +223,7 @@ SETTINGS: list[Setting] = [
     S("reload", "Debugging", ("--reload",), v.boolean, False,
       "Restart workers when a loaded module or an extra file changes. Development only.",
       action="store_true"),
-    S("reload_engine", "Debugging", ("--reload-engine",), v.choice("auto", "poll", "inotify"), "auto",
+    S("reload_engine", "Debugging", ("--reload-engine",), v.reload_engine, "auto",
       "The reloader implementation; fastwsgi always polls file modification times.", meta="STRING",
       note="every engine polls"),
     S("reload_extra_files", "Debugging", ("--reload-extra-file",), v.file_list, [],

@@ -76,6 +76,7 @@ class Statsd:
         self._duration_tail = f"|ms{self.suffix}".encode("ascii")
         self._requests_line = f"{self.prefix}gunicorn.requests:1|c|@1.0{self.suffix}".encode("ascii")
         self._status_lines: dict[str, bytes] = {}
+        self._reporting = False
 
     def close(self) -> None:
         if self.sock is not None:
@@ -131,8 +132,22 @@ class Statsd:
         return line
 
     def send(self, lines: list[str]) -> None:
-        if self.sock is not None:
+        """Lines from a log call or a hook (worker.log.increment(...)). As gunicorn's
+        Statsd logger: whatever goes wrong (a name that is not ASCII, a socket that
+        raises) is a warning in the error log, never an error in the caller."""
+        if self.sock is None:
+            return
+        try:
             self._send_lines([(line + self.suffix).encode("ascii") for line in lines])
+        except Exception:
+            if self._reporting:
+                return  # the warning's own counter failed to send
+            self._reporting = True
+            try:
+                logging.getLogger("gunicorn.error").warning("Error sending message to statsd",
+                                                            exc_info=True)
+            finally:
+                self._reporting = False
 
     def _send_lines(self, lines: list[bytes]) -> None:
         datagram = b"\n".join(lines)

@@ -141,6 +141,13 @@ def choice(*allowed: str, none_means: str | None = None) -> Callable[[Any], str 
     return check
 
 
+def reload_engine(val: Any) -> str:
+    # gunicorn's own check and message (a ConfigError, not a ValueError).
+    if val not in ("auto", "poll", "inotify"):
+        raise ConfigError(f"Invalid reload_engine: {val!r}")
+    return val
+
+
 def proxy_protocol(val: Any) -> str:
     if val is None:
         return "off"

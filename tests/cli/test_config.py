@@ -210,3 +210,29 @@ def test_asgi_worker_classes_are_refused(project, worker_class):
 def test_settings_view_like_gunicorns(project):
     cfg, _ = load(["-w", "2", "hello"])
     assert cfg.settings["workers"].value == 2 and cfg.settings["workers"].get() == 2
+
+
+def test_settings_entries_read_as_gunicorns(project):
+    """cfg.settings[name] as config files and hooks use it in gunicorn: .value, .get(),
+    .validator, and a repr naming the value."""
+    cfg = load(["-w", "5", "hello"])[0]
+    entry = cfg.settings["workers"]
+    assert (entry.value, entry.get(), entry.validator("7")) == (5, 5, 7)
+    assert repr(entry).endswith(" with value 5>")
+
+
+def test_an_unknown_reload_engine_is_refused_in_gunicorns_words(project):
+    with pytest.raises(ConfigError, match=r"^Invalid reload_engine: 'fsevents'$"):
+        load(["--reload-engine", "fsevents", "hello"])
+
+
+def test_statsd_host_reads_as_gunicorns(project):
+    cfg = config.Config()
+    assert cfg.statsd_host is None
+    for value, address in [("localhost", ("localhost", 8125)), ("statsd:7777", ("statsd", 7777)),
+                           ("unix:///path/to.sock", "/path/to.sock"), ("unix:7777", ("unix", 7777)),
+                           ("unix://some.socket", "some.socket")]:
+        cfg.set("statsd_host", value)
+        assert cfg.statsd_host == address
+    with pytest.raises(TypeError):
+        cfg.set("statsd_host", "host:string")

@@ -2,6 +2,7 @@
 names, types, prefix and dogstatsd tags gunicorn sends for the same run."""
 from __future__ import annotations
 
+import logging
 import re
 import signal
 import socket
@@ -178,3 +179,30 @@ def test_statsd_host_is_read_for_hooks(serve):
         "    server.log.info('statsd_host=%r', server.cfg.statsd_host)\n")
     server = serve("-b", "127.0.0.1:0", "--statsd-host", "localhost", "webapp:application")
     server.wait_for_log(r"statsd_host=\('localhost', 8125\)")
+
+
+def test_a_metric_that_cannot_be_sent_is_a_warning_not_an_error(caplog):
+    """As gunicorn's Statsd logger: a hook's metric name that is not ASCII is logged
+    as "Error sending message to statsd", and the hook goes on."""
+    from fastwsgi.config import Config
+    from fastwsgi.glogging import Logger
+
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sink.settimeout(5)
+    cfg = Config()
+    cfg.set("statsd_host", f"127.0.0.1:{sink.getsockname()[1]}")
+    logger = Logger(cfg)
+    logger.error_log.propagate = True
+    try:
+        with caplog.at_level(logging.WARNING, logger="gunicorn.error"):
+            logger.increment("caf\u00e9.visits", 1)
+            logger.gauge("ascii.after", 1)
+        assert sink.recv(65536) == b"gunicorn.log.warning:1|c|@1.0"
+        assert sink.recv(65536) == b"ascii.after:1|g"
+    finally:
+        logger.error_log.propagate = False
+        logger.statsd.close()
+        sink.close()
+    assert "Error sending message to statsd" in caplog.text
+    assert "UnicodeEncodeError" in caplog.text
