@@ -97,6 +97,7 @@ _GUNICORN_HOOK_CLASSES = {
 }
 for _hook, _class_name in _GUNICORN_HOOK_CLASSES.items():
     _hook.__qualname__ = f"{_class_name}.{_hook.__name__}"
+del _hook, _class_name
 
 
 def _bind_default() -> list[str]:
