@@ -127,10 +127,6 @@ def _dirty_arbiter_wanted(values: dict[str, Any]) -> bool:
     return bool(values["dirty_apps"]) and values["dirty_workers"] > 0
 
 
-def _anything(value: Any) -> Any:
-    return value
-
-
 HTTP2_ONLY = ("read only by gunicorn's HTTP/2 code, which runs only when http_protocols "
               "includes h2, and that is refused here")
 ASGI_ONLY = ("read only by gunicorn's ASGI worker, and ASGI worker classes are refused here "
@@ -382,10 +378,10 @@ SETTINGS: list[Setting] = [
       "The TLS certificate chain file (PEM). Set, every bound socket speaks HTTPS: the "
       "handshake runs inside the event loop, ALPN offers http/1.1, and the files are read "
       "again when a HUP starts new workers.", meta="FILE"),
-    S("ssl_version", "SSL", ("--ssl-version",), _anything, ssl.PROTOCOL_TLS,
+    S("ssl_version", "SSL", ("--ssl-version",), v.ssl_version, ssl.PROTOCOL_TLS,
       "Deprecated and ignored, as in gunicorn: set a minimum version in the ssl_context "
       "hook (context.minimum_version).", support=IGNORED,
-      note="gunicorn ignores it too (deprecated since its release 21)"),
+      note="gunicorn ignores it too: deprecated since its release 21"),
     S("cert_reqs", "SSL", ("--cert-reqs",), v.pos_int, 0,
       "Whether a client certificate is asked for: 0 none, 1 optional, 2 required "
       "(ssl.CERT_NONE / CERT_OPTIONAL / CERT_REQUIRED), checked against ca_certs.",

@@ -13,6 +13,7 @@ import ipaddress
 import os
 import pwd
 import re
+import sys
 import warnings
 from typing import Any, Callable
 
@@ -139,6 +140,15 @@ def choice(*allowed: str, none_means: str | None = None) -> Callable[[Any], str 
         return text
 
     return check
+
+
+def ssl_version(val: Any) -> Any:
+    # Deprecated and ignored, as in gunicorn, which says so on stderr in these words.
+    import ssl
+    if val != ssl.PROTOCOL_TLS:
+        sys.stderr.write("Warning: option `ssl_version` is deprecated and it is ignored. "
+                         "Use ssl_context instead.\n")
+    return val
 
 
 def reload_engine(val: Any) -> str:

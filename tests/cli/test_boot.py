@@ -125,3 +125,10 @@ def test_print_config_prints_gunicorns_values(tmp_path, config):
     ours, theirs = printed["fastwsgi"], printed["gunicorn"]
     assert set(theirs) <= set(ours)
     assert {name: (ours[name], value) for name, value in theirs.items() if ours[name] != value} == {}
+
+
+def test_ssl_version_is_ignored_with_gunicorns_warning(serve):
+    server = serve("--check-config", "--ssl-version", "TLSv1_2", "webapp")
+    assert server.wait_exit() == 0
+    assert ("Warning: option `ssl_version` is deprecated and it is ignored. "
+            "Use ssl_context instead.") in server.log
