@@ -178,6 +178,12 @@ cdef object _method(const char* buf, Span span):
     return PyUnicode_DecodeLatin1(text, span.len, NULL)
 
 
+cdef str _sent_protocol(HeadParser head):
+    # permit_unconventional_http_version: gunicorn's SERVER_PROTOCOL is the version
+    # received ("HTTP/%s" % ".".join(version)), e.g. HTTP/2.0 or HTTP/0.9.
+    return f"HTTP/{head.version_major}.{head.version_minor_sent}"
+
+
 cdef str _percent_decoded(const char* text, Py_ssize_t length):
     # PEP 3333: PATH_INFO is the percent-decoded path, as latin-1 characters.
     # A '%' not followed by two hex digits stays as it is (as urllib's unquote).
@@ -274,7 +280,10 @@ cdef class EnvironBuilder:
         self._path_info(environ, buf, head.path)
         PyDict_SetItem(environ, K_QUERY_STRING,
                        PyUnicode_DecodeLatin1(buf + head.query.off, head.query.len, NULL))
-        PyDict_SetItem(environ, K_SERVER_PROTOCOL, HTTP_1_1 if head.version_minor else HTTP_1_0)
+        if head.version_major == 1:
+            PyDict_SetItem(environ, K_SERVER_PROTOCOL, HTTP_1_1 if head.version_minor else HTTP_1_0)
+        else:
+            PyDict_SetItem(environ, K_SERVER_PROTOCOL, _sent_protocol(head))
         PyDict_SetItem(environ, K_REMOTE_ADDR, remote_addr)
         PyDict_SetItem(environ, K_REMOTE_PORT, remote_port)
         for i in range(head.nfields):

@@ -577,6 +577,7 @@ cdef class Protocol:
     cdef void on_event(self, Connection conn, uint32_t events) except *
     cdef void on_readable(self, Connection conn) except *
     cdef void on_handshake_event(self, Connection conn) except *
+    cdef void log_handshake_failure(self, Connection conn, TLSSession tls) except *
     cdef void on_event_in_app(self, Connection conn, uint32_t events) except *
     cdef void sent_for_thread(self, Connection conn) except *
     cdef void resume_body(self, Connection conn) except *

@@ -92,6 +92,8 @@ ctypedef struct Limits:
     bint strip_header_spaces
     bint permit_obsolete_folding
     bint permit_unconventional_method
+    bint casefold_method                # casefold_http_method
+    bint permit_unconventional_version  # permit_unconventional_http_version
 
 cdef int normalize_limits(Limits* limits, object options) except -1
 
@@ -114,6 +116,10 @@ cdef class HeadParser:
     cdef Span path
     cdef Span query
     cdef int version_minor
+    # the HTTP-version as received: 1 and the minor, unless permit_unconventional_http_version
+    # let another major through (SERVER_PROTOCOL then says what was sent)
+    cdef int version_major
+    cdef int version_minor_sent
     # the request line, in the form of an HTTP/1 one, asks for HEAD: set as it is
     # parsed (even when it is then refused), so a refusal knows; reset() clears it
     cdef bint head_request
@@ -139,6 +145,7 @@ cdef class HeadParser:
     cdef Py_ssize_t _check_partial_line(self, Py_ssize_t partial) except -2
     cdef Py_ssize_t _parse_head(self, char* buf, Py_ssize_t head_end) except -2
     cdef int _parse_request_line(self, char* buf, Py_ssize_t pos) except -2
+    cdef int _unconventional_version(self, int major) except -2
     cdef int _refuse_request_line(self, char* buf, Py_ssize_t eol, Py_ssize_t length) except -2
     cdef int _parse_fields(self, char* buf, Py_ssize_t pos, Py_ssize_t head_end) except -2
     cdef bint _is_forwarder(self, char* buf, Py_ssize_t start, Py_ssize_t end) except -1

@@ -24,6 +24,8 @@ class HeadParser:
         strip_header_spaces: bool = ...,
         permit_obsolete_folding: bool = ...,
         permit_unconventional_http_method: bool = ...,
+        casefold_http_method: bool = ...,
+        permit_unconventional_http_version: bool = ...,
     ) -> None: ...
     @property
     def error(self) -> Tuple[int, Optional[str]]: ...

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from . import config as config_module
 from .app import AppLoader, add_pythonpath
 from .config import Config
+from .debug import install_line_tracer
 from .errors import ConfigError, ConfigFileError
 
 
@@ -38,6 +39,8 @@ class Application:
         # Modules stay imported in the master: new code reaches new workers only
         # when the app is not preloaded (as in gunicorn).
         self.load_config()
+        if self.cfg.spew:
+            install_line_tracer()
 
     def wsgi(self) -> Callable:
         return self.loader.wsgi()
@@ -119,6 +122,9 @@ def serve(application: Any) -> int:
             daemonize(cfg.enable_stdio_inheritance)
 
     add_pythonpath(cfg.pythonpath)
+    if cfg.spew:
+        # As gunicorn: in the master, before the arbiter runs; workers inherit it.
+        install_line_tracer()
 
     from .arbiter import Arbiter  # after daemonizing: nothing forked or opened before
     try:

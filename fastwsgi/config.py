@@ -147,7 +147,9 @@ class Config:
         found = []
         for setting in SETTINGS:
             value = self._values[setting.name]
-            if setting.honoured is not None:
+            if setting.refused_with is not None:
+                honoured = not setting.refused_with(self._values)
+            elif setting.honoured is not None:
                 honoured = setting.honoured(value)
             elif setting.support in (IGNORED, REFUSED):
                 honoured = value == self._defaults[setting.name]
@@ -167,7 +169,8 @@ class Config:
         _ = self.worker_model  # raises ConfigError for a worker class fastwsgi cannot run
         for setting, value in self.unsupported():
             if setting.support == REFUSED:
-                raise ConfigError(f"fastwsgi does not support {setting.name}={value!r}: {setting.doc}")
+                raise ConfigError(f"fastwsgi does not support {setting.name}={value!r}: "
+                                  f"{setting.note or setting.doc}")
 
     def unsupported_warning(self) -> str | None:
         """The start-up warning: settings served differently from gunicorn, one a line."""
@@ -196,10 +199,15 @@ class SettingValue:
         self.setting = setting
         self.name = setting.name
         self.section = setting.section
+        self.validator = setting.validator
         self.value = value
 
     def get(self) -> Any:
         return self.value
+
+    def __repr__(self) -> str:
+        # gunicorn's Setting repr, which config files and tests print
+        return f"<{type(self).__module__}.{type(self).__name__} object at {id(self):x} with value {self.value!r}>"
 
 
 # --- argv and environment -------------------------------------------------
@@ -382,7 +390,7 @@ def markdown_table() -> str:
     for setting in SETTINGS:
         flags = ", ".join(f"`{flag}`" for flag in setting.cli) or "config file"
         support = setting.support
-        if setting.note and setting.honoured is not None:
+        if setting.note:
             support = f"{support} ({setting.note})"
         cells = [f"`{setting.name}`", flags, _markdown_default(setting), support, setting.doc]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")

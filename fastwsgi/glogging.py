@@ -426,14 +426,10 @@ class Logger:
         self.error_log.warning(msg, *args, **kwargs)
 
     def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        if self.statsd is not None and "extra" in kwargs:
-            self._metric(kwargs["extra"])
-        self.error_log.info(msg, *args, **kwargs)
+        self.log(logging.INFO, msg, *args, **kwargs)
 
     def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
-        if self.statsd is not None and "extra" in kwargs:
-            self._metric(kwargs["extra"])
-        self.error_log.debug(msg, *args, **kwargs)
+        self.log(logging.DEBUG, msg, *args, **kwargs)
 
     def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
         self.error_log.exception(msg, *args, **kwargs)
@@ -445,6 +441,28 @@ class Logger:
             self._metric(kwargs["extra"])
         if msg or self.statsd is None:  # gunicorn's Statsd logger drops empty lines
             self.error_log.log(lvl, msg, *args, **kwargs)
+
+    # gunicorn's Statsd logger methods, for hooks that send their own metrics
+    # (worker.log.increment(...)). Without --statsd-host there is nowhere to send.
+    def gauge(self, name: str, value: Any) -> None:
+        if self.statsd is not None:
+            self.statsd.gauge(name, value)
+
+    def increment(self, name: str, value: Any, sampling_rate: float = 1.0) -> None:
+        if self.statsd is not None:
+            self.statsd.increment(name, value, sampling_rate)
+
+    def decrement(self, name: str, value: Any, sampling_rate: float = 1.0) -> None:
+        if self.statsd is not None:
+            self.statsd.decrement(name, value, sampling_rate)
+
+    def timer(self, name: str, value: Any) -> None:
+        if self.statsd is not None:
+            self.statsd.timer(name, value)
+
+    def histogram(self, name: str, value: Any) -> None:
+        if self.statsd is not None:
+            self.statsd.histogram(name, value)
 
     def _metric(self, extra: Any) -> None:
         """gunicorn's Statsd logger: a log call can carry a metric, whatever its level."""
@@ -458,8 +476,22 @@ class Logger:
     def access(self, resp: Any, req: Any, environ: dict, request_time: datetime.timedelta) -> None:
         """gunicorn's signature, for a logger_class that overrides it and calls it
         (the loop itself calls access_line, without building resp and req)."""
+        if not self.access_enabled:
+            return  # as gunicorn: resp and req are not even read
         self.access_line(environ, resp.status, resp.headers, getattr(resp, "sent", None),
                          request_time.total_seconds())
+
+    def atoms(self, resp: Any, req: Any, environ: dict, request_time: datetime.timedelta) -> dict:
+        """gunicorn's Logger.atoms, for a logger_class that formats its own lines: every
+        atom of access_log_format, with the {name}i ones from ``req.headers`` (or ``req``,
+        pairs or a mapping), {name}o from ``resp.headers`` and {name}e from the environ."""
+        atoms = access_atoms(environ, resp.status, (), getattr(resp, "sent", None), request_time,
+                             fields=False)
+        for headers, kind in ((getattr(req, "headers", req), "i"), (resp.headers, "o"),
+                              (environ, "e")):
+            pairs = headers.items() if hasattr(headers, "items") else headers or ()
+            atoms.update({f"{{{name.lower()}}}{kind}": value for name, value in pairs})
+        return atoms
 
     def access_line(self, environ: dict, status: str, response_headers: list, sent: int | None,
                     request_seconds: float) -> None:

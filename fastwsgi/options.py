@@ -85,6 +85,10 @@ class ServerOptions:
     # Accept obs-fold continuation lines (RFC 9112 §5.2).
     permit_obsolete_folding: bool = _setting_default("permit_obsolete_folding")
     permit_unconventional_http_method: bool = _setting_default("permit_unconventional_http_method")
+    # Upper-case the method once it is checked (gunicorn's casefold_http_method).
+    casefold_http_method: bool = _setting_default("casefold_http_method")
+    # Accept HTTP versions other than 1.x (gunicorn's permit_unconventional_http_version).
+    permit_unconventional_http_version: bool = _setting_default("permit_unconventional_http_version")
 
     # Trusted front ends for X-Forwarded-* / Forwarded and PROXY protocol. The
     # command line's default also reads $FORWARDED_ALLOW_IPS; run() does not.

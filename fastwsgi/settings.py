@@ -7,15 +7,18 @@ Markdown table in ``docs/settings.md`` (``python -m fastwsgi.config --markdown``
 ``support`` says what fastwsgi does with a setting:
   SUPPORTED  honoured as gunicorn honours it;
   IGNORED    accepted so a gunicorn config keeps working, and named in a start-up
-             warning when set to anything but its default (it belongs to another
-             worker model, TLS, HTTP/2, ...);
-  REFUSED    accepted only at its default: serving while ignoring it would be
-             unsafe or wrong (e.g. a certfile: clients would get plain HTTP).
+             warning when set to anything but its default; only where ignoring it
+             cannot change what a deployment does, and its ``note`` says why (it is
+             read only by a feature that is refused here, or gunicorn ignores it too);
+  REFUSED    accepted only at its default (or its ``honoured`` values): serving
+             while ignoring it would be wrong, so start-up fails with a message that
+             names it and says, in its ``note``, what to do instead.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import ssl
 from typing import Any, Callable
 
 from . import validators as v
@@ -43,6 +46,10 @@ class Setting:
     support: str = SUPPORTED
     # Which values of a partly supported setting are honoured (None: all of them).
     honoured: Callable[[Any], bool] | None = None
+    # For a REFUSED setting that is refused only together with others: whether the
+    # resolved values (name -> value) are refused.
+    refused_with: Callable[[dict[str, Any]], bool] | None = None
+    # IGNORED: why ignoring it is harmless; REFUSED: what to do instead.
     note: str = ""
 
     def initial(self) -> Any:
@@ -77,6 +84,22 @@ def pre_request(worker, req):
     worker.log.debug("%s %s", req.method, req.path)
 
 
+# gunicorn's default hooks are methods of its Setting classes, and --print-config shows
+# them by qualified name (<Postfork.post_fork()>); ours read the same.
+_GUNICORN_HOOK_CLASSES = {
+    on_starting: "OnStarting", on_reload: "OnReload", when_ready: "WhenReady", pre_fork: "Prefork",
+    post_fork: "Postfork", post_worker_init: "PostWorkerInit", worker_int: "WorkerInt",
+    worker_abort: "WorkerAbort", pre_exec: "PreExec", pre_request: "PreRequest",
+    post_request: "PostRequest", child_exit: "ChildExit", worker_exit: "WorkerExit",
+    nworkers_changed: "NumWorkersChanged", on_exit: "OnExit", ssl_context: "NewSSLContext",
+    on_dirty_starting: "OnDirtyStarting", dirty_post_fork: "DirtyPostFork",
+    dirty_worker_init: "DirtyWorkerInit", dirty_worker_exit: "DirtyWorkerExit",
+}
+for _hook, _class_name in _GUNICORN_HOOK_CLASSES.items():
+    _hook.__qualname__ = f"{_class_name}.{_hook.__name__}"
+del _hook, _class_name
+
+
 def _bind_default() -> list[str]:
     # Heroku-style platforms give the port in $PORT and expect every interface.
     port = os.environ.get("PORT")
@@ -95,8 +118,24 @@ def default_control_socket() -> str:
 LOCAL_ADDRESSES = "127.0.0.1,::1"
 
 
-def _only_h1(value: Any) -> bool:
-    return list(value) == ["h1"]
+def _without_h2(value: Any) -> bool:
+    return "h2" not in value
+
+
+def _dirty_arbiter_wanted(values: dict[str, Any]) -> bool:
+    # gunicorn's arbiter starts its dirty arbiter only with both set (arbiter.py).
+    return bool(values["dirty_apps"]) and values["dirty_workers"] > 0
+
+
+HTTP2_ONLY = ("read only by gunicorn's HTTP/2 code, which runs only when http_protocols "
+              "includes h2, and that is refused here")
+ASGI_ONLY = ("read only by gunicorn's ASGI worker, and ASGI worker classes are refused here "
+             "(see worker_class)")
+DIRTY_ONLY = ("read only by gunicorn's dirty arbiter, which runs only with dirty_apps and "
+              "dirty_workers set, and that is refused here")
+DIRTY_REFUSED = ("gunicorn's dirty arbiter (dirty_apps with dirty_workers > 0) is not run by "
+                 "fastwsgi, and an app would fail at its first dirty call: run the dirty apps "
+                 "as a service of their own, or serve this app with gunicorn")
 
 
 S = Setting
@@ -181,13 +220,15 @@ SETTINGS: list[Setting] = [
     S("reload", "Debugging", ("--reload",), v.boolean, False,
       "Restart workers when a loaded module or an extra file changes. Development only.",
       action="store_true"),
-    S("reload_engine", "Debugging", ("--reload-engine",), v.choice("auto", "poll", "inotify"), "auto",
+    S("reload_engine", "Debugging", ("--reload-engine",), v.reload_engine, "auto",
       "The reloader implementation; fastwsgi always polls file modification times.", meta="STRING",
       note="every engine polls"),
     S("reload_extra_files", "Debugging", ("--reload-extra-file",), v.file_list, [],
       "Extra files (or glob patterns) whose change triggers a reload.", meta="FILES", action="append"),
     S("spew", "Debugging", ("--spew",), v.boolean, False,
-      "Trace every executed line (gunicorn's debugging aid).", action="store_true", support=IGNORED),
+      "Trace every executed line of Python code to stdout, as module:line: source "
+      "(gunicorn's debugging aid), from the master and, inherited, its workers.",
+      action="store_true"),
     S("check_config", "Debugging", ("--check-config",), v.boolean, False,
       "Check the configuration and that the app loads, then exit 0 (or 1 on error).",
       action="store_true"),
@@ -286,8 +327,10 @@ SETTINGS: list[Setting] = [
     S("proc_name", "Process Naming", ("-n", "--name"), v.string, None,
       "The process title base (needs the setproctitle package for the full title).",
       meta="STRING"),
-    S("default_proc_name", "Process Naming", (), v.string, "fastwsgi",
-      "The process title base when proc_name is unset: the app spec, else fastwsgi."),
+    S("default_proc_name", "Process Naming", (), v.string, "gunicorn",
+      "The process title base when proc_name is unset: the app spec (or the --paste ini), "
+      "else gunicorn's default, gunicorn, which syslog entries then carry as "
+      "gunicorn.gunicorn.error, as gunicorn's do."),
     S("pythonpath", "Server Mechanics", ("--pythonpath",), v.string, None,
       "Comma-separated directories to put first on sys.path.", meta="STRING"),
     S("paste", "Server Mechanics", ("--paste", "--paster"), v.string, None,
@@ -335,9 +378,10 @@ SETTINGS: list[Setting] = [
       "The TLS certificate chain file (PEM). Set, every bound socket speaks HTTPS: the "
       "handshake runs inside the event loop, ALPN offers http/1.1, and the files are read "
       "again when a HUP starts new workers.", meta="FILE"),
-    S("ssl_version", "SSL", ("--ssl-version",), v.string, None,
+    S("ssl_version", "SSL", ("--ssl-version",), v.ssl_version, ssl.PROTOCOL_TLS,
       "Deprecated and ignored, as in gunicorn: set a minimum version in the ssl_context "
-      "hook (context.minimum_version).", support=IGNORED),
+      "hook (context.minimum_version).", support=IGNORED,
+      note="gunicorn ignores it too: deprecated since its release 21"),
     S("cert_reqs", "SSL", ("--cert-reqs",), v.pos_int, 0,
       "Whether a client certificate is asked for: 0 none, 1 optional, 2 required "
       "(ssl.CERT_NONE / CERT_OPTIONAL / CERT_REQUIRED), checked against ca_certs.",
@@ -355,18 +399,20 @@ SETTINGS: list[Setting] = [
       meta="CIPHERS"),
     # --- HTTP/2 ---
     S("http_protocols", "HTTP/2", ("--http-protocols",), v.comma_list, "h1",
-      "HTTP versions to offer; fastwsgi serves HTTP/1.x only.", meta="STRING", support=IGNORED,
-      honoured=_only_h1),
+      "HTTP versions to offer; fastwsgi serves HTTP/1.x only, so a list with h2 is refused.",
+      meta="STRING", support=REFUSED, honoured=_without_h2,
+      note="HTTP/2 is not served: leave h2 out (http_protocols = 'h1'), or terminate HTTP/2 "
+           "in a proxy in front"),
     S("http2_cleartext", "HTTP/2", ("--http2-cleartext",), v.string, "off", "HTTP/2 over cleartext.",
-      meta="STRING", support=IGNORED),
+      meta="STRING", support=IGNORED, note=HTTP2_ONLY),
     S("http2_max_concurrent_streams", "HTTP/2", ("--http2-max-concurrent-streams",), v.pos_int, 100,
-      "HTTP/2 stream limit.", meta="INT", cli_type=int, support=IGNORED),
+      "HTTP/2 stream limit.", meta="INT", cli_type=int, support=IGNORED, note=HTTP2_ONLY),
     S("http2_initial_window_size", "HTTP/2", ("--http2-initial-window-size",), v.pos_int, 65535,
-      "HTTP/2 initial window.", meta="INT", cli_type=int, support=IGNORED),
+      "HTTP/2 initial window.", meta="INT", cli_type=int, support=IGNORED, note=HTTP2_ONLY),
     S("http2_max_frame_size", "HTTP/2", ("--http2-max-frame-size",), v.pos_int, 16384,
-      "HTTP/2 frame size.", meta="INT", cli_type=int, support=IGNORED),
+      "HTTP/2 frame size.", meta="INT", cli_type=int, support=IGNORED, note=HTTP2_ONLY),
     S("http2_max_header_list_size", "HTTP/2", ("--http2-max-header-list-size",), v.pos_int, 65536,
-      "HTTP/2 header list size.", meta="INT", cli_type=int, support=IGNORED),
+      "HTTP/2 header list size.", meta="INT", cli_type=int, support=IGNORED, note=HTTP2_ONLY),
     S("raw_paste_global_conf", "Server Mechanics", ("--paste-global",), v.string_list, [],
       "PasteDeploy global variables (`KEY=VALUE`) for --paste.", meta="CONF", action="append"),
     # --- HTTP parsing ---
@@ -379,13 +425,14 @@ SETTINGS: list[Setting] = [
       "a method has 3 to 20 characters with no lower-case letter and no '#' (400 otherwise).",
       action="store_true"),
     S("permit_unconventional_http_version", "Server Mechanics", ("--permit-unconventional-http-version",),
-      v.boolean, False, "Accept unusual HTTP versions. fastwsgi serves HTTP/1.x only: a request "
-      "of another major version gets 505 whatever this says, as gunicorn's default does.",
-      action="store_true", support=IGNORED),
+      v.boolean, False, "Accept any single-digit HTTP version (HTTP/0.9, HTTP/2.0, ...), as "
+      "gunicorn does; SERVER_PROTOCOL says the version received, and the request is read "
+      "with HTTP/1.1's framing from major 2 on, HTTP/1.0's below. By default a major other "
+      "than 1 is refused (505).", action="store_true"),
     S("casefold_http_method", "Server Mechanics", ("--casefold-http-method",), v.boolean, False,
-      "Upper-case received methods. fastwsgi keeps methods as sent (RFC 9110 §9.1: they are "
-      "case-sensitive), and by default refuses lower-case ones as gunicorn does.",
-      action="store_true", support=IGNORED),
+      "Upper-case the received method once it is checked, as gunicorn does; a lower-case "
+      "method then also needs permit_unconventional_http_method (RFC 9110 §9.1: methods are "
+      "case-sensitive, so this is off by default).", action="store_true"),
     S("forwarder_headers", "Server Mechanics", ("--forwarder-headers",), v.comma_list,
       "SCRIPT_NAME,PATH_INFO",
       "Upper-case header names with '_' that a trusted proxy (forwarded_allow_ips) may send "
@@ -396,37 +443,44 @@ SETTINGS: list[Setting] = [
       "drop", "Header names with '_': drop them, refuse the request (400), or pass them (dangerous)."),
     # --- ASGI ---
     S("asgi_loop", "Worker Processes", ("--asgi-loop",), v.choice("auto", "asyncio", "uvloop"), "auto",
-      "ASGI event loop.", meta="STRING", support=IGNORED),
+      "ASGI event loop.", meta="STRING", support=IGNORED, note=ASGI_ONLY),
     S("asgi_lifespan", "Worker Processes", ("--asgi-lifespan",), v.choice("auto", "on", "off"), "auto",
-      "ASGI lifespan.", meta="STRING", support=IGNORED),
+      "ASGI lifespan.", meta="STRING", support=IGNORED, note=ASGI_ONLY),
     S("asgi_disconnect_grace_period", "Worker Processes", ("--asgi-disconnect-grace-period",),
-      v.pos_int, 3, "ASGI disconnect grace period.", meta="INT", cli_type=int, support=IGNORED),
+      v.pos_int, 3, "ASGI disconnect grace period.", meta="INT", cli_type=int, support=IGNORED,
+      note=ASGI_ONLY),
     S("websocket_max_message_size", "Worker Processes", ("--websocket-max-message-size",),
-      v.pos_int, 16777216, "Largest WebSocket message.", meta="INT", cli_type=int, support=IGNORED),
+      v.pos_int, 16777216, "Largest WebSocket message.", meta="INT", cli_type=int, support=IGNORED,
+      note=ASGI_ONLY),
     S("http_parser", "Worker Processes", ("--http-parser",), v.choice("auto", "fast", "python"), "auto",
-      "The HTTP parser; fastwsgi always uses its own.", meta="STRING", support=IGNORED),
+      "The HTTP parser; fastwsgi always uses its own.", meta="STRING", support=IGNORED,
+      note="it picks between gunicorn's two parsers, which accept the same requests (the fast "
+           "one only without the compatibility flags); fastwsgi's own parser applies gunicorn's "
+           "rules and those flags whatever this says"),
     S("root_path", "Server Mechanics", ("--root-path",), v.string, "",
       "The SCRIPT_NAME prefix the app is mounted under (also: SCRIPT_NAME in the environment).",
       meta="STRING"),
     # --- Dirty arbiters ---
     S("dirty_apps", "Dirty Arbiters", ("--dirty-app",), v.string_list, [], "Dirty-pool apps.",
-      meta="STRING", action="append", support=IGNORED),
+      meta="STRING", action="append", support=REFUSED, refused_with=_dirty_arbiter_wanted,
+      note=DIRTY_REFUSED),
     S("dirty_workers", "Dirty Arbiters", ("--dirty-workers",), v.pos_int, 0, "Dirty workers.",
-      meta="INT", cli_type=int, support=IGNORED),
+      meta="INT", cli_type=int, support=REFUSED, refused_with=_dirty_arbiter_wanted,
+      note=DIRTY_REFUSED),
     S("dirty_timeout", "Dirty Arbiters", ("--dirty-timeout",), v.pos_int, 300, "Dirty task timeout.",
-      meta="INT", cli_type=int, support=IGNORED),
+      meta="INT", cli_type=int, support=IGNORED, note=DIRTY_ONLY),
     S("dirty_threads", "Dirty Arbiters", ("--dirty-threads",), v.pos_int, 1, "Dirty worker threads.",
-      meta="INT", cli_type=int, support=IGNORED),
+      meta="INT", cli_type=int, support=IGNORED, note=DIRTY_ONLY),
     S("dirty_graceful_timeout", "Dirty Arbiters", ("--dirty-graceful-timeout",), v.pos_int, 30,
-      "Dirty graceful timeout.", meta="INT", cli_type=int, support=IGNORED),
+      "Dirty graceful timeout.", meta="INT", cli_type=int, support=IGNORED, note=DIRTY_ONLY),
     S("on_dirty_starting", "Dirty Arbiter Hooks", (), v.hook(1), on_dirty_starting, "Dirty hook.",
-      support=IGNORED),
+      support=IGNORED, note=DIRTY_ONLY),
     S("dirty_post_fork", "Dirty Arbiter Hooks", (), v.hook(2), dirty_post_fork, "Dirty hook.",
-      support=IGNORED),
+      support=IGNORED, note=DIRTY_ONLY),
     S("dirty_worker_init", "Dirty Arbiter Hooks", (), v.hook(1), dirty_worker_init, "Dirty hook.",
-      support=IGNORED),
+      support=IGNORED, note=DIRTY_ONLY),
     S("dirty_worker_exit", "Dirty Arbiter Hooks", (), v.hook(2), dirty_worker_exit, "Dirty hook.",
-      support=IGNORED),
+      support=IGNORED, note=DIRTY_ONLY),
     # --- Control socket ---
     S("control_socket", "Control", ("--control-socket",), v.string, None,
       "The Unix socket of the master's control interface, which gunicornc (gunicorn 27's "

@@ -52,8 +52,8 @@ def parse_statsd_address(value: str) -> tuple[str, int] | str:
 class Statsd:
     """A connected datagram socket and gunicorn's line formats."""
 
-    def __init__(self, host: str, prefix: str = "", tags: str = "") -> None:
-        address = parse_statsd_address(host)
+    def __init__(self, address: tuple[str, int] | str, prefix: str = "", tags: str = "") -> None:
+        """``address`` as cfg.statsd_host holds it: ("host", port), or a unix path."""
         # gunicorn: a trailing dot is added to a non-empty prefix.
         self.prefix = re.sub(r"^(.+[^.]+)\.*$", "\\g<1>.", prefix or "")
         self.suffix = "|#" + tags if tags else ""
@@ -76,6 +76,7 @@ class Statsd:
         self._duration_tail = f"|ms{self.suffix}".encode("ascii")
         self._requests_line = f"{self.prefix}gunicorn.requests:1|c|@1.0{self.suffix}".encode("ascii")
         self._status_lines: dict[str, bytes] = {}
+        self._reporting = False
 
     def close(self) -> None:
         if self.sock is not None:
@@ -131,8 +132,22 @@ class Statsd:
         return line
 
     def send(self, lines: list[str]) -> None:
-        if self.sock is not None:
+        """Lines from a log call or a hook (worker.log.increment(...)). As gunicorn's
+        Statsd logger: whatever goes wrong (a name that is not ASCII, a socket that
+        raises) is a warning in the error log, never an error in the caller."""
+        if self.sock is None:
+            return
+        try:
             self._send_lines([(line + self.suffix).encode("ascii") for line in lines])
+        except Exception:
+            if self._reporting:
+                return  # the warning's own counter failed to send
+            self._reporting = True
+            try:
+                logging.getLogger("gunicorn.error").warning("Error sending message to statsd",
+                                                            exc_info=True)
+            finally:
+                self._reporting = False
 
     def _send_lines(self, lines: list[bytes]) -> None:
         datagram = b"\n".join(lines)

@@ -13,6 +13,8 @@ import ipaddress
 import os
 import pwd
 import re
+import sys
+import warnings
 from typing import Any, Callable
 
 from .errors import ConfigError
@@ -64,17 +66,18 @@ def string(val: Any) -> str | None:
     return val.strip()
 
 
-def statsd_address(val: Any) -> str | None:
-    """--statsd-host: kept as given, once it reads as gunicorn reads it."""
+def statsd_address(val: Any) -> tuple[str, int] | str | None:
+    """--statsd-host as gunicorn's cfg.statsd_host holds it: ("host", port) or a unix path."""
+    if isinstance(val, tuple):
+        return val  # already read (a Config copied or reloaded)
     val = string(val)
     if val is None:
         return None
     from .statsd import parse_statsd_address
     try:
-        parse_statsd_address(val)
+        return parse_statsd_address(val)
     except (RuntimeError, ValueError):
         raise TypeError("Value must be one of ('host:port', 'unix://PATH')") from None
-    return val
 
 
 def string_list(val: Any) -> list[str]:
@@ -114,8 +117,13 @@ def file_list(val: Any) -> list[str]:
     """reload_extra_files: literal paths must exist; glob patterns are re-expanded later."""
     entries = []
     for entry in string_list(val):
-        if not glob.has_magic(entry) and not os.path.exists(entry):
-            raise ValueError(f"File {entry} does not exists.")
+        if not glob.has_magic(entry):
+            if not os.path.exists(entry):
+                raise ValueError(f"File {entry} does not exists.")
+        elif not glob.glob(entry, recursive=True):
+            # As gunicorn: legitimate (files created later are picked up), so only a
+            # RuntimeWarning on stderr, in gunicorn's words.
+            warnings.warn(f"Pattern {entry} currently matches no files.", RuntimeWarning, stacklevel=2)
         entries.append(entry)
     return entries
 
@@ -132,6 +140,22 @@ def choice(*allowed: str, none_means: str | None = None) -> Callable[[Any], str 
         return text
 
     return check
+
+
+def ssl_version(val: Any) -> Any:
+    # Deprecated and ignored, as in gunicorn, which says so on stderr in these words.
+    import ssl
+    if val != ssl.PROTOCOL_TLS:
+        sys.stderr.write("Warning: option `ssl_version` is deprecated and it is ignored. "
+                         "Use ssl_context instead.\n")
+    return val
+
+
+def reload_engine(val: Any) -> str:
+    # gunicorn's own check and message (a ConfigError, not a ValueError).
+    if val not in ("auto", "poll", "inotify"):
+        raise ConfigError(f"Invalid reload_engine: {val!r}")
+    return val
 
 
 def proxy_protocol(val: Any) -> str:

@@ -54,6 +54,8 @@ def server_options(cfg: Any, max_requests: int) -> ServerOptions:
         strip_header_spaces=cfg.strip_header_spaces,
         permit_obsolete_folding=cfg.permit_obsolete_folding,
         permit_unconventional_http_method=cfg.permit_unconventional_http_method,
+        casefold_http_method=cfg.casefold_http_method,
+        permit_unconventional_http_version=cfg.permit_unconventional_http_version,
         forwarded_allow_ips=tuple(cfg.forwarded_allow_ips),
         secure_scheme_headers=dict(cfg.secure_scheme_headers),
         forwarder_headers=tuple(cfg.forwarder_headers),

@@ -77,6 +77,9 @@ class BaseApplication:
         except BaseException:
             self.cfg = running
             raise
+        if self.cfg.spew:
+            from ..debug import install_line_tracer
+            install_line_tracer()
 
     def wsgi(self) -> Callable:
         if self.callable is None:

@@ -197,7 +197,7 @@ cdef class AppDriver:
     cdef void app_failed(self, Connection conn) except *:
         """The app raised: 500 if nothing was sent yet, else the connection must close."""
         cdef Exchange exchange = conn.exchange
-        self.error_log.exception("Error handling request %s", exchange.environ.get("RAW_URI", ""))
+        log_app_error(self.error_log, exchange)
         if exchange.pool_state == POOL_RUNNING:
             # What the thread handed over broke a rule (a header, a length) that only
             # the loop checks: answer as far as possible, then drop the thread's output.
@@ -303,3 +303,21 @@ cdef class AppDriver:
             if self.flush_access_log is not None:
                 self.flush_access()
         return exchange.environ
+
+
+cdef void log_app_error(object error_log, Exchange exchange) except *:
+    """The app raised: gunicorn's error log line, with the current traceback.
+
+    gunicorn names the request ("Error handling request GET /path", workers/base.py
+    handle_error) while it can still answer a 500, and only says "Error handling
+    request" once the response's headers are out (its sync and gthread workers).
+    """
+    # On a thread, body the app already handed over is as good as sent: the loop
+    # sends its headers with it.
+    if (exchange.headers_queued or exchange.body_sent
+            or (exchange.chunks is not None and PyList_GET_SIZE(exchange.chunks))):
+        error_log.exception("Error handling request")
+    else:
+        environ = exchange.environ
+        error_log.exception("Error handling request %s %s", environ.get("REQUEST_METHOD", ""),
+                            environ.get("RAW_URI", ""))

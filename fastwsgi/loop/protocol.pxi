@@ -82,8 +82,18 @@ cdef class Protocol:
             conn.transport.tls = None
             self.close_gracefully(conn)
         else:
-            self.error_log.debug("TLS handshake with %s failed: %s", conn.remote_addr, tls.error)
+            self.log_handshake_failure(conn, tls)
             self.close(conn)
+
+    cdef void log_handshake_failure(self, Connection conn, TLSSession tls) except *:
+        # gunicorn's workers hand an SSLError from the handshake to handle_error, a
+        # WARNING "Invalid request from ip=...: [SSL: ...] ..."; an EOF in the middle
+        # of it (SSL_ERROR_EOF) and a closed or reset socket are only debug lines.
+        cdef object error = tls.error
+        if isinstance(error, tls.context.ssl_error) and not isinstance(error, tls.context.eof_error):
+            self.error_log.warning("Invalid request from ip=%s: %s", conn.remote_addr, error)
+        else:
+            self.error_log.debug("TLS handshake with %s failed: %s", conn.remote_addr, error)
 
     cdef void on_event_in_app(self, Connection conn, uint32_t events) except *:
         """While a pool thread runs the app: the socket takes more of what it handed

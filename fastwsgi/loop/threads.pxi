@@ -148,8 +148,7 @@ cdef class PoolThread:
             elif exchange.abandoned:
                 driver.error_log.debug("client went away during the app: %r", error)
             else:
-                driver.error_log.exception("Error handling request %s",
-                                           exchange.environ.get("RAW_URI", ""))
+                log_app_error(driver.error_log, exchange)
             if exchange.result is not None:
                 exchange.close_iterable()
         self.current = None

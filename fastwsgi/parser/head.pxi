@@ -124,6 +124,8 @@ cdef class HeadParser:
         if not self.limits.permit_unconventional_method and _unconventional_method(buf + start,
                                                                                    pos - start):
             return self.fail(400, "invalid method")
+        if self.limits.casefold_method:
+            _upper_case(buf + start, pos - start)
         self.method.off = start
         self.method.len = pos - start
         pos += 1
@@ -138,16 +140,28 @@ cdef class HeadParser:
         # RFC 9110 §9.3.2: no content in an answer to HEAD, refusals included. A line
         # in the form of an HTTP/1 request line says what the client asked for, even
         # when its target is then refused.
-        self.head_request = major == 1 and _method_is(buf, self.method, "HEAD")
+        self.head_request = ((major == 1 or (major >= 0 and self.limits.permit_unconventional_version))
+                             and _method_is(buf, self.method, "HEAD"))
         if _split_target(self, buf) < 0:
             return PARSE_ERROR
         if major < 0:
             return self.fail(400, "invalid HTTP version")
+        self.version_major = major
+        self.version_minor_sent = minor
         if major != 1:
-            return self.fail(505, "HTTP version not supported")
+            return self._unconventional_version(major)
         # RFC 9110 §2.5: a higher minor version of a major version we implement is
         # processed as the highest minor we conform to (505 is for other majors).
         self.version_minor = minor if minor < 1 else 1
+        return 0
+
+    cdef int _unconventional_version(self, int major) except -2:
+        # gunicorn serves HTTP/1.0 to 1.9 only, unless permit_unconventional_http_version
+        # lets any other single-digit version through, read with HTTP/1.1's framing
+        # from 2 on and HTTP/1.0's below (gunicorn compares the version tuple: < (1, 1)).
+        if not self.limits.permit_unconventional_version:
+            return self.fail(505, "HTTP version not supported")
+        self.version_minor = 1 if major > 1 else 0
         return 0
 
     cdef int _refuse_request_line(self, char* buf, Py_ssize_t eol, Py_ssize_t length) except -2:

@@ -89,6 +89,16 @@ cdef inline bint _unconventional_method(const char* method, Py_ssize_t length) n
     return False
 
 
+cdef void _upper_case(char* method, Py_ssize_t length) noexcept:
+    # casefold_http_method (gunicorn: after the method is checked, so lower-case
+    # letters still need permit_unconventional_http_method). Bytes already upper-case
+    # are not written: a head parsed twice (python_api) is not changed the second time.
+    cdef Py_ssize_t i
+    for i in range(length):
+        if b'a' <= method[i] <= b'z':
+            method[i] = method[i] - 32
+
+
 cdef inline bint _method_is(const char* buf, Span method, const char* name) noexcept:
     # RFC 9110 §9.1: the method token is case-sensitive.
     return equals_exactly(buf + method.off, method.len, name)

@@ -12,7 +12,8 @@ cdef Py_ssize_t UNLIMITED = (<Py_ssize_t>1) << 40
 # The settings a parser takes, by their gunicorn names.
 cdef tuple LIMIT_SETTINGS = ("limit_request_line", "limit_request_fields", "limit_request_field_size",
                               "limit_request_body", "header_map", "strip_header_spaces",
-                              "permit_obsolete_folding", "permit_unconventional_http_method")
+                              "permit_obsolete_folding", "permit_unconventional_http_method",
+                              "casefold_http_method", "permit_unconventional_http_version")
 cdef dict UNDERSCORE_MODES = {"drop": UNDERSCORE_DROP, "refuse": UNDERSCORE_REFUSE,
                               "dangerous": UNDERSCORE_PASS}
 
@@ -44,6 +45,8 @@ cdef int normalize_limits(Limits* limits, object options) except -1:
     limits.strip_header_spaces = options.strip_header_spaces
     limits.permit_obsolete_folding = options.permit_obsolete_folding
     limits.permit_unconventional_method = options.permit_unconventional_http_method
+    limits.casefold_method = options.casefold_http_method
+    limits.permit_unconventional_version = options.permit_unconventional_http_version
     return 0
 
 

@@ -25,6 +25,8 @@ cdef class ParsedRequest:
 
     @property
     def version(self):
+        if self.head_parser.version_major != 1:
+            return (self.head_parser.version_major, self.head_parser.version_minor_sent)
         return (1, self.head_parser.version_minor)
 
     @property

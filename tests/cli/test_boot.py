@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from support import apps
+from support.processes import ServerProcess, available
 
 
 def test_startup_lines(serve):
@@ -96,3 +98,37 @@ def test_env_var_args_and_web_concurrency(serve):
 def test_wsgi_multiprocess_follows_the_worker_count(serve, workers, expected):
     server = serve("-b", "127.0.0.1:0", "-w", workers, "webapp").wait_ready(workers=int(workers))
     assert server.request("/multiprocess")[1] == expected
+
+
+def _printed_settings(text: str) -> dict[str, str]:
+    return dict(re.match(r"^(\w+) += (.*)$", line).groups() for line in text.splitlines()
+                if re.match(r"^\w+ += ", line))
+
+
+@pytest.mark.parametrize("config", ["", "wsgi_app = 'webapp'\n"], ids=["app-spec", "wsgi_app"])
+def test_print_config_prints_gunicorns_values(tmp_path, config):
+    """Every setting both servers have is printed as gunicorn prints it: default hooks
+    by their qualified names, ssl_version, default_proc_name with or without a spec."""
+    if not available("gunicorn"):
+        pytest.skip("gunicorn is not installed")
+    apps.install("webapp", tmp_path)
+    (tmp_path / "gunicorn.conf.py").write_text(config)
+    spec = [] if config else ["webapp"]
+    printed = {}
+    for name in ("fastwsgi", "gunicorn"):
+        server = ServerProcess(name, ["--no-control-socket", "--print-config", *spec], tmp_path)
+        try:
+            assert server.wait_exit() == 0, server.log
+        finally:
+            server.close()
+        printed[name] = _printed_settings(server.out)
+    ours, theirs = printed["fastwsgi"], printed["gunicorn"]
+    assert set(theirs) <= set(ours)
+    assert {name: (ours[name], value) for name, value in theirs.items() if ours[name] != value} == {}
+
+
+def test_ssl_version_is_ignored_with_gunicorns_warning(serve):
+    server = serve("--check-config", "--ssl-version", "TLSv1_2", "webapp")
+    assert server.wait_exit() == 0
+    assert ("Warning: option `ssl_version` is deprecated and it is ignored. "
+            "Use ssl_context instead.") in server.log

@@ -158,12 +158,12 @@ def test_chdir_applies_after_the_config_file_is_found(project):
 
 
 def test_other_worker_models_are_named_in_a_warning(project):
-    cfg, _ = load(["-k", "gevent", "--threads", "4", "--spew", "--statsd-host", "localhost:8125",
-                   "hello"])
+    cfg, _ = load(["-k", "gevent", "--threads", "4", "--dirty-timeout", "10",
+                   "--statsd-host", "localhost:8125", "hello"])
     warning = cfg.unsupported_warning()
     assert "fastwsgi runs worker_class='gevent'" in warning
     assert "kept by 4 threads per worker (threads=4)" in warning
-    assert "fastwsgi ignores these settings: spew=True" in warning
+    assert "fastwsgi ignores these settings: dirty_timeout=10" in warning
     assert "statsd" not in warning  # honoured, so not named
     assert load(["-k", "sync", "hello"])[0].unsupported_warning() is None
     assert load(["-k", "gthread", "--threads", "8", "hello"])[0].unsupported_warning() is None
@@ -182,7 +182,9 @@ def test_tls_settings_are_read_as_gunicorn_names_them(project):
 def test_print_config_lists_every_setting(project):
     text = str(load(["-w", "3", "hello"])[0])
     assert re.search(r"^workers +  = 3$", text, re.MULTILINE)
-    assert re.search(r"^when_ready +  = <when_ready\(\)>$", text, re.MULTILINE)
+    # gunicorn prints its default hooks by their Setting classes' qualified names
+    assert re.search(r"^when_ready +  = <WhenReady.when_ready\(\)>$", text, re.MULTILINE)
+    assert re.search(r"^ssl_version +  = 2$", text, re.MULTILINE)
     assert len(text.splitlines()) == len(SETTINGS)
 
 
@@ -208,3 +210,29 @@ def test_asgi_worker_classes_are_refused(project, worker_class):
 def test_settings_view_like_gunicorns(project):
     cfg, _ = load(["-w", "2", "hello"])
     assert cfg.settings["workers"].value == 2 and cfg.settings["workers"].get() == 2
+
+
+def test_settings_entries_read_as_gunicorns(project):
+    """cfg.settings[name] as config files and hooks use it in gunicorn: .value, .get(),
+    .validator, and a repr naming the value."""
+    cfg = load(["-w", "5", "hello"])[0]
+    entry = cfg.settings["workers"]
+    assert (entry.value, entry.get(), entry.validator("7")) == (5, 5, 7)
+    assert repr(entry).endswith(" with value 5>")
+
+
+def test_an_unknown_reload_engine_is_refused_in_gunicorns_words(project):
+    with pytest.raises(ConfigError, match=r"^Invalid reload_engine: 'fsevents'$"):
+        load(["--reload-engine", "fsevents", "hello"])
+
+
+def test_statsd_host_reads_as_gunicorns(project):
+    cfg = config.Config()
+    assert cfg.statsd_host is None
+    for value, address in [("localhost", ("localhost", 8125)), ("statsd:7777", ("statsd", 7777)),
+                           ("unix:///path/to.sock", "/path/to.sock"), ("unix:7777", ("unix", 7777)),
+                           ("unix://some.socket", "some.socket")]:
+        cfg.set("statsd_host", value)
+        assert cfg.statsd_host == address
+    with pytest.raises(TypeError):
+        cfg.set("statsd_host", "host:string")

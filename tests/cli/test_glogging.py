@@ -5,6 +5,7 @@ import datetime
 import logging
 import os
 import re
+import socket
 import types
 
 import pytest
@@ -164,3 +165,34 @@ def test_compiled_format_renders_as_every_atom_does(fmt, environ):
     reference = fmt % glogging.SafeAtoms(glogging.access_atoms(
         environ, "201 Created", HEADERS, 77, datetime.timedelta(seconds=1.250001)))
     assert clock.sub("[T]", ours) == clock.sub("[T]", reference)
+
+
+FAILING_APP = '''
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/before":
+        raise RuntimeError("before the headers")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def body():
+        yield b"first part"
+        raise RuntimeError("after the headers")
+    return body()
+'''
+
+
+@pytest.mark.parametrize("flags", [[], ["--threads", "2"]], ids=["sync", "gthread"])
+def test_app_error_lines_name_the_request_until_headers_are_out(serve, flags):
+    """gunicorn's line names method and target while a 500 can still be sent,
+    and only says "Error handling request" once the headers went out."""
+    (serve.dir / "failing.py").write_text(FAILING_APP)
+    server = serve("-b", "127.0.0.1:0", *flags, "failing:application").wait_ready()
+    assert server.request("/before?q=1")[0] == 500
+    server.wait_for_log(r"\[ERROR\] Error handling request GET /before\?q=1$")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert b"first part" in received
+    server.wait_for_log(r"\[ERROR\] Error handling request$")
+    assert "RuntimeError: after the headers" in server.log

@@ -30,10 +30,24 @@ class JsonAccess:
             super().access(resp, req, environ, request_time)
 
 
+class AtomsAccess:
+    """A class that formats its own line from gunicorn's Logger.atoms()."""
+
+    def access(self, resp, req, environ, request_time):
+        atoms = self.atoms(resp, req, environ, request_time)
+        record = {name: atoms[name] for name in ("r", "s", "b", "B", "m", "U", "q", "H",
+                                                 "{user-agent}i", "{content-type}o", "u")}
+        with open(os.path.join(os.getcwd(), "json-access.log"), "a") as out:
+            out.write(json.dumps(record) + "\\n")
+
+
 try:
     from fastwsgi.glogging import Logger as FastwsgiLogger
 
     class FastwsgiJsonLogger(JsonAccess, FastwsgiLogger):
+        pass
+
+    class FastwsgiAtomsLogger(AtomsAccess, FastwsgiLogger):
         pass
 except ImportError:
     pass
@@ -42,6 +56,9 @@ try:
     from gunicorn.glogging import Logger as GunicornLogger
 
     class GunicornJsonLogger(JsonAccess, GunicornLogger):
+        pass
+
+    class GunicornAtomsLogger(AtomsAccess, GunicornLogger):
         pass
 except ImportError:
     pass
@@ -97,3 +114,22 @@ def test_an_unloadable_logger_class_is_a_clear_error(project):
     server = project("-b", "127.0.0.1:0", "--logger-class", "json_logging.Missing", "webapp")
     assert server.wait_exit() == 1
     assert "logger_class 'json_logging.Missing' cannot be loaded" in server.log
+
+
+@pytest.mark.parametrize("base", ["FastwsgiAtomsLogger", "GunicornAtomsLogger"])
+def test_a_custom_logger_class_formats_from_gunicorns_atoms(project, base):
+    if base == "FastwsgiAtomsLogger" and project.name == "gunicorn":
+        pytest.skip("gunicorn runs its own Logger's subclasses")
+    pytest.importorskip("gunicorn")
+    server = project("-b", "127.0.0.1:0", "--logger-class", f"json_logging.{base}",
+                     "webapp").wait_ready()
+    assert server.request("/a/b?x=1", headers={"User-Agent": "probe/1",
+                                               "Authorization": "Basic YnJrMHY6"})[0] == 200
+    server.wait_until(lambda: records(project), message="for the access line")
+    record, = records(project)
+    sent = len(f"/a/b {server.worker_pids().pop()}")
+    assert record == {
+        "r": "GET /a/b?x=1 HTTP/1.1", "s": "200", "b": str(sent), "B": sent, "m": "GET",
+        "U": "/a/b", "q": "x=1", "H": "HTTP/1.1", "{user-agent}i": "probe/1",
+        "{content-type}o": "text/plain", "u": "brk0v",
+    }

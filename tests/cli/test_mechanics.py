@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import signal
 import time
 
@@ -14,11 +15,11 @@ from support.processes import alive, children
 def test_settings_of_other_worker_models_are_named_at_startup(serve):
     if serve.name != "fastwsgi":
         pytest.skip("fastwsgi's own warning")
-    server = serve("-b", "127.0.0.1:0", "-k", "gevent", "--threads", "4", "--spew",
+    server = serve("-b", "127.0.0.1:0", "-k", "gevent", "--threads", "4", "--dirty-timeout", "10",
                    "webapp").wait_ready()
     assert ("[WARNING] fastwsgi runs worker_class='gevent': gevent's concurrency is kept by "
             "4 threads per worker (threads=4); nothing is monkey-patched") in server.log
-    assert "fastwsgi ignores these settings: spew=True" in server.log
+    assert "fastwsgi ignores these settings: dirty_timeout=10" in server.log
     assert server.request("/")[0] == 200
 
 
@@ -93,3 +94,32 @@ def test_unconventional_methods_are_refused_unless_permitted(serve, permit):
         assert status == (200 if permit else 400), (method, status)
     assert server.request("/", method="PROPFIND")[0] == 200
     assert server.request("/", method="A" * 20)[0] == 200
+
+
+def test_spew_traces_the_apps_lines_in_the_worker(serve):
+    """--spew: gunicorn's line tracer, installed in the master and inherited by the
+    workers, prints each line the app runs to stdout as module:line: source."""
+    server = serve("-b", "127.0.0.1:0", "--spew", "webapp").wait_ready()
+    assert server.request("/")[0] == 200
+    server.wait_until(lambda: "webapp:9:     path = environ[\"PATH_INFO\"]" in server.out,
+                      message="for the app's first line in the trace")
+    assert re.search(r"^webapp:\d+:     start_response\(", server.out, re.MULTILINE)
+
+
+def test_without_spew_nothing_is_traced(serve):
+    server = serve("-b", "127.0.0.1:0", "webapp").wait_ready()
+    assert server.request("/")[0] == 200
+    assert "webapp:9:" not in server.out
+
+
+def test_a_reload_pattern_matching_nothing_is_a_warning(serve):
+    """gunicorn keeps a glob that matches no file yet (files made later are watched)
+    and says so with a RuntimeWarning; a pattern that matches, or a file, says nothing."""
+    (serve.dir / "templates").mkdir()
+    (serve.dir / "templates" / "page.html").write_text("<p>")
+    server = serve("--check-config", "--reload", "--reload-extra-file", "missing/*.txt",
+                   "--reload-extra-file", "templates/*.html", "--reload-extra-file", "webapp.py",
+                   "webapp")
+    assert server.wait_exit() == 0
+    assert "RuntimeWarning: Pattern missing/*.txt currently matches no files." in server.log
+    assert server.log.count("currently matches no files") == 1

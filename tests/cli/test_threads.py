@@ -156,7 +156,7 @@ CHECK_CONFIG_CASES = [
                                           "served as that class; its own code is not run"),
     (["-k", "workers.NotAWorker"], 1, "is not a worker class fastwsgi can run"),
     (["-k", "nowhere.Worker"], 1, "cannot be loaded"),
-    (["--spew"], 0, "fastwsgi ignores these settings: spew=True"),
+    (["--dirty-timeout", "10"], 0, "fastwsgi ignores these settings: dirty_timeout=10"),
 ]
 
 @pytest.mark.parametrize("args, status, says", CHECK_CONFIG_CASES,

@@ -157,3 +157,20 @@ def test_check_config_reads_the_certificate_files(serve, pki, tmp_path):
     bad = serve("--check-config", "--certfile", str(tmp_path / "missing.pem"), "webapp:application")
     assert bad.wait_exit() == 1
     assert "cannot set up TLS" in bad.log
+
+
+def test_a_failed_handshake_is_an_invalid_request_warning(serve, pki):
+    """gunicorn hands the handshake's SSLError to handle_error: a WARNING
+    'Invalid request from ip=...: [SSL: ...]'; a client that just closes is no warning."""
+    server = serve("-b", "127.0.0.1:0", "--certfile", str(pki["cert"]), "--keyfile", str(pki["key"]),
+                   "webapp:application").wait_ready()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        # a handshake record whose message is not a ClientHello
+        sock.sendall(b"\x16\x03\x01\x00\x08" + b"\x0f\x00\x00\x04\x00\x00\x00\x00")
+        read_all(sock)
+    server.wait_for_log(r"\[WARNING\] Invalid request from ip=127\.0\.0\.1: \[SSL: [A-Z_]+\] ")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10):
+        pass
+    answer, _ = https_get(server.port, client_context(pki))
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert server.log.count("Invalid request from") == 1

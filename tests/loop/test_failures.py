@@ -42,7 +42,7 @@ def test_app_error_before_headers_is_a_500_with_traceback_logged(caplog):
         assert b"secret detail" not in raw and b"Traceback" not in raw
         # the worker serves on
         assert exchange(server, b"GET / HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 500")
-    assert "Error handling request /boom" in caplog.text
+    assert "Error handling request GET /boom" in caplog.text
     assert "KeyError: 'secret detail'" in caplog.text
 
 

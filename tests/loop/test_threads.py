@@ -151,7 +151,7 @@ def test_an_app_error_on_a_thread_is_a_500_and_the_worker_serves_on(caplog):
             status, body, headers = get(server, "/boom")
             assert (status, headers["connection"]) == (500, "close")
             assert get(server, "/")[:2] == (200, b"Hello, World!")
-    assert "Error handling request /boom" in caplog.text
+    assert "Error handling request GET /boom" in caplog.text
     assert "RuntimeError: boom on a thread" in caplog.text
 
 

@@ -2,6 +2,7 @@
 names, types, prefix and dogstatsd tags gunicorn sends for the same run."""
 from __future__ import annotations
 
+import logging
 import re
 import signal
 import socket
@@ -127,7 +128,7 @@ def test_unix_socket_and_batched_datagrams(tmp_path):
     sink = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sink.bind(path)
     sink.settimeout(5)
-    client = Statsd(f"unix:{path}", "p.", "")
+    client = Statsd(parse_statsd_address(f"unix:{path}"), "p.", "")
     try:
         client.requests([("200 OK", 0.0015)] * 100)
         datagrams = []
@@ -140,3 +141,68 @@ def test_unix_socket_and_batched_datagrams(tmp_path):
     lines = b"\n".join(datagrams).decode().split("\n")
     assert lines[:3] == ["p.gunicorn.request.duration:1.5|ms", "p.gunicorn.requests:1|c|@1.0",
                          "p.gunicorn.request.status.200:1|c|@1.0"]
+
+
+HOOK_METRICS = '''
+def post_worker_init(worker):
+    worker.log.increment("hook.started", 1)
+    worker.log.decrement("hook.left", 2, sampling_rate=0.5)
+    worker.log.gauge("hook.gauge", 3)
+    worker.log.histogram("hook.histogram", 4)
+    worker.log.info("", extra={"metric": "hook.extra", "mtype": "gauge", "value": 7})
+    worker.log.info("after the metrics")
+'''
+
+
+def test_hooks_send_their_own_metrics(serve):
+    """worker.log's StatsD methods put gunicorn's lines on the wire, and a log call
+    that only carries a metric writes no empty log line."""
+    (serve.dir / "gunicorn.conf.py").write_text(HOOK_METRICS)
+    listener = Listener()
+    try:
+        server = serve("-b", "127.0.0.1:0", "--statsd-host", f"127.0.0.1:{listener.port}",
+                       "--statsd-prefix", "app", "webapp:application").wait_ready()
+        server.wait_for_log(r"after the metrics")
+        wanted = ["app.hook.started:1|c|@1.0", "app.hook.left:-2|c|@0.5", "app.hook.gauge:3|g",
+                  "app.hook.histogram:4|h", "app.hook.extra:7|g"]
+        lines = listener.collect(lambda lines: all(w in lines for w in wanted))
+    finally:
+        listener.close()
+    assert all(w in lines for w in wanted), lines
+    assert not re.search(r"\[INFO\] $", server.log, re.MULTILINE), server.log
+
+
+def test_statsd_host_is_read_for_hooks(serve):
+    """cfg.statsd_host holds gunicorn's parsed address, for hooks and config files."""
+    (serve.dir / "gunicorn.conf.py").write_text(
+        "def when_ready(server):\n"
+        "    server.log.info('statsd_host=%r', server.cfg.statsd_host)\n")
+    server = serve("-b", "127.0.0.1:0", "--statsd-host", "localhost", "webapp:application")
+    server.wait_for_log(r"statsd_host=\('localhost', 8125\)")
+
+
+def test_a_metric_that_cannot_be_sent_is_a_warning_not_an_error(caplog):
+    """As gunicorn's Statsd logger: a hook's metric name that is not ASCII is logged
+    as "Error sending message to statsd", and the hook goes on."""
+    from fastwsgi.config import Config
+    from fastwsgi.glogging import Logger
+
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sink.settimeout(5)
+    cfg = Config()
+    cfg.set("statsd_host", f"127.0.0.1:{sink.getsockname()[1]}")
+    logger = Logger(cfg)
+    logger.error_log.propagate = True
+    try:
+        with caplog.at_level(logging.WARNING, logger="gunicorn.error"):
+            logger.increment("caf\u00e9.visits", 1)
+            logger.gauge("ascii.after", 1)
+        assert sink.recv(65536) == b"gunicorn.log.warning:1|c|@1.0"
+        assert sink.recv(65536) == b"ascii.after:1|g"
+    finally:
+        logger.error_log.propagate = False
+        logger.statsd.close()
+        sink.close()
+    assert "Error sending message to statsd" in caplog.text
+    assert "UnicodeEncodeError" in caplog.text

@@ -38,8 +38,6 @@ HOST_REQUIRED = ("RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 reques
                  "gunicorn serves it (the case's +host variant checks everything else)")
 AUTHORITY_FORM_PATH = ("RFC 9112 §3.2.3: authority-form (CONNECT host:port) has no path; "
                        "gunicorn's path is urlsplit misreading host:port")
-NO_CASEFOLD = ("RFC 9110 §9.1: methods are case-sensitive, so there is no casefold_http_method "
-               "here; '-blargh' stays '-blargh'")
 
 
 # (case, variant) -> (reason, how our outcome differs); variant "" is the case as is.
@@ -67,7 +65,6 @@ DEVIATIONS = {
     ("valid/031compat2", ""): (HOST_REQUIRED, "missing Host"),
     ("valid/100", ""): (HOST_REQUIRED, "missing Host"),
     ("valid/compat_obs_fold_huge", ""): (HOST_REQUIRED, "missing Host"),
-    ("valid/031compat", "+host"): (NO_CASEFOLD, "method"),
     ("valid/rfc9112_target_authority_connect_01", ""): (AUTHORITY_FORM_PATH, "path"),
     ("valid/rfc9112_target_authority_ipv6_01", ""): (AUTHORITY_FORM_PATH, "path"),
 
@@ -227,7 +224,8 @@ def options_for(cfg) -> dict:
     options = {}
     for name in ("limit_request_line", "limit_request_fields", "limit_request_field_size",
                  "permit_obsolete_folding", "strip_header_spaces", "header_map",
-                 "permit_unconventional_http_method"):
+                 "permit_unconventional_http_method", "casefold_http_method",
+                 "permit_unconventional_http_version"):
         if name in cfg.settings:
             options[name] = cfg.settings[name].get()
     return options
