@@ -75,7 +75,7 @@
 cimport cython
 from libc.stdint cimport int64_t, uint32_t
 
-from fastwsgi._parser cimport HeadParser, BodyDecoder, Limits
+from fastwsgi._parser cimport HeadParser, BodyDecoder, Limits, UwsgiPacket
 from fastwsgi._environ cimport EnvironBuilder
 from fastwsgi.includes.system cimport iovec, sockaddr_storage
 from cpython.pythread cimport PyThread_type_lock
@@ -163,7 +163,10 @@ cdef class AllowList:
     """Peer addresses trusted for a setting (gunicorn's *_allow_ips); "*" trusts all."""
     cdef bint everyone
     cdef frozenset addresses
-    cdef inline bint allows(self, str address)
+    # the networks of more than one address; None: none configured
+    cdef tuple networks
+    cdef bint allows(self, str address)
+    cdef bint in_networks(self, str address) except -1
 
 
 cdef class Handle:
@@ -426,6 +429,8 @@ cdef class Connection(Handle):
     cdef str remote_addr
     cdef str remote_port
     cdef bint trusted_proxy
+    # --protocol uwsgi: the peer is one of uwsgi_allow_ips (or a Unix socket's)
+    cdef bint uwsgi_allowed
     cdef bint proxy_header_expected
     # environ["gunicorn.socket"] with threads, made at the connection's first request
     cdef ConnectionSocket app_socket
@@ -573,6 +578,9 @@ cdef class Protocol:
     cdef Limits limits
     # forwarder_headers, upper-case, for the head parsers; None: none configured
     cdef frozenset forwarder_names
+    # --protocol uwsgi: the reader of request packets (one per server: a packet is
+    # read whole, at once); None: HTTP/1.1
+    cdef UwsgiPacket uwsgi
 
     cdef void on_event(self, Connection conn, uint32_t events) except *
     cdef void on_readable(self, Connection conn) except *
@@ -586,7 +594,11 @@ cdef class Protocol:
     cdef bint read_proxy_header(self, Connection conn) except -1
     cdef void next_request(self, Connection conn) except *
     cdef inline double body_deadline(self, Connection conn) noexcept
+    cdef bint read_uwsgi_packet(self, Connection conn) except -1
     cdef void on_head(self, Connection conn, Py_ssize_t head_length) except *
+    cdef int begin_body(self, Connection conn, Py_ssize_t request_head_length,
+                        const char* method, Py_ssize_t method_length, int body_kind,
+                        int64_t length) except -1
     cdef void reserve_body_memory(self, Connection conn, int body_kind, int64_t length) except *
     cdef inline void release_body_memory(self, Exchange exchange) noexcept
     cdef void spool_failed(self, Connection conn, object error) except *
@@ -766,6 +778,8 @@ cdef class Server:
     cdef AllowList forwarded_allow
     cdef bint proxy_protocol
     cdef AllowList proxy_allow
+    # --protocol uwsgi: the front ends allowed to send packets; None: HTTP/1.1
+    cdef AllowList uwsgi_allow
 
     cdef bint running
     cdef bint stopping

@@ -238,11 +238,14 @@ cdef Connection new_connection(Server server, Listener listener, int fd, sockadd
         conn.remote_port = str(port)
         conn.trusted_proxy = server.forwarded_allow.allows(conn.remote_addr)
         conn.proxy_header_expected = server.proxy_protocol and server.proxy_allow.allows(conn.remote_addr)
+        conn.uwsgi_allowed = server.uwsgi_allow is None or server.uwsgi_allow.allows(conn.remote_addr)
     else:
         conn.remote_addr = ""
         conn.remote_port = ""
         conn.trusted_proxy = True
         conn.proxy_header_expected = server.proxy_protocol
+        # gunicorn: "Connections not associated with an IP address are treated as allowed"
+        conn.uwsgi_allowed = True
     conn.rcap = READ_BUFFER_INITIAL
     conn.rbuf = <char*>malloc(conn.rcap)
     if conn.rbuf == NULL:
