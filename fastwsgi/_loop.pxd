@@ -75,7 +75,7 @@
 cimport cython
 from libc.stdint cimport int64_t, uint32_t
 
-from fastwsgi._parser cimport HeadParser, BodyDecoder, Limits, UwsgiPacket
+from fastwsgi._parser cimport HeadParser, BodyDecoder, FieldSpan, Limits, UwsgiPacket
 from fastwsgi._environ cimport EnvironBuilder
 from fastwsgi.includes.system cimport iovec, sockaddr_storage
 from cpython.pythread cimport PyThread_type_lock
@@ -445,6 +445,8 @@ cdef class Connection(Handle):
     cdef uint32_t interest
 
     # input
+    # NULL for a plain connection with nothing unread; the server's read_buffer
+    # while a read into it is answered (Protocol.on_readable)
     cdef char* rbuf
     cdef Py_ssize_t rcap
     cdef Py_ssize_t rlen
@@ -475,6 +477,8 @@ cdef class Connection(Handle):
     cdef inline bint awaiting_head(self) noexcept
     cdef double app_deadline(self) noexcept
     cdef int ensure_room(self, Py_ssize_t wanted) except -1
+    cdef int take_own_buffer(self, Py_ssize_t wanted) except -1
+    cdef int let_go_of_shared_buffer(self) except -1
     cdef void shrink_buffer(self, Py_ssize_t capacity) noexcept
     cdef inline char* data(self) noexcept
     cdef inline void consume(self, Py_ssize_t n) noexcept
@@ -576,6 +580,10 @@ cdef class Protocol:
     cdef object spool_dir
     # what a request may hold, normalized once; each connection's parsers copy it
     cdef Limits limits
+    # where every connection's head parser writes a complete head's field spans:
+    # a head is turned into its environ as soon as it is parsed (on_head), so one
+    # array serves them all, and a connection holds none
+    cdef FieldSpan* fields
     # forwarder_headers, upper-case, for the head parsers; None: none configured
     cdef frozenset forwarder_names
     # --protocol uwsgi: the reader of request packets (one per server: a packet is
@@ -747,6 +755,9 @@ cdef class Server:
     cdef int waker_fd
     cdef Handle waker
     cdef dict connections
+    # what every plain connection reads into when it holds no buffer of its own
+    # (READ_BUFFER_INITIAL bytes); what is left unanswered moves out of it
+    cdef char* read_buffer
     cdef Protocol protocol
     cdef AppDriver driver
     cdef ResponseWriter writer

@@ -203,6 +203,9 @@ cdef class Server:
         self.hooks = hooks if hooks is not None else ServerHooks()
         self.error_log = self.hooks.error_log or logger
         self.connections = {}
+        self.read_buffer = <char*>malloc(READ_BUFFER_INITIAL)
+        if self.read_buffer == NULL:
+            raise MemoryError()
         self.flush_queue = []
         self.retired = []
         self.epfd = -1
@@ -247,6 +250,10 @@ cdef class Server:
             channel = getattr(opts, "handoff_channel", None)
             if channel is not None and opts.multiprocess:
                 self.handoff = HandOff(self, channel)
+
+    def __dealloc__(self):
+        # (every connection let go of it when it closed)
+        free(self.read_buffer)
 
     # -- control -----------------------------------------------------------
 

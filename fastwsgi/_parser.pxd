@@ -121,6 +121,8 @@ cdef class HeadParser:
 
     # results, valid after parse() returned a head length
     cdef FieldSpan* fields
+    # False when ``fields`` is the caller's (configure_shared)
+    cdef bint owns_fields
     cdef Py_ssize_t nfields
     cdef int body_kind
     cdef int64_t content_length
@@ -134,6 +136,7 @@ cdef class HeadParser:
     cdef str error_reason
 
     cdef int configure(self, const Limits* limits) except -1
+    cdef void configure_shared(self, const Limits* limits, FieldSpan* fields) noexcept
     cdef void reset(self) noexcept
     cdef Py_ssize_t parse(self, char* buf, Py_ssize_t length) except -2
     cdef int fail(self, int status, str reason) except -2

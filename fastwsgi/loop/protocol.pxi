@@ -16,11 +16,17 @@ cdef class Protocol:
         self.body_memory_limit = options.body_memory_limit
         self.spool_dir = options.spool_dir
         normalize_limits(&self.limits, options)
+        self.fields = <FieldSpan*>malloc(sizeof(FieldSpan) * self.limits.fields)
+        if self.fields == NULL:
+            raise MemoryError()
         names = frozenset([name.strip().upper() for name in options.forwarder_headers if name.strip()])
         self.forwarder_names = names or None
         if options.protocol == "uwsgi":
             self.uwsgi = UwsgiPacket.__new__(UwsgiPacket)
             self.uwsgi.configure(&self.limits)
+
+    def __dealloc__(self):
+        free(self.fields)
 
     # -- events ------------------------------------------------------------
 
@@ -104,15 +110,25 @@ cdef class Protocol:
 
     cdef void on_readable(self, Connection conn) except *:
         cdef Py_ssize_t n, room
+        cdef char* shared = self.server.read_buffer
         if conn.state == STATE_CLOSING:
             self.drain_closing(conn)
             return
-        if conn.rstart or conn.rlen == conn.rcap:
+        if conn.rbuf == NULL:
+            # A plain connection with nothing unread holds no read buffer: its bytes
+            # land in the server's, and only what is left unanswered moves to one of
+            # its own (an idle keep-alive connection costs its objects, not a
+            # buffer's pages).
+            conn.rbuf = shared
+            conn.rcap = READ_BUFFER_INITIAL
+        elif conn.rstart or conn.rlen == conn.rcap:
             # compacts the unread bytes to the front, and grows a full buffer
             conn.ensure_room(1)
         room = conn.rcap - conn.rstart - conn.rlen
         n = conn.transport.recv_into(conn.rbuf + conn.rstart + conn.rlen, room)
         if n == IO_BLOCKED:
+            if conn.rbuf == shared:
+                conn.let_go_of_shared_buffer()
             return
         if n == IO_FAILED:
             self.close(conn)
@@ -133,6 +149,13 @@ cdef class Protocol:
             if conn.metrics != NULL:
                 conn.metrics[M_BYTES_IN] += n
         self.drive(conn)
+        # (close() lets go of it too, when drive closed the connection)
+        if conn.rbuf == shared:
+            if conn.rlen:
+                conn.take_own_buffer(0)
+            else:
+                conn.rbuf = NULL
+                conn.rcap = 0
 
     cdef void resume_body(self, Connection conn) except *:
         """Pulls more of a response's body from the app's iterable (no threads): an
@@ -357,9 +380,16 @@ cdef class Protocol:
     cdef void next_request(self, Connection conn) except *:
         """The response is complete and the connection stays open: expect the next request."""
         conn.exchange.reset()
-        if conn.rlen == 0 and conn.rcap > READ_BUFFER_INITIAL:
-            # A large body grew the buffer; an idle connection keeps only a small one.
-            conn.shrink_buffer(READ_BUFFER_INITIAL)
+        if conn.rlen == 0 and conn.rbuf != self.server.read_buffer:
+            if conn.transport.tls is None:
+                # Its next bytes land in the server's buffer (on_readable).
+                free(conn.rbuf)
+                conn.rbuf = NULL
+                conn.rcap = 0
+                conn.rstart = 0
+            elif conn.rcap > READ_BUFFER_INITIAL:
+                # A large body grew the buffer; an idle connection keeps only a small one.
+                conn.shrink_buffer(READ_BUFFER_INITIAL)
         conn.enter(STATE_HEAD if conn.rlen else STATE_IDLE)
 
     cdef double body_deadline(self, Connection conn) noexcept:
@@ -559,6 +589,9 @@ cdef class Protocol:
             exchange.body_buffer.discard()
             exchange.body_buffer = None
         conn.state = STATE_CLOSED
+        if conn.rbuf == self.server.read_buffer:
+            conn.rbuf = NULL   # the server's, not this connection's to free
+            conn.rlen = 0
         if conn.metrics != NULL:
             conn.metrics[M_OPEN_CONNECTIONS] -= 1
             self.server.driver.end_in_flight(exchange)
