@@ -1,4 +1,4 @@
-from fastwsgi._parser cimport HeadParser, Span
+from fastwsgi._parser cimport HeadParser, Span, UwsgiPacket
 
 # How many common header names _environ.pyx finds by hash (COMMON_HEADERS): the
 # cached ones, then the secret ones. The counts size C arrays, so they are
@@ -37,5 +37,9 @@ cdef class EnvironBuilder:
     cdef object _refused(self, int status, str reason)
     cdef bint _forwarded_script_name(self, dict environ, char* buf, Span path,
                                      object script_name) except -1
+    cdef dict build_uwsgi(self, UwsgiPacket packet, char* buf, object remote_addr,
+                          object remote_port)
+    cdef void _uwsgi_path_from_uri(self, dict environ, str uri) except *
+    cdef object _uwsgi_scheme(self, UwsgiPacket packet, char* buf)
     cdef dict built_or_raise(self, HeadParser head, char* buf, object remote_addr,
                              object remote_port, bint trusted_proxy)

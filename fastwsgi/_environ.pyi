@@ -27,6 +27,10 @@ class EnvironBuilder:
         self, request: ParsedRequest, remote_addr: str = "127.0.0.1",
         remote_port: Union[str, int] = "0", trusted_proxy: bool = False,
     ) -> Dict[str, Any]: ...
+    def environ_from_uwsgi(
+        self, data: bytes, remote_addr: str = "127.0.0.1", remote_port: Union[str, int] = "0",
+        **limits: object,
+    ) -> Dict[str, Any]: ...
     def environ_from_head(
         self, head: HeadParser, data: bytes, remote_addr: str = "127.0.0.1",
         remote_port: str = "0", trusted_proxy: bool = False,

@@ -20,7 +20,8 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memchr, memcmp, memcpy
 
 from fastwsgi._parser cimport (HeadParser, ParsedRequest, Span, FieldSpan, FORWARDED_ALWAYS,
-                               FORWARDED_OR_REFUSED)
+                               FORWARDED_OR_REFUSED, UwsgiPacket, UwsgiVar,
+                               UWSGI_VAR_HTTP, UWSGI_VAR_SERVERS)
 from fastwsgi import _parser as parser_module
 from fastwsgi.includes.http_chars cimport (
     HEXDIG, HEXDIG_VALUE, METHOD_OTHER, equals_lowered_n, method_index, method_names)
@@ -95,6 +96,12 @@ cdef str COOKIE_JOINER = "; "
 cdef str K_HTTP_COOKIE = sys.intern("HTTP_COOKIE")
 cdef str K_HTTP_SCRIPT_NAME = sys.intern("HTTP_SCRIPT_NAME")
 cdef str HTTP = sys.intern("http")
+# What says https in a uwsgi packet: nginx's "HTTPS $https" sends "on" (gunicorn
+# takes these three, in any case).
+cdef frozenset HTTPS_ON = frozenset(["on", "1", "true"])
+cdef frozenset SCHEMES = frozenset([HTTP, HTTPS])
+cdef str QUESTION_MARK = "?"
+cdef str K_REQUEST_URI = sys.intern("REQUEST_URI")
 
 
 cdef str _environ_key(bytes lowered_name):
@@ -216,6 +223,21 @@ cdef str _percent_decoded(const char* text, Py_ssize_t length):
     finally:
         if decoded != on_stack:
             free(decoded)
+
+
+cdef inline int _mount(dict environ, str decoded, str root_path) except -1:
+    """PATH_INFO, the decoded path, with the app mounted at ``root_path``."""
+    cdef Py_ssize_t prefix = len(root_path)
+    if prefix:
+        if decoded.startswith(root_path) and (len(decoded) == prefix or decoded[prefix] == "/"):
+            # PEP 3333: SCRIPT_NAME + PATH_INFO is the path; the mount point is cut off.
+            decoded = decoded[prefix:]
+        else:
+            # Outside the mount point: the app sees the whole path and no SCRIPT_NAME,
+            # so URLs it rebuilds stay right (gunicorn answers 500 here).
+            PyDict_SetItem(environ, K_SCRIPT_NAME, EMPTY)
+    PyDict_SetItem(environ, K_PATH_INFO, decoded)
+    return 0
 
 
 cdef class EnvironBuilder:
@@ -349,16 +371,14 @@ cdef class EnvironBuilder:
         return cached
 
     cdef void _path_info(self, dict environ, char* buf, Span path) except *:
+        # _mount's rule, written out: HTTP/1.1's path is the hot one.
         cdef str decoded = _percent_decoded(buf + path.off, path.len)
         cdef Py_ssize_t prefix = len(self.root_path)
         if prefix:
             if decoded.startswith(self.root_path) and (
                     len(decoded) == prefix or decoded[prefix] == "/"):
-                # PEP 3333: SCRIPT_NAME + PATH_INFO is the path; the mount point is cut off.
                 decoded = decoded[prefix:]
             else:
-                # Outside the mount point: the app sees the whole path and no SCRIPT_NAME,
-                # so URLs it rebuilds stay right (gunicorn answers 500 here).
                 PyDict_SetItem(environ, K_SCRIPT_NAME, EMPTY)
         PyDict_SetItem(environ, K_PATH_INFO, decoded)
 
@@ -422,6 +442,92 @@ cdef class EnvironBuilder:
         PyDict_SetItem(environ, K_PATH_INFO, decoded[len(script_name):])
         return True
 
+    cdef dict build_uwsgi(self, UwsgiPacket packet, char* buf, object remote_addr,
+                          object remote_port):
+        """The environ for the uwsgi packet ``packet`` just parsed out of ``buf``.
+
+        Its vars are the environ, as uWSGI makes it: the front end (allowed by
+        uwsgi_allow_ips) says who the client is (REMOTE_ADDR), what it asked for
+        and how (PATH_INFO, already percent-decoded by nginx; SERVER_PROTOCOL;
+        HTTPS); what it leaves out comes from the connection, as for HTTP/1.1.
+        HTTP_* vars repeated (a header line repeated) are joined as RFC 9110 §5.3
+        joins field lines; any other var twice is refused."""
+        cdef dict environ = PyDict_Copy(self.template)
+        cdef Py_ssize_t i, size
+        cdef UwsgiVar* var
+        cdef PyObject* existing
+        cdef object key, value, path, scheme
+        cdef set replaced = None
+        for i in range(packet.nvars):
+            var = &packet.vars[i]
+            if var.kind == UWSGI_VAR_SERVERS:
+                continue   # the server's keys (wsgi.url_scheme is read below)
+            key = PyUnicode_DecodeLatin1(buf + var.key.off, var.key.len, NULL)
+            value = PyUnicode_DecodeLatin1(buf + var.value.off, var.value.len, NULL)
+            size = PyDict_GET_SIZE(environ)
+            existing = PyDict_SetDefault(environ, key, value)
+            if PyDict_GET_SIZE(environ) != size:
+                continue
+            if var.kind == UWSGI_VAR_HTTP:
+                PyDict_SetItem(environ, key, (<object>existing)
+                               + (COOKIE_JOINER if key == K_HTTP_COOKIE else JOINER) + value)
+                continue
+            if PyDict_GetItem(self.template, key) == NULL:
+                return self._refused(400, f"uwsgi var {key} given twice")
+            # SCRIPT_NAME, SERVER_SOFTWARE, a raw_env variable: the front end's
+            # value replaces the server's, once.
+            if replaced is None:
+                replaced = set()
+            elif key in replaced:
+                return self._refused(400, f"uwsgi var {key} given twice")
+            replaced.add(key)
+            PyDict_SetItem(environ, key, value)
+        # What the front end did not say comes from the connection.
+        PyDict_SetDefault(environ, K_QUERY_STRING, EMPTY)
+        PyDict_SetDefault(environ, K_SERVER_PROTOCOL, HTTP_1_1)
+        PyDict_SetDefault(environ, K_SERVER_NAME, self.default_server_name)
+        PyDict_SetDefault(environ, K_SERVER_PORT, self.default_server_port)
+        if <object>PyDict_SetDefault(environ, K_REMOTE_ADDR, remote_addr) is remote_addr:
+            # (a client's port goes with its address, not with the front end's)
+            PyDict_SetDefault(environ, K_REMOTE_PORT, remote_port)
+        if packet.path_var < 0:
+            self._uwsgi_path_from_uri(environ, environ[K_REQUEST_URI])
+        elif packet.script_var < 0:
+            # root_path as for HTTP/1.1, when the front end names no SCRIPT_NAME
+            _mount(environ, <str>environ[K_PATH_INFO], self.root_path)
+        if packet.uri_var >= 0:
+            PyDict_SetItem(environ, K_RAW_URI, environ[K_REQUEST_URI])
+        elif environ[K_QUERY_STRING]:
+            PyDict_SetItem(environ, K_RAW_URI,
+                           environ[K_PATH_INFO] + QUESTION_MARK + environ[K_QUERY_STRING])
+        else:
+            PyDict_SetItem(environ, K_RAW_URI, environ[K_PATH_INFO])
+        scheme = self._uwsgi_scheme(packet, buf)
+        if scheme is not None:
+            PyDict_SetItem(environ, K_URL_SCHEME, scheme)
+        return environ
+
+    cdef void _uwsgi_path_from_uri(self, dict environ, str uri) except *:
+        # No PATH_INFO: the path of REQUEST_URI, percent-decoded (PEP 3333).
+        cdef bytes target = uri.partition(QUESTION_MARK)[0].encode("latin-1")
+        _mount(environ, _percent_decoded(PyBytes_AS_STRING(target), len(target)), self.root_path)
+
+    cdef object _uwsgi_scheme(self, UwsgiPacket packet, char* buf):
+        cdef UwsgiVar* var
+        cdef str value
+        if packet.https_var >= 0:
+            var = &packet.vars[packet.https_var]
+            value = PyUnicode_DecodeLatin1(buf + var.value.off, var.value.len, NULL)
+            if value.lower() in HTTPS_ON:
+                return HTTPS
+        for index in (packet.scheme_var, packet.request_scheme_var):
+            if index >= 0:
+                var = &packet.vars[<Py_ssize_t>index]
+                value = PyUnicode_DecodeLatin1(buf + var.value.off, var.value.len, NULL)
+                if value in SCHEMES:
+                    return HTTPS if value == HTTPS else HTTP
+        return None
+
     cdef dict built_or_raise(self, HeadParser head, char* buf, object remote_addr,
                              object remote_port, bint trusted_proxy):
         cdef dict environ = self.build(head, buf, remote_addr, remote_port, trusted_proxy)
@@ -435,6 +541,21 @@ cdef class EnvironBuilder:
         """The environ for a request the Python-level parser produced."""
         return self.built_or_raise(request.head_parser, PyBytes_AS_STRING(request.head),
                                    remote_addr, str(remote_port), trusted_proxy)
+
+    def environ_from_uwsgi(self, data, remote_addr="127.0.0.1", remote_port="0", **limits):
+        """The environ for the uwsgi packet at the start of ``data``."""
+        cdef UwsgiPacket packet = UwsgiPacket(**limits)
+        cdef bytes packet_bytes = bytes(data)
+        cdef Py_ssize_t size = packet.parse(PyBytes_AS_STRING(packet_bytes), len(packet_bytes))
+        if size < 0:
+            raise parser_module.ParseError(packet.error_status, packet.error_reason)
+        if size == 0:
+            raise ValueError("the uwsgi packet is incomplete")
+        environ = self.build_uwsgi(packet, PyBytes_AS_STRING(packet_bytes), remote_addr,
+                                   str(remote_port))
+        if environ is None:
+            raise parser_module.ParseError(self.refusal_status, self.refusal_reason)
+        return environ
 
     def environ_from_head(self, HeadParser head, data, remote_addr="127.0.0.1", remote_port="0",
                           trusted_proxy=False):

@@ -75,7 +75,7 @@
 cimport cython
 from libc.stdint cimport int64_t, uint32_t
 
-from fastwsgi._parser cimport HeadParser, BodyDecoder, Limits
+from fastwsgi._parser cimport HeadParser, BodyDecoder, FieldSpan, Limits, UwsgiPacket
 from fastwsgi._environ cimport EnvironBuilder
 from fastwsgi.includes.system cimport iovec, sockaddr_storage
 from cpython.pythread cimport PyThread_type_lock
@@ -163,7 +163,10 @@ cdef class AllowList:
     """Peer addresses trusted for a setting (gunicorn's *_allow_ips); "*" trusts all."""
     cdef bint everyone
     cdef frozenset addresses
-    cdef inline bint allows(self, str address)
+    # the networks of more than one address; None: none configured
+    cdef tuple networks
+    cdef bint allows(self, str address)
+    cdef bint in_networks(self, str address) except -1
 
 
 cdef class Handle:
@@ -426,6 +429,8 @@ cdef class Connection(Handle):
     cdef str remote_addr
     cdef str remote_port
     cdef bint trusted_proxy
+    # --protocol uwsgi: the peer is one of uwsgi_allow_ips (or a Unix socket's)
+    cdef bint uwsgi_allowed
     cdef bint proxy_header_expected
     # environ["gunicorn.socket"] with threads, made at the connection's first request
     cdef ConnectionSocket app_socket
@@ -440,6 +445,8 @@ cdef class Connection(Handle):
     cdef uint32_t interest
 
     # input
+    # NULL for a plain connection with nothing unread; the server's read_buffer
+    # while a read into it is answered (Protocol.on_readable)
     cdef char* rbuf
     cdef Py_ssize_t rcap
     cdef Py_ssize_t rlen
@@ -470,6 +477,8 @@ cdef class Connection(Handle):
     cdef inline bint awaiting_head(self) noexcept
     cdef double app_deadline(self) noexcept
     cdef int ensure_room(self, Py_ssize_t wanted) except -1
+    cdef int take_own_buffer(self, Py_ssize_t wanted) except -1
+    cdef int let_go_of_shared_buffer(self) except -1
     cdef void shrink_buffer(self, Py_ssize_t capacity) noexcept
     cdef inline char* data(self) noexcept
     cdef inline void consume(self, Py_ssize_t n) noexcept
@@ -571,8 +580,15 @@ cdef class Protocol:
     cdef object spool_dir
     # what a request may hold, normalized once; each connection's parsers copy it
     cdef Limits limits
+    # where every connection's head parser writes a complete head's field spans:
+    # a head is turned into its environ as soon as it is parsed (on_head), so one
+    # array serves them all, and a connection holds none
+    cdef FieldSpan* fields
     # forwarder_headers, upper-case, for the head parsers; None: none configured
     cdef frozenset forwarder_names
+    # --protocol uwsgi: the reader of request packets (one per server: a packet is
+    # read whole, at once); None: HTTP/1.1
+    cdef UwsgiPacket uwsgi
 
     cdef void on_event(self, Connection conn, uint32_t events) except *
     cdef void on_readable(self, Connection conn) except *
@@ -587,7 +603,11 @@ cdef class Protocol:
     cdef bint read_proxy_header(self, Connection conn) except -1
     cdef void next_request(self, Connection conn) except *
     cdef inline double body_deadline(self, Connection conn) noexcept
+    cdef bint read_uwsgi_packet(self, Connection conn) except -1
     cdef void on_head(self, Connection conn, Py_ssize_t head_length) except *
+    cdef int begin_body(self, Connection conn, Py_ssize_t request_head_length,
+                        const char* method, Py_ssize_t method_length, int body_kind,
+                        int64_t length) except -1
     cdef void reserve_body_memory(self, Connection conn, int body_kind, int64_t length) except *
     cdef inline void release_body_memory(self, Exchange exchange) noexcept
     cdef void spool_failed(self, Connection conn, object error) except *
@@ -736,6 +756,9 @@ cdef class Server:
     cdef int waker_fd
     cdef Handle waker
     cdef dict connections
+    # what every plain connection reads into when it holds no buffer of its own
+    # (READ_BUFFER_INITIAL bytes); what is left unanswered moves out of it
+    cdef char* read_buffer
     cdef Protocol protocol
     cdef AppDriver driver
     cdef ResponseWriter writer
@@ -767,6 +790,8 @@ cdef class Server:
     cdef AllowList forwarded_allow
     cdef bint proxy_protocol
     cdef AllowList proxy_allow
+    # --protocol uwsgi: the front ends allowed to send packets; None: HTTP/1.1
+    cdef AllowList uwsgi_allow
 
     cdef bint running
     cdef bint stopping

@@ -32,7 +32,8 @@ from libc.stdlib cimport malloc, free, realloc
 from libc.string cimport memcpy, memmove, memset, strlen
 
 from fastwsgi._parser cimport (HeadParser, BodyDecoder, normalize_limits, BODY_NONE,
-                               BODY_LENGTH, BODY_CHUNKED, PARSE_INCOMPLETE)
+                               BODY_LENGTH, BODY_CHUNKED, PARSE_INCOMPLETE, UwsgiPacket,
+                               UwsgiVar)
 from fastwsgi._environ cimport EnvironBuilder
 from fastwsgi.includes.http_chars cimport (
     FIELD_CONTENT, METHOD_COUNT, METHOD_OTHER, TCHAR, equals_lowered, method_index, method_names)
@@ -111,12 +112,36 @@ include "loop/handoff.pxi"
 cdef class AllowList:
 
     def __cinit__(self, ips):
-        addresses = [ip.strip() for ip in ips]
+        import ipaddress
+        addresses = [ip.strip() for ip in ips if ip.strip()]
         self.everyone = "*" in addresses
         self.addresses = frozenset(addresses)
+        # CIDR networks (gunicorn takes them, e.g. a cluster's pod range); a single
+        # address written as one ("10.0.0.1/32") is an address.
+        networks = [ipaddress.ip_network(ip, strict=False) for ip in addresses
+                    if "/" in ip and ip != "*"]
+        self.addresses |= frozenset([str(net.network_address) for net in networks
+                                     if net.num_addresses == 1])
+        self.networks = tuple([net for net in networks if net.num_addresses > 1]) or None
 
     cdef bint allows(self, str address):
-        return self.everyone or address in self.addresses
+        # Asked once per connection, when it is accepted.
+        if self.everyone or address in self.addresses:
+            return True
+        return self.networks is not None and self.in_networks(address)
+
+    cdef bint in_networks(self, str address) except -1:
+        import ipaddress
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        for network in self.networks:
+            if ip.version == network.version and ip in network:
+                return True
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            return self.in_networks(str(ip.ipv4_mapped))
+        return False
 
 
 cdef class Handle:
@@ -178,6 +203,9 @@ cdef class Server:
         self.hooks = hooks if hooks is not None else ServerHooks()
         self.error_log = self.hooks.error_log or logger
         self.connections = {}
+        self.read_buffer = <char*>malloc(READ_BUFFER_INITIAL)
+        if self.read_buffer == NULL:
+            raise MemoryError()
         self.flush_queue = []
         self.retired = []
         self.epfd = -1
@@ -202,6 +230,8 @@ cdef class Server:
         self.forwarded_allow = AllowList(opts.forwarded_allow_ips)
         self.proxy_protocol = bool(opts.proxy_protocol)
         self.proxy_allow = AllowList(opts.proxy_allow_ips)
+        if opts.protocol == "uwsgi":
+            self.uwsgi_allow = AllowList(opts.uwsgi_allow_ips)
         self.on_tick = self.hooks.on_tick
         if getattr(opts, "metrics", None) is not None:
             self.metrics_slot = MetricsSlot(opts.metrics)
@@ -220,6 +250,10 @@ cdef class Server:
             channel = getattr(opts, "handoff_channel", None)
             if channel is not None and opts.multiprocess:
                 self.handoff = HandOff(self, channel)
+
+    def __dealloc__(self):
+        # (every connection let go of it when it closed)
+        free(self.read_buffer)
 
     # -- control -----------------------------------------------------------
 

@@ -11,6 +11,7 @@
 #                          line when it ends, the field lines when the head does
 #   parser/framing.pxi     what the fields mean: Host, body framing, keep-alive, Expect
 #   parser/body.pxi        BodyDecoder: Content-Length and chunked bodies, in place
+#   parser/uwsgi.pxi       UwsgiPacket: the uwsgi protocol's request packet, its vars as spans
 #   parser/python_api.pxi  RequestParser, ParsedRequest and character_class, for Python
 # Character classes and compares come from includes/http_chars.h.
 
@@ -126,6 +127,8 @@ cdef class HeadParser:
 
     # results, valid after parse() returned a head length
     cdef FieldSpan* fields
+    # False when ``fields`` is the caller's (configure_shared)
+    cdef bint owns_fields
     cdef Py_ssize_t nfields
     cdef int body_kind
     cdef int64_t content_length
@@ -139,6 +142,7 @@ cdef class HeadParser:
     cdef str error_reason
 
     cdef int configure(self, const Limits* limits) except -1
+    cdef void configure_shared(self, const Limits* limits, FieldSpan* fields) noexcept
     cdef void reset(self) noexcept
     cdef Py_ssize_t parse(self, char* buf, Py_ssize_t length) except -2
     cdef int fail(self, int status, str reason) except -2
@@ -184,3 +188,49 @@ cdef class ParsedRequest:
     cdef readonly HeadParser head_parser
 
     cdef bytes _span(self, Span span)
+
+
+# What a uwsgi var is, by its key.
+cdef enum UwsgiVarKind:
+    UWSGI_VAR_CGI = 0       # a CGI variable (REQUEST_METHOD, PATH_INFO, ...)
+    UWSGI_VAR_HTTP = 1      # HTTP_*: a request header's line, as the front end got it
+    UWSGI_VAR_SERVERS = 2   # wsgi.*, gunicorn.*, fastwsgi.*: the server's own keys
+
+# One var of a uwsgi packet: spans of its key and value in the packet's buffer.
+ctypedef struct UwsgiVar:
+    Span key
+    Span value
+    unsigned char kind      # UwsgiVarKind
+
+
+@cython.final
+cdef class UwsgiPacket:
+    cdef Limits limits
+    # results, valid after parse() returned the packet's size
+    cdef UwsgiVar* vars
+    cdef Py_ssize_t nvars
+    cdef Py_ssize_t capacity
+    # where the variables the server reads are (-1: not sent)
+    cdef Py_ssize_t method_var
+    cdef Py_ssize_t path_var
+    cdef Py_ssize_t uri_var
+    cdef Py_ssize_t query_var
+    cdef Py_ssize_t script_var
+    cdef Py_ssize_t https_var
+    cdef Py_ssize_t scheme_var
+    cdef Py_ssize_t request_scheme_var
+    cdef Py_ssize_t length_var
+    cdef int64_t content_length
+    cdef bint head_request
+    # why the last parse failed
+    cdef int error_status
+    cdef str error_reason
+
+    cdef int configure(self, const Limits* limits) except -1
+    cdef void reset(self) noexcept
+    cdef Py_ssize_t parse(self, const char* buf, Py_ssize_t length) except -2
+    cdef int fail(self, int status, str reason) except -2
+    cdef int _unsupported(self, unsigned char modifier1) except -2
+    cdef int _cgi_var(self, const char* key, Py_ssize_t n) except -2
+    cdef int _check_cgi_value(self, const char* buf, const char* key, Py_ssize_t n,
+                              Py_ssize_t value_at, Py_ssize_t value_length) except -2

@@ -10,6 +10,7 @@ a time stays linear.  Limits are enforced while the head is still arriving.
 The body decoder turns Content-Length or chunked framing into body bytes in
 place (the decoded bytes are moved to the front of the buffer handed in).
 """
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_DecodeLatin1
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport uint64_t
@@ -48,4 +49,5 @@ include "parser/target.pxi"
 include "parser/framing.pxi"
 include "parser/head.pxi"
 include "parser/body.pxi"
+include "parser/uwsgi.pxi"
 include "parser/python_api.pxi"

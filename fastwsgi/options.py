@@ -99,6 +99,11 @@ class ServerOptions:
     # Whether a PROXY header is read (proxy_protocol other than "off").
     proxy_protocol: bool = _setting_default("proxy_protocol", lambda mode: mode != "off")
     proxy_allow_ips: Sequence[str] = _setting_default("proxy_allow_ips", tuple)
+    # What the sockets speak: "http" (HTTP/1.1) or "uwsgi" (the uwsgi protocol's
+    # request packets, from a front end such as nginx's uwsgi_pass).
+    protocol: str = _setting_default("protocol")
+    # Front ends allowed to send uwsgi packets (Unix sockets always are).
+    uwsgi_allow_ips: Sequence[str] = _setting_default("uwsgi_allow_ips", tuple)
 
     # TLS: an ssl.SSLContext for the server side (fastwsgi.tls.ssl_context makes
     # gunicorn's); every listener then speaks TLS. None: plain HTTP.

@@ -366,11 +366,13 @@ SETTINGS: list[Setting] = [
       meta="MODE", nargs="?", const="auto"),
     S("proxy_allow_ips", "Server Mechanics", ("--proxy-allow-from",), v.address_list, LOCAL_ADDRESSES,
       "Front ends (IPs, networks or *) allowed to send a PROXY header."),
-    S("protocol", "Server Mechanics", ("--protocol",), v.string, "http",
-      "The protocol on the sockets; only http is served.", meta="STRING", support=REFUSED,
-      honoured=lambda p: p == "http"),
+    S("protocol", "Server Mechanics", ("--protocol",), v.choice("http", "uwsgi"), "http",
+      "What the sockets speak: http (HTTP/1.x), or uwsgi, the uwsgi protocol's request "
+      "packets from a front end such as nginx's uwsgi_pass (include uwsgi_params): the "
+      "environ is the packet's vars, as uWSGI makes it.", meta="STRING"),
     S("uwsgi_allow_ips", "Server Mechanics", ("--uwsgi-allow-from",), v.address_list, LOCAL_ADDRESSES,
-      "Front ends allowed to speak uWSGI.", support=IGNORED),
+      "Front ends (IPs, networks or *) allowed to send uwsgi packets; any other peer gets "
+      "403. Unix socket peers are always allowed."),
     # --- SSL ---
     S("keyfile", "SSL", ("--keyfile",), v.string, None,
       "The TLS private key file (PEM); left out, the key is read from certfile.", meta="FILE"),

@@ -61,6 +61,8 @@ def server_options(cfg: Any, max_requests: int) -> ServerOptions:
         forwarder_headers=tuple(cfg.forwarder_headers),
         proxy_protocol=cfg.proxy_protocol != "off",
         proxy_allow_ips=tuple(cfg.proxy_allow_ips),
+        protocol=cfg.protocol,
+        uwsgi_allow_ips=tuple(cfg.uwsgi_allow_ips),
         suppress_ragged_eofs=cfg.suppress_ragged_eofs,
         multiprocess=cfg.workers > 1,
     )

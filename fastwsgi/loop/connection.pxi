@@ -46,6 +46,8 @@ cdef class Connection(Handle):
         """Makes room for ``wanted`` more bytes after the unread ones."""
         cdef char* grown
         cdef Py_ssize_t capacity = self.rcap
+        if self.rbuf == self.server.read_buffer:
+            return self.take_own_buffer(wanted)
         if self.rstart:
             # Unread bytes move to the front once per read, not once per request.
             memmove(self.rbuf, self.rbuf + self.rstart, self.rlen)
@@ -59,6 +61,33 @@ cdef class Connection(Handle):
             raise MemoryError()
         self.rbuf = grown
         self.rcap = capacity
+        return 0
+
+    cdef int take_own_buffer(self, Py_ssize_t wanted) except -1:
+        """The unread bytes move off the server's shared read buffer into one of
+        this connection's own, with room for ``wanted`` more."""
+        cdef Py_ssize_t capacity = READ_BUFFER_INITIAL
+        cdef char* own
+        while capacity - self.rlen < wanted:
+            capacity *= 2
+        own = <char*>malloc(capacity)
+        if own == NULL:
+            raise MemoryError()
+        memcpy(own, self.rbuf + self.rstart, self.rlen)
+        self.rbuf = own
+        self.rcap = capacity
+        self.rstart = 0
+        return 0
+
+    cdef int let_go_of_shared_buffer(self) except -1:
+        """After a read into the server's buffer: nothing unread, no buffer held;
+        else what is unread keeps in one of its own (the next read is another
+        connection's)."""
+        if self.rlen:
+            return self.take_own_buffer(0)
+        self.rbuf = NULL
+        self.rcap = 0
+        self.rstart = 0
         return 0
 
     cdef void shrink_buffer(self, Py_ssize_t capacity) noexcept:
@@ -238,18 +267,24 @@ cdef Connection new_connection(Server server, Listener listener, int fd, sockadd
         conn.remote_port = str(port)
         conn.trusted_proxy = server.forwarded_allow.allows(conn.remote_addr)
         conn.proxy_header_expected = server.proxy_protocol and server.proxy_allow.allows(conn.remote_addr)
+        conn.uwsgi_allowed = server.uwsgi_allow is None or server.uwsgi_allow.allows(conn.remote_addr)
     else:
         conn.remote_addr = ""
         conn.remote_port = ""
         conn.trusted_proxy = True
         conn.proxy_header_expected = server.proxy_protocol
-    conn.rcap = READ_BUFFER_INITIAL
-    conn.rbuf = <char*>malloc(conn.rcap)
-    if conn.rbuf == NULL:
-        conn.transport.close()
-        raise MemoryError()
+        # gunicorn: "Connections not associated with an IP address are treated as allowed"
+        conn.uwsgi_allowed = True
+    if listener.tls is not None:
+        # TLS decrypts into it between reads, and its handshake reads into it.
+        conn.rcap = READ_BUFFER_INITIAL
+        conn.rbuf = <char*>malloc(conn.rcap)
+        if conn.rbuf == NULL:
+            conn.transport.close()
+            raise MemoryError()
+    # else: none until bytes are left unanswered (Protocol.on_readable)
     conn.head = HeadParser.__new__(HeadParser)
-    conn.head.configure(&protocol.limits)
+    conn.head.configure_shared(&protocol.limits, protocol.fields)
     conn.head.forwarder_names = protocol.forwarder_names
     conn.body = BodyDecoder.__new__(BodyDecoder)
     conn.body.configure(&protocol.limits)

@@ -94,6 +94,8 @@ cdef class HandOff:
             conn.remote_port = remote_port
             conn.trusted_proxy = trusted
             conn.proxy_header_expected = False
+            # (uwsgi_allow_ips: a connection refused would have been closed there)
+            conn.uwsgi_allowed = True
             taken += 1
             # Its request is waiting: read it now rather than on the next round.
             try:

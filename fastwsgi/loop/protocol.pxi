@@ -16,8 +16,17 @@ cdef class Protocol:
         self.body_memory_limit = options.body_memory_limit
         self.spool_dir = options.spool_dir
         normalize_limits(&self.limits, options)
+        self.fields = <FieldSpan*>malloc(sizeof(FieldSpan) * self.limits.fields)
+        if self.fields == NULL:
+            raise MemoryError()
         names = frozenset([name.strip().upper() for name in options.forwarder_headers if name.strip()])
         self.forwarder_names = names or None
+        if options.protocol == "uwsgi":
+            self.uwsgi = UwsgiPacket.__new__(UwsgiPacket)
+            self.uwsgi.configure(&self.limits)
+
+    def __dealloc__(self):
+        free(self.fields)
 
     # -- events ------------------------------------------------------------
 
@@ -111,15 +120,25 @@ cdef class Protocol:
 
     cdef void on_readable(self, Connection conn) except *:
         cdef Py_ssize_t n, room
+        cdef char* shared = self.server.read_buffer
         if conn.state == STATE_CLOSING:
             self.drain_closing(conn)
             return
-        if conn.rstart or conn.rlen == conn.rcap:
+        if conn.rbuf == NULL:
+            # A plain connection with nothing unread holds no read buffer: its bytes
+            # land in the server's, and only what is left unanswered moves to one of
+            # its own (an idle keep-alive connection costs its objects, not a
+            # buffer's pages).
+            conn.rbuf = shared
+            conn.rcap = READ_BUFFER_INITIAL
+        elif conn.rstart or conn.rlen == conn.rcap:
             # compacts the unread bytes to the front, and grows a full buffer
             conn.ensure_room(1)
         room = conn.rcap - conn.rstart - conn.rlen
         n = conn.transport.recv_into(conn.rbuf + conn.rstart + conn.rlen, room)
         if n == IO_BLOCKED:
+            if conn.rbuf == shared:
+                conn.let_go_of_shared_buffer()
             return
         if n == IO_FAILED:
             self.close(conn)
@@ -140,6 +159,13 @@ cdef class Protocol:
             if conn.metrics != NULL:
                 conn.metrics[M_BYTES_IN] += n
         self.drive(conn)
+        # (close() lets go of it too, when drive closed the connection)
+        if conn.rbuf == shared:
+            if conn.rlen:
+                conn.take_own_buffer(0)
+            else:
+                conn.rbuf = NULL
+                conn.rcap = 0
 
     cdef void resume_body(self, Connection conn) except *:
         """Pulls more of a response's body from the app's iterable (no threads): an
@@ -253,15 +279,19 @@ cdef class Protocol:
                     return
                 if conn.proxy_header_expected and not self.read_proxy_header(conn):
                     return
-                consumed = conn.head.parse(conn.data(), conn.rlen)
-                if consumed == PARSE_INCOMPLETE:
-                    if conn.peer_closed:
-                        self.close(conn)
-                    return
-                if consumed < 0:
-                    self.reject(conn, conn.head.error_status, conn.head.error_reason)
-                    return
-                self.on_head(conn, consumed)
+                if self.uwsgi is not None:
+                    if not self.read_uwsgi_packet(conn):
+                        return
+                else:
+                    consumed = conn.head.parse(conn.data(), conn.rlen)
+                    if consumed == PARSE_INCOMPLETE:
+                        if conn.peer_closed:
+                            self.close(conn)
+                        return
+                    if consumed < 0:
+                        self.reject(conn, conn.head.error_status, conn.head.error_reason)
+                        return
+                    self.on_head(conn, consumed)
             if conn.state == STATE_BODY:
                 if exchange.body_in_place and conn.rlen < conn.body.remaining:
                     if conn.peer_closed:
@@ -318,12 +348,58 @@ cdef class Protocol:
         conn.consume(header.consumed)
         return conn.rlen > 0
 
+    cdef bint read_uwsgi_packet(self, Connection conn) except -1:
+        """--protocol uwsgi: the request packet at the front of the read buffer
+        becomes the exchange's environ; False while incomplete or refused."""
+        cdef UwsgiPacket packet = self.uwsgi
+        cdef Exchange exchange = conn.exchange
+        cdef char* request_bytes = conn.data()
+        cdef Py_ssize_t size
+        cdef UwsgiVar* method
+        if not conn.uwsgi_allowed:
+            # gunicorn's check and answer (uwsgi_allow_ips; Unix sockets are allowed)
+            self.reject(conn, 403, f"uwsgi request from {conn.remote_addr!r} not allowed")
+            return False
+        size = packet.parse(request_bytes, conn.rlen)
+        if size == PARSE_INCOMPLETE:
+            if conn.peer_closed:
+                self.close(conn)
+            return False
+        if size < 0:
+            self.reject(conn, packet.error_status, packet.error_reason)
+            return False
+        exchange.is_head = packet.head_request
+        exchange.environ = conn.listener.environ_builder.build_uwsgi(
+            packet, request_bytes, conn.remote_addr, conn.remote_port)
+        if exchange.environ is None:
+            self.reject(conn, conn.listener.environ_builder.refusal_status,
+                        conn.listener.environ_builder.refusal_reason)
+            return False
+        # The response goes to the front end, which frames it for its client:
+        # its body is never chunked (nginx would pass the chunks on as content),
+        # and without a Content-Length it ends when the connection does. An
+        # answer to HEAD too: nginx reads one until the connection closes.
+        exchange.version_minor = 0
+        exchange.keep_alive = self.keepalive > 0 and not packet.head_request
+        method = &packet.vars[packet.method_var]
+        self.begin_body(conn, size, request_bytes + method.value.off, method.value.len,
+                        BODY_LENGTH if packet.content_length else BODY_NONE,
+                        packet.content_length)
+        return True
+
     cdef void next_request(self, Connection conn) except *:
         """The response is complete and the connection stays open: expect the next request."""
         conn.exchange.reset()
-        if conn.rlen == 0 and conn.rcap > READ_BUFFER_INITIAL:
-            # A large body grew the buffer; an idle connection keeps only a small one.
-            conn.shrink_buffer(READ_BUFFER_INITIAL)
+        if conn.rlen == 0 and conn.rbuf != self.server.read_buffer:
+            if conn.transport.tls is None:
+                # Its next bytes land in the server's buffer (on_readable).
+                free(conn.rbuf)
+                conn.rbuf = NULL
+                conn.rcap = 0
+                conn.rstart = 0
+            elif conn.rcap > READ_BUFFER_INITIAL:
+                # A large body grew the buffer; an idle connection keeps only a small one.
+                conn.shrink_buffer(READ_BUFFER_INITIAL)
         conn.enter(STATE_HEAD if conn.rlen else STATE_IDLE)
 
     cdef double body_deadline(self, Connection conn) noexcept:
@@ -361,6 +437,8 @@ cdef class Protocol:
         exchange.keep_alive = head.keep_alive and self.keepalive > 0
         exchange.version_minor = head.version_minor
         exchange.is_head = head.head_request
+        # What follows is begin_body's, written out: HTTP/1.1 heads are the hot
+        # path, and the call is instructions bench/callgrind.py counts.
         exchange.request_start = now
         if conn.metrics != NULL:
             exchange.method_index = method_index(request_bytes + head.method.off, head.method.len)
@@ -378,6 +456,29 @@ cdef class Protocol:
         if head.expect_continue and head.body_kind != BODY_NONE and conn.rlen == 0:
             # RFC 9110 §10.1.1: the head passed every check, so invite the body.
             conn.queue(CONTINUE_100)
+
+    cdef int begin_body(self, Connection conn, Py_ssize_t request_head_length,
+                        const char* method, Py_ssize_t method_length, int body_kind,
+                        int64_t length) except -1:
+        """The request's head (``request_head_length`` bytes) is read and its environ
+        made: its body is received next, framed as ``body_kind`` says. (on_head has
+        its own copy, for HTTP/1.1's hot path.)"""
+        cdef Exchange exchange = conn.exchange
+        cdef double now = self.server.now
+        exchange.request_start = now
+        if conn.metrics != NULL:
+            exchange.method_index = method_index(method, method_length)
+            exchange.in_flight = True
+            conn.metrics[M_IN_FLIGHT] += 1
+        conn.consume(request_head_length)
+        conn.body.start(body_kind, length)
+        if body_kind != BODY_NONE:
+            self.reserve_body_memory(conn, body_kind, length)
+        conn.enter(STATE_BODY)
+        exchange.body_started_at = now
+        # what came in with the head counts toward the upload's rate
+        exchange.body_received = conn.rlen
+        return 0
 
     cdef void reserve_body_memory(self, Connection conn, int body_kind, int64_t length) except *:
         """Where this body is received: whole into the read buffer, into a buffer that
@@ -422,8 +523,9 @@ cdef class Protocol:
         if conn.metrics != NULL:
             count_refusal(conn.metrics, status)
             self.server.driver.end_in_flight(exchange)
-        if status == 408 or status >= 500:
-            # Slow clients and our own storage failures (logged where they happen).
+        if status == 408 or (status >= 500 and status != 501):
+            # Slow clients and our own storage failures (logged where they happen);
+            # a 501 is the client's (a transfer coding, a uwsgi packet type unknown).
             self.error_log.debug("refused request from %s: %d %s", conn.remote_addr, status, reason)
         else:
             # gunicorn's handle_error: a malformed request is a WARNING, seen by default.
@@ -497,6 +599,9 @@ cdef class Protocol:
             exchange.body_buffer.discard()
             exchange.body_buffer = None
         conn.state = STATE_CLOSED
+        if conn.rbuf == self.server.read_buffer:
+            conn.rbuf = NULL   # the server's, not this connection's to free
+            conn.rlen = 0
         if conn.metrics != NULL:
             conn.metrics[M_OPEN_CONNECTIONS] -= 1
             self.server.driver.end_in_flight(exchange)

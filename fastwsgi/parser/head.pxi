@@ -24,15 +24,31 @@ cdef class HeadParser:
 
     cdef int configure(self, const Limits* limits) except -1:
         self.limits = limits[0]
-        free(self.fields)
+        if self.owns_fields:
+            free(self.fields)
         self.fields = <FieldSpan*>malloc(sizeof(FieldSpan) * limits.fields)
         if self.fields == NULL:
             raise MemoryError()
+        self.owns_fields = True
         self.reset()
         return 0
 
+    cdef void configure_shared(self, const Limits* limits, FieldSpan* fields) noexcept:
+        """As configure(), with the field spans written into ``fields`` (room for
+        limits.fields), which the caller owns and may give every parser it reads
+        heads with one at a time: the spans are written when a head is complete and
+        read before the next parse (the loop's connections, whose heads are each
+        turned into an environ as soon as they are parsed)."""
+        self.limits = limits[0]
+        if self.owns_fields:
+            free(self.fields)
+        self.fields = fields
+        self.owns_fields = False
+        self.reset()
+
     def __dealloc__(self):
-        free(self.fields)
+        if self.owns_fields:
+            free(self.fields)
 
     cdef void reset(self) noexcept:
         self.scan_pos = -1

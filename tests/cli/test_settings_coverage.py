@@ -13,13 +13,8 @@ gunicorn_config = pytest.importorskip("gunicorn.config")
 
 DOCS = (ROOT / "docs" / "settings.md").read_text()
 
-# Settings not yet served that carry no note (why ignoring is harmless, or what to do
-# instead of a refused value); strict: once one has, it must be taken off this list.
-WITHOUT_NOTE_YET = {"uwsgi_allow_ips", "control_socket", "control_socket_mode", "protocol"}
-
 # A value gunicorn acts on, for each refused setting (flags as a gunicorn user passes them).
 REFUSED_FLAGS = {
-    "protocol": ["--protocol", "uwsgi"],
     "http_protocols": ["--http-protocols", "h1,h2"],
     "dirty_apps": ["--dirty-app", "webapp:application", "--dirty-workers", "1"],
     "dirty_workers": ["--dirty-workers", "2", "--dirty-app", "webapp:application"],
@@ -53,10 +48,7 @@ def test_in_the_table_and_the_docs(name):
 
 
 def _params(support: str) -> list:
-    return [pytest.param(s.name, id=s.name,
-                         marks=[pytest.mark.xfail(strict=True, reason="not served yet, no note")]
-                         if s.name in WITHOUT_NOTE_YET else [])
-            for s in SETTINGS if s.support == support]
+    return [pytest.param(s.name, id=s.name) for s in SETTINGS if s.support == support]
 
 
 @pytest.mark.parametrize("name", _params(IGNORED))

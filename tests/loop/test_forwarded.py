@@ -32,6 +32,16 @@ def test_the_scheme_from_a_trusted_front_end_only(trusted):
     assert SEEN["HTTP_X_FORWARDED_PROTO"] == "https"
 
 
+@pytest.mark.parametrize("allowed, trusted", [
+    (("127.0.0.0/8",), True), (("10.0.0.0/8", "::1/128"), False), (("127.0.0.1/32",), True),
+], ids=["network-with-peer", "networks-without", "one-address-network"])
+def test_a_network_in_forwarded_allow_ips_trusts_its_addresses(allowed, trusted):
+    # gunicorn 27 takes CIDR networks here (a cluster's pod range, say).
+    with running(recording_app, forwarded_allow_ips=allowed) as server:
+        exchange(server, request("/", "X-Forwarded-Proto: https\r\n"))
+    assert SEEN["wsgi.url_scheme"] == ("https" if trusted else "http")
+
+
 def test_contradictory_scheme_headers_are_refused_with_gunicorns_400():
     with running(recording_app) as server:
         answer = exchange(server, request("/", "X-Forwarded-Proto: https\r\nX-Forwarded-Ssl: off\r\n"))

@@ -30,7 +30,11 @@ def load_http(path: Path) -> bytes:
     raw = path.read_bytes()
     if b"\r" in raw:
         raise ValueError(f"{path.name}: a raw CR; write \\r")
-    raw = raw.replace(b"\n", b"")
+    return unescape(raw.replace(b"\n", b""), path.name)
+
+
+def unescape(raw: bytes, name: str) -> bytes:
+    """Bytes written with load_http's escapes."""
     out = bytearray()
     i = 0
     while i < len(raw):
@@ -47,7 +51,7 @@ def load_http(path: Path) -> bytes:
             out.append(int(raw[i + 2:i + 4], 16))
             i += 4
         else:
-            raise ValueError(f"{path.name}: unknown escape \\{chr(escape)}")
+            raise ValueError(f"{name}: unknown escape \\{chr(escape)}")
     return bytes(out)
 
 

@@ -1,6 +1,6 @@
 """Apps for the memory tests, served by a fastwsgi process of their own.
 
-    python -m support.apps.memory stream_gib|count_upload
+    python -m support.apps.memory stream_gib|count_upload|hello
 
 prints the port, then serves that app until SIGTERM.
 """
@@ -31,8 +31,15 @@ def count_upload(environ, start_response):
     return [body]
 
 
+def hello(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+    return [b"hi"]
+
+
 if __name__ == "__main__":
     from fastwsgi.options import ServerOptions
     from support.apps import listening_server
 
-    listening_server(globals()[sys.argv[1]], ServerOptions(io_timeout=20), backlog=16).run()
+    # keep-alive long enough for the idle connections a test counts
+    listening_server(globals()[sys.argv[1]], ServerOptions(io_timeout=20, keepalive=60),
+                     backlog=1024).run()
