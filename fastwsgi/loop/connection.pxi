@@ -46,7 +46,8 @@ cdef class Connection(Handle):
         """Makes room for ``wanted`` more bytes after the unread ones."""
         cdef char* grown
         cdef Py_ssize_t capacity = self.rcap
-        if self.rbuf == self.server.read_buffer:
+        if self.rbuf == self.server.read_buffer or self.rbuf == NULL:
+            # (NULL: a plain connection between requests holds none)
             return self.take_own_buffer(wanted)
         if self.rstart:
             # Unread bytes move to the front once per read, not once per request.
@@ -73,7 +74,8 @@ cdef class Connection(Handle):
         own = <char*>malloc(capacity)
         if own == NULL:
             raise MemoryError()
-        memcpy(own, self.rbuf + self.rstart, self.rlen)
+        if self.rlen:
+            memcpy(own, self.rbuf + self.rstart, self.rlen)
         self.rbuf = own
         self.rcap = capacity
         self.rstart = 0
