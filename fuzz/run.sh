@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A coverage-guided run of the parser fuzzer under AddressSanitizer.
+# A coverage-guided run of the parser fuzzer under AddressSanitizer, then of the uwsgi
+# packet reader's (fuzz/uwsgi_fuzz.py) for UWSGI_SECONDS (default 20).
 #
 # Usage: fuzz/run.sh [SECONDS] [libFuzzer flags...]      (default 60 seconds)
 #   CI: fuzz/run.sh 90              the bounded run .ci/run does
@@ -25,9 +26,11 @@ if ! command -v "${CC:-clang}" >/dev/null; then
 fi
 "$PYTHON" -c 'import atheris' 2>/dev/null || "$PYTHON" -m pip install -q atheris
 
-OUT="$OUT" bash fuzz/build.sh _parser
+UWSGI_SECONDS=${UWSGI_SECONDS:-20}
+OUT="$OUT" bash fuzz/build.sh _parser _environ
 "$PYTHON" fuzz/seeds.py "$OUT/seeds"
-mkdir -p "$OUT/corpus" "$OUT/findings"
+"$PYTHON" fuzz/uwsgi_fuzz.py --seeds "$OUT/uwsgi-seeds"
+mkdir -p "$OUT/corpus" "$OUT/uwsgi-corpus" "$OUT/findings"
 # detect_leaks=0: CPython keeps memory alive until exit on purpose.
 # PYTHONMALLOC=malloc: every Python object its own allocation, so ASan sees a read
 # past the end of the buffer the parser is handed.
@@ -36,3 +39,8 @@ ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 PYTHONMALLOC=malloc \
     "$PYTHON" fuzz/parser_fuzz.py -max_total_time="$SECONDS_TO_RUN" -max_len=4096 -timeout=20 \
     -dict=fuzz/http.dict -print_final_stats=1 -artifact_prefix="$OUT/findings/" "$@" \
     "$OUT/corpus" "$OUT/seeds"
+ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 PYTHONMALLOC=malloc \
+    LD_PRELOAD="$OUT/asan_with_fuzzer.so" PYTHONPATH="$OUT/lib" \
+    "$PYTHON" fuzz/uwsgi_fuzz.py -max_total_time="$UWSGI_SECONDS" -max_len=4096 -timeout=20 \
+    -print_final_stats=1 -artifact_prefix="$OUT/findings/uwsgi-" "$@" \
+    "$OUT/uwsgi-corpus" "$OUT/uwsgi-seeds"

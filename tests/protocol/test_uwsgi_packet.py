@@ -98,55 +98,6 @@ def test_a_var_replaces_a_template_key_once():
 
 # -- an independent reading, against any packet ----------------------------------
 
-TCHARS = set(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-FIELD_BYTES = set(range(0x20, 0x7F)) | {0x09} | set(range(0x80, 0x100))
-READ_ONCE = {b"REQUEST_METHOD", b"PATH_INFO", b"REQUEST_URI", b"QUERY_STRING", b"SCRIPT_NAME",
-             b"HTTPS", b"wsgi.url_scheme", b"REQUEST_SCHEME", b"CONTENT_LENGTH"}
-
-
-def reference_reading(data: bytes):
-    """What the packet is, read plainly: its size and vars, or None for one the
-    parser must refuse (limits left at their defaults), or 0 while incomplete."""
-    if data[:1] not in (b"", b"\x00"):
-        return None
-    if len(data) < 4 or len(data) < 4 + int.from_bytes(data[1:3], "little"):
-        return 0
-    end = 4 + int.from_bytes(data[1:3], "little")
-    pos, found, seen, headers, others = 4, [], set(), 0, 0
-    while pos < end:
-        if end - pos < 2:
-            return None
-        key_length = int.from_bytes(data[pos:pos + 2], "little")
-        key = data[pos + 2:pos + 2 + key_length]
-        pos += 2 + key_length
-        if key_length == 0 or pos + 2 > end or not set(key) <= TCHARS:
-            return None
-        value_length = int.from_bytes(data[pos:pos + 2], "little")
-        value = data[pos + 2:pos + 2 + value_length]
-        pos += 2 + value_length
-        if pos > end or not set(value) <= FIELD_BYTES:
-            return None
-        if key.startswith(b"HTTP_") and len(key) > 5:
-            headers += 1
-            if headers > 100 or len(key) - 5 + len(value) + 4 > 8190:
-                return None
-        else:
-            others += 1
-            if others > 64 or (key in READ_ONCE and key in seen):
-                return None
-            seen.add(key)
-            if key == b"REQUEST_METHOD" and (not value or not set(value) <= TCHARS):
-                return None
-            if key == b"REQUEST_URI" and len(value) > 4094:
-                return None
-            if key == b"CONTENT_LENGTH" and (len(value) > 18 or not value.isdigit() and value):
-                return None
-        found.append((key, value))
-    if b"REQUEST_METHOD" not in seen or not seen & {b"PATH_INFO", b"REQUEST_URI"}:
-        return None
-    return end, found
-
-
 def parser_reading(data: bytes):
     try:
         size, found = UwsgiPacket().parse_bytes(data)
@@ -171,10 +122,10 @@ def test_the_parser_reads_packets_as_an_independent_reading_does(variables, size
         claimed = max(0, int.from_bytes(data[1:3], "little") + (size_skew - 2))
         data = data[:1] + claimed.to_bytes(2, "little") + data[3:]
     data += tail
-    assert parser_reading(data) == reference_reading(data)
+    assert parser_reading(data) == uwsgi.reference_reading(data)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=64))
 def test_any_bytes_are_read_refused_or_awaited(data):
-    assert parser_reading(data) == reference_reading(data)
+    assert parser_reading(data) == uwsgi.reference_reading(data)

@@ -139,3 +139,55 @@ def corpus(kind: str) -> list[tuple[str, bytes, dict]]:
         data += unescape(case.get("rest", "").encode("latin-1"), path.name)
         cases.append((path.stem, data, case))
     return cases
+
+
+# -- an independent reading of a packet (for the property test and the fuzzer) -------
+
+TCHARS = set(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+FIELD_BYTES = set(range(0x20, 0x7F)) | {0x09} | set(range(0x80, 0x100))
+READ_ONCE = {b"REQUEST_METHOD", b"PATH_INFO", b"REQUEST_URI", b"QUERY_STRING", b"SCRIPT_NAME",
+             b"HTTPS", b"wsgi.url_scheme", b"REQUEST_SCHEME", b"CONTENT_LENGTH"}
+
+
+def reference_reading(data: bytes):
+    """What the packet at the start of ``data`` is, read plainly, as the parser must
+    read it with gunicorn's default limits: (its size, its vars as (key, value) bytes),
+    None for one to refuse, or 0 while it is incomplete."""
+    if data[:1] not in (b"", b"\x00"):
+        return None
+    if len(data) < 4 or len(data) < 4 + int.from_bytes(data[1:3], "little"):
+        return 0
+    end = 4 + int.from_bytes(data[1:3], "little")
+    pos, found, seen, headers, others = 4, [], set(), 0, 0
+    while pos < end:
+        if end - pos < 2:
+            return None
+        key_length = int.from_bytes(data[pos:pos + 2], "little")
+        key = data[pos + 2:pos + 2 + key_length]
+        pos += 2 + key_length
+        if key_length == 0 or pos + 2 > end or not set(key) <= TCHARS:
+            return None
+        value_length = int.from_bytes(data[pos:pos + 2], "little")
+        value = data[pos + 2:pos + 2 + value_length]
+        pos += 2 + value_length
+        if pos > end or not set(value) <= FIELD_BYTES:
+            return None
+        if key.startswith(b"HTTP_") and len(key) > 5:
+            headers += 1
+            if headers > 100 or len(key) - 5 + len(value) + 4 > 8190:
+                return None
+        else:
+            others += 1
+            if others > 64 or (key in READ_ONCE and key in seen):
+                return None
+            seen.add(key)
+            if key == b"REQUEST_METHOD" and (not value or not set(value) <= TCHARS):
+                return None
+            if key == b"REQUEST_URI" and len(value) > 4094:
+                return None
+            if key == b"CONTENT_LENGTH" and (len(value) > 18 or not value.isdigit() and value):
+                return None
+        found.append((key, value))
+    if b"REQUEST_METHOD" not in seen or not seen & {b"PATH_INFO", b"REQUEST_URI"}:
+        return None
+    return end, found
