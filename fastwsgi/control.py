@@ -29,6 +29,7 @@ import stat
 import time
 from typing import Any, Callable
 
+from .master_socket import MasterSocketServer
 from .control_protocol import LENGTH, MAX_REQUEST_SIZE, ProtocolError, decode_payload, encode
 
 MAX_CLIENTS = 32
@@ -109,29 +110,30 @@ class ControlConnection:
             self.deadline = now + IDLE_SECONDS
 
 
-class ControlServer:
+class ControlServer(MasterSocketServer):
     """Accepts, reads, answers; ``execute(message) -> answer`` does the commands
     (control_commands.execute bound to the arbiter)."""
 
+    max_clients = MAX_CLIENTS
+
     def __init__(self, path: str, mode: int, execute: Callable[[Any], dict], log: Any) -> None:
+        super().__init__(bind_control_socket(path, mode))
         self.path = path
         self.log = log
         self.execute = execute
-        self.sock = bind_control_socket(path, mode)
         self.inode = _inode(path)
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(self.sock, selectors.EVENT_READ, None)
-        self.clients: dict[int, ControlConnection] = {}
 
-    def fileno(self) -> int:
-        """Readable when the listener or a client is ready (the selector's descriptor)."""
-        return self.selector.fileno()
+    def new_client(self, sock: socket.socket, now: float) -> ControlConnection:
+        return ControlConnection(sock, now)
+
+    def oldest(self) -> ControlConnection:
+        return min(self.clients.values(), key=lambda c: c.last_active)
 
     def handle(self) -> None:
         """Serves whatever is ready now, and drops the clients out of time; never waits."""
         for key, events in self.selector.select(0):
             if key.data is None:
-                self._accept()
+                self.accept()
                 continue
             client = key.data
             if client.sock.fileno() < 0:
@@ -144,36 +146,15 @@ class ControlServer:
                     self._receive(client)
             except (OSError, ProtocolError) as e:
                 self.log.debug("Control client dropped: %s", e)
-                self._drop(client)
+                self.drop(client)
             except Exception:
                 # Whatever a client sends, the master goes on: an error here is a bug,
                 # logged, and costs that client its connection only.
                 self.log.exception("Control client dropped")
-                self._drop(client)
+                self.drop(client)
         self.sweep()
 
-    def sweep(self) -> None:
-        """Drops the clients whose time is up (the master calls this at every wake-up)."""
-        if not self.clients:
-            return
-        now = time.monotonic()
-        for client in [c for c in self.clients.values() if c.deadline <= now]:
-            self._drop(client)
-
     # --- clients ------------------------------------------------------------------
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self.sock.accept()
-            except OSError:   # BlockingIOError: none left; others: try at the next wake-up
-                return
-            if len(self.clients) >= MAX_CLIENTS:
-                self._drop(min(self.clients.values(), key=lambda c: c.last_active))
-            sock.setblocking(False)
-            client = ControlConnection(sock, time.monotonic())
-            self.clients[sock.fileno()] = client
-            self.selector.register(sock, selectors.EVENT_READ, client)
-
     def _receive(self, client: ControlConnection) -> None:
         # The inbox holds less than one whole request here: never more than the largest.
         room = LENGTH.size + MAX_REQUEST_SIZE - len(client.inbox)
@@ -182,7 +163,7 @@ class ControlServer:
         except (BlockingIOError, InterruptedError):
             return
         if not chunk:
-            self._drop(client)
+            self.drop(client)
             return
         client.inbox += chunk
         self._answer_ready(client)
@@ -217,31 +198,11 @@ class ControlServer:
             self.selector.modify(client.sock, selectors.EVENT_WRITE if waiting else selectors.EVENT_READ,
                                  client)
 
-    def _drop(self, client: ControlConnection) -> None:
-        if client.sock.fileno() < 0:
-            return
-        self.clients.pop(client.sock.fileno(), None)
-        try:
-            self.selector.unregister(client.sock)
-        except (KeyError, ValueError):
-            pass
-        client.sock.close()
-
     # --- closing ------------------------------------------------------------------
-    def close_in_child(self) -> None:
-        """In a forked worker: the socket is the master's; its file stays."""
-        for client in list(self.clients.values()):
-            client.sock.close()
-        self.selector.close()
-        self.sock.close()
-
     def close(self) -> None:
         """At the master's exit: every client dropped, the file removed if still ours
         (a newer master may have bound the path since)."""
-        for client in list(self.clients.values()):
-            self._drop(client)
-        self.selector.close()
-        self.sock.close()
+        self.close_sockets()
         if _inode(self.path) == self.inode:
             try:
                 os.unlink(self.path)

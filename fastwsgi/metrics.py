@@ -18,9 +18,9 @@ import os
 import selectors
 import socket
 import struct
-import time
 from typing import Any
 
+from .master_socket import MasterSocketServer
 from .sockets import parse_address
 
 OPEN_CONNECTIONS, IN_FLIGHT, BYTES_IN, BYTES_OUT, DURATION_SUM_US = 0, 1, 2, 3, 4
@@ -39,7 +39,6 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # one has this long to send its request and take the answer, and this many may be
 # open at once (the oldest is dropped for a new one).
 REQUEST_TIMEOUT = 1.0
-MAX_CLIENTS = 16
 HEAD_LIMIT = 8192
 
 
@@ -160,20 +159,20 @@ class ScrapeClient:
         self.out = b""
 
 
-class MetricsServer:
+class MetricsServer(MasterSocketServer):
     """The master's side: slots for workers, its own counters, and /metrics.
 
     The endpoint is served without blocking: the listener and every client are on
     a selector of their own, whose descriptor the master's wait includes, so that
-    a silent or slow client never delays signals, reaping or spawning."""
+    a silent or slow client never delays signals, reaping or spawning
+    (master_socket.py)."""
+
+    max_clients = 16
 
     def __init__(self, spec: str, max_workers: int, log: Any) -> None:
         self.log = log
+        super().__init__(bind_metrics(spec))
         self.area = MetricsArea(max(4 * max_workers, 64))
-        self.sock = bind_metrics(spec)
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(self.sock, selectors.EVENT_READ, None)
-        self.clients: dict[int, ScrapeClient] = {}   # in the order they came
         self.slots: dict[int, int] = {}  # worker pid -> slot
         self._exits_to_replace = 0
 
@@ -184,10 +183,6 @@ class MetricsServer:
         if self.sock.family == socket.AF_INET6:
             return f"http://[{name[0]}]:{name[1]}"
         return f"http://{name[0]}:{name[1]}"
-
-    def fileno(self) -> int:
-        """Readable when the listener or a client is ready (the selector's descriptor)."""
-        return self.selector.fileno()
 
     # --- workers ------------------------------------------------------------------
     def slot_for_new_worker(self) -> tuple[int | None, memoryview | None]:
@@ -231,7 +226,7 @@ class MetricsServer:
         """Serves whatever is ready now, and drops the clients out of time; never waits."""
         for key, events in self.selector.select(0):
             if key.data is None:
-                self._accept()
+                self.accept()
                 continue
             client = key.data
             try:
@@ -240,35 +235,19 @@ class MetricsServer:
                 if client.out and events & selectors.EVENT_WRITE:
                     self._write(client)
             except OSError:
-                self._drop(client)
+                self.drop(client)
         self.sweep()
 
-    def sweep(self) -> None:
-        """Drops the clients whose time is up (the master calls this at every wake-up)."""
-        if not self.clients:
-            return
-        now = time.monotonic()
-        for client in [c for c in self.clients.values() if c.deadline <= now]:
-            self._drop(client)
+    def new_client(self, sock: socket.socket, now: float) -> ScrapeClient:
+        return ScrapeClient(sock, now + REQUEST_TIMEOUT)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                sock, _ = self.sock.accept()
-            except OSError:   # BlockingIOError: none left; others: try at the next wake-up
-                return
-            if len(self.clients) >= MAX_CLIENTS:
-                self._drop(next(iter(self.clients.values())))   # the oldest
-            sock.setblocking(False)
-            client = ScrapeClient(sock, time.monotonic() + REQUEST_TIMEOUT)
-            self.clients[sock.fileno()] = client
-            self.selector.register(sock, selectors.EVENT_READ, client)
-            # A scraper's request is usually there already: answered now, it cannot
-            # be the oldest client dropped for the next one.
-            try:
-                self._read(client)
-            except OSError:
-                self._drop(client)
+    def accepted(self, client: ScrapeClient) -> None:
+        # A scraper's request is usually there already: answered now, it cannot
+        # be the oldest client dropped for the next one.
+        try:
+            self._read(client)
+        except OSError:
+            self.drop(client)
 
     def _read(self, client: ScrapeClient) -> None:
         try:
@@ -276,7 +255,7 @@ class MetricsServer:
         except (BlockingIOError, InterruptedError):
             return
         if not chunk:
-            self._drop(client)
+            self.drop(client)
             return
         client.head += chunk
         if b"\r\n\r\n" in client.head or b"\n\n" in client.head:
@@ -296,15 +275,7 @@ class MetricsServer:
             return
         client.out = client.out[sent:]
         if not client.out:
-            self._drop(client)
-
-    def _drop(self, client: ScrapeClient) -> None:
-        self.clients.pop(client.sock.fileno(), None)
-        try:
-            self.selector.unregister(client.sock)
-        except (KeyError, ValueError):
-            pass
-        client.sock.close()
+            self.drop(client)
 
     def _answer(self, head: bytes) -> bytes:
         """The whole response to a request head (Connection: close)."""
@@ -325,19 +296,9 @@ class MetricsServer:
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode("latin-1")
         return head if head_only else head + body
 
-    def close_in_child(self) -> None:
-        """In a forked worker: the endpoint is the master's."""
-        for client in list(self.clients.values()):
-            client.sock.close()
-        self.selector.close()
-        self.sock.close()
-
     def close(self) -> None:
         path = self.sock.getsockname() if self.sock.family == socket.AF_UNIX else None
-        for client in list(self.clients.values()):
-            self._drop(client)
-        self.selector.close()
-        self.sock.close()
+        self.close_sockets()
         if path:
             try:
                 os.unlink(path)
