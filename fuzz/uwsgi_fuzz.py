@@ -18,10 +18,13 @@ import random
 import sys
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parent.parent / "tests"
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
+FUZZ = Path(__file__).resolve().parent
+TESTS = FUZZ.parent / "tests"
+for directory in (FUZZ, TESTS):
+    if str(directory) not in sys.path:
+        sys.path.insert(0, str(directory))
 
+from parser_fuzz import replay  # noqa: E402
 from support.uwsgi import corpus, reference_reading  # noqa: E402
 
 from fastwsgi._environ import EnvironBuilder  # noqa: E402
@@ -82,20 +85,9 @@ def seeds() -> dict[str, bytes]:
             for kind in ("valid", "invalid") for name, packet, _ in corpus(kind)}
 
 
-def replay(paths: list[str]) -> int:
-    broken = 0
-    for path in paths:
-        try:
-            test_one_input(Path(path).read_bytes())
-        except AssertionError as error:
-            broken += 1
-            print(f"{path}: {error}", file=sys.stderr)
-    return broken
-
-
 def main() -> None:
     if sys.argv[1:2] == ["--replay"]:
-        sys.exit(1 if replay(sys.argv[2:]) else 0)
+        sys.exit(1 if replay(sys.argv[2:], test_one_input) else 0)
     if sys.argv[1:2] == ["--seeds"]:
         output = Path(sys.argv[2])
         output.mkdir(parents=True, exist_ok=True)
