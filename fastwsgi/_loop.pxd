@@ -478,7 +478,6 @@ cdef class Connection(Handle):
     cdef double app_deadline(self) noexcept
     cdef int ensure_room(self, Py_ssize_t wanted) except -1
     cdef int take_own_buffer(self, Py_ssize_t wanted) except -1
-    cdef int let_go_of_shared_buffer(self) except -1
     cdef void shrink_buffer(self, Py_ssize_t capacity) noexcept
     cdef inline char* data(self) noexcept
     cdef inline void consume(self, Py_ssize_t n) noexcept

@@ -81,17 +81,6 @@ cdef class Connection(Handle):
         self.rstart = 0
         return 0
 
-    cdef int let_go_of_shared_buffer(self) except -1:
-        """After a read into the server's buffer: nothing unread, no buffer held;
-        else what is unread keeps in one of its own (the next read is another
-        connection's)."""
-        if self.rlen:
-            return self.take_own_buffer(0)
-        self.rbuf = NULL
-        self.rcap = 0
-        self.rstart = 0
-        return 0
-
     cdef void shrink_buffer(self, Py_ssize_t capacity) noexcept:
         cdef char* smaller = <char*>realloc(self.rbuf, capacity)
         if smaller != NULL:

@@ -138,7 +138,10 @@ cdef class Protocol:
         n = conn.transport.recv_into(conn.rbuf + conn.rstart + conn.rlen, room)
         if n == IO_BLOCKED:
             if conn.rbuf == shared:
-                conn.let_go_of_shared_buffer()
+                # Taken by this call (only a connection without a buffer takes it,
+                # and one without a buffer has nothing unread): nothing to keep.
+                conn.rbuf = NULL
+                conn.rcap = 0
             return
         if n == IO_FAILED:
             self.close(conn)
