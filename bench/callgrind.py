@@ -76,6 +76,8 @@ _POST = (b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet
 
 SCENARIOS = {s.name: s for s in (
     Scenario("hello", "GET, 13-byte body, keep-alive, one connection", "hello", _GET),
+    Scenario("access_log", "GET hello with the access log on, gunicorn's default format, to a file",
+             "hello", _GET, options={"access_log": True}),
     Scenario("post16k", "POST 16 KiB body, the app reads wsgi.input fully", "echo", _POST),
     Scenario("pipeline16", "GET hello, 16 requests pipelined per write", "hello", _GET, pipeline=16),
     Scenario("threads8", "GET hello, the app on a pool of 8 threads (--threads 8)", "hello", _GET,

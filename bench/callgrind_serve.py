@@ -27,6 +27,18 @@ def load_app(name):
     return getattr(__import__(module), attribute)
 
 
+def access_log_hooks():
+    """The hooks a worker gets for `--access-logfile access.log` (the default format)."""
+    from fastwsgi.config import Config
+    from fastwsgi.glogging import Logger
+    from fastwsgi.options import ServerHooks
+
+    cfg = Config()
+    cfg.set("accesslog", "access.log")
+    access_log, flush_access_log = Logger(cfg).access_hooks()
+    return ServerHooks(access_log=access_log, flush_access_log=flush_access_log)
+
+
 def main(argv):
     app_name, max_requests = argv[0], int(argv[1])
     options = json.loads(argv[2]) if len(argv) > 2 else {}
@@ -39,9 +51,11 @@ def main(argv):
         import ssl
         options["ssl_context"] = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         options["ssl_context"].load_cert_chain(certificate)
+    hooks = access_log_hooks() if options.pop("access_log", False) else None
     print(listener.getsockname()[1], flush=True)
     try:
-        fastwsgi.run(load_app(app_name), sock=listener, max_requests=max_requests, **options)
+        fastwsgi.run(load_app(app_name), sock=listener, max_requests=max_requests, hooks=hooks,
+                     **options)
     finally:
         listener.close()
     return 0

@@ -79,6 +79,7 @@ from fastwsgi._parser cimport HeadParser, BodyDecoder, FieldSpan, Limits, UwsgiP
 from fastwsgi._environ cimport EnvironBuilder
 from fastwsgi.includes.system cimport iovec, sockaddr_storage
 from cpython.pythread cimport PyThread_type_lock
+from cpython.object cimport PyObject
 
 cdef class Connection
 cdef class Exchange
@@ -319,6 +320,7 @@ cdef class HeaderBlock:
     cdef inline int add(self, const char* text, Py_ssize_t n) except -1
     cdef inline int add_text(self, const char* text) except -1
     cdef inline int add_bytes(self, bytes data) except -1
+    cdef int add_decimal(self, int64_t value) except -1
     cdef int add_latin1(self, object text, const unsigned char* allowed, str what) except -1
     cdef bytes take(self)
 
@@ -518,6 +520,56 @@ cdef class ResponseWriter:
     cdef void queue_app_error(self, Connection conn) except *
 
 
+cdef struct LineSegment:
+    int kind                      # an AtomKind (loop/access_log.pxi)
+    const char* text              # ATOM_TEXT: its UTF-8 bytes
+    Py_ssize_t length
+    PyObject* arg                 # an environ key, a field name, or a function
+    PyObject* default             # the value when the environ or the fields lack it
+
+
+@cython.final
+cdef class AccessLineWriter:
+    """Access log lines in gunicorn's format, rendered into one buffer and written
+    once per loop iteration (loop/access_log.pxi)."""
+    cdef HeaderBlock buffer
+    # The compiled format, one segment per text or atom; keep holds what the
+    # segments point to.
+    cdef LineSegment* segments
+    cdef Py_ssize_t count
+    cdef list keep
+    cdef object logger            # the access logger (logging.Logger)
+    cdef object handler           # glogging.BatchingHandler, its one handler
+    cdef object fallback          # glogging.Logger.access_line: the logging way
+    cdef long clock_second          # the second clock_text was made in (time_t)
+    cdef object clock_text
+    cdef bytes pid_text
+    # The logger's handlers changed: every line now goes through fallback.
+    cdef bint delegating
+    # A line went through fallback; the handler holds it until write_out.
+    cdef bint handler_pending
+    # The handler's stream the lines go to, and this writer's copy of its descriptor.
+    cdef object stream
+    cdef int fd
+    cdef bint shared_stream       # stdout or stderr: others write through it too
+    cdef long checked_second      # when still_direct() last held
+
+    cdef int add(self, dict environ, object status, object headers, int64_t sent,
+                 double seconds) except -1
+    cdef int render_line(self, dict environ, object status, object headers, int64_t sent,
+                         double seconds) except -1
+    cdef inline int add_value(self, object value) except -1
+    cdef int add_other_value(self, object value) except -1
+    cdef int add_request_line(self, dict environ) except -1
+    cdef bint add_status_code(self, object status) except -1
+    cdef object clock(self, object make_clock_text)
+    cdef int add_duration(self, int kind, int64_t micros) except -1
+    cdef int write_out(self) except -1
+    cdef int start_delegating(self) except -1
+    cdef int open_stream(self, object stream) except -1
+    cdef bint still_direct(self) except -1
+
+
 @cython.final
 cdef class AppDriver:
     """Calls the app for an exchange whose request is complete, and pulls its body."""
@@ -530,6 +582,8 @@ cdef class AppDriver:
     cdef object post_request
     cdef object access_log
     cdef object flush_access_log
+    # access_log when it is the loop's own writer: called without a Python call.
+    cdef AccessLineWriter access_writer
     cdef bint access_pending
     cdef object request_metrics
     # (status line, seconds) of the requests completed in this loop iteration, for
@@ -556,6 +610,7 @@ cdef class AppDriver:
     cdef void report_request(self, Exchange exchange, double elapsed) except *
     cdef inline void end_in_flight(self, Exchange exchange) noexcept
     cdef void report_completed(self) except *
+    cdef void write_access_line(self, Exchange exchange, int64_t sent, double elapsed) except *
     cdef void flush_access(self) except *
     cdef void run_hook(self, object hook, tuple args) except *
     cdef object abort_app_call(self, Connection conn)

@@ -25,11 +25,11 @@ from cpython.exc cimport PyErr_CheckSignals
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
 from cpython.tuple cimport PyTuple_GET_SIZE, PyTuple_GET_ITEM
 from cpython.unicode cimport PyUnicode_Check
-from libc.stdint cimport int64_t, uint32_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.math cimport INFINITY
 from libc.stdio cimport snprintf
 from libc.stdlib cimport malloc, free, realloc
-from libc.string cimport memcpy, memmove, memset, strlen
+from libc.string cimport memchr, memcpy, memmove, memset, strlen
 
 from fastwsgi._parser cimport (HeadParser, BodyDecoder, normalize_limits, BODY_NONE,
                                BODY_LENGTH, BODY_CHUNKED, PARSE_INCOMPLETE, UwsgiPacket,
@@ -38,7 +38,8 @@ from fastwsgi._environ cimport EnvironBuilder
 from fastwsgi.includes.http_chars cimport (
     FIELD_CONTENT, METHOD_COUNT, METHOD_OTHER, TCHAR, equals_lowered, method_index, method_names)
 from fastwsgi.includes.python cimport (
-    PyUnicode_1BYTE_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_KIND)
+    PyUnicode_1BYTE_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_IS_COMPACT_ASCII,
+    PyUnicode_KIND, dict_lookup)
 from fastwsgi.includes.system cimport *
 from fastwsgi.includes.handoff cimport fastwsgi_send_fd, fastwsgi_recv_fd
 from fastwsgi.includes.watch cimport (
@@ -97,6 +98,7 @@ include "loop/proxy.pxi"
 include "loop/metrics.pxi"
 include "loop/framing.pxi"
 include "loop/response.pxi"
+include "loop/access_log.pxi"
 include "loop/wsgi.pxi"
 include "loop/tls.pxi"
 include "loop/transport.pxi"

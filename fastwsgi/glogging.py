@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import copy
 import datetime
 import importlib
@@ -117,6 +118,20 @@ class BatchingHandler(logging.Handler):
         except Exception:
             self._lines.clear()
             self._size = 0
+        finally:
+            self.release()
+
+    def write_encoded(self, data: bytes) -> None:
+        """Lines the loop's writer rendered (UTF-8, each ending in a newline), when it
+        cannot reach the stream's descriptor itself."""
+        self.acquire()
+        try:
+            self.flush()
+            if self.target.stream is not None:
+                self.target.stream.write(data.decode("utf-8"))
+                self.target.flush()
+        except Exception:
+            pass  # lost, as flush() loses what it cannot write
         finally:
             self.release()
 
@@ -235,6 +250,10 @@ def _duration_atom(name: str, request_time: datetime.timedelta) -> Any:
     return f"{request_time.seconds}.{request_time.microseconds:06d}"
 
 
+# The format's parts, for AccessFormat.plan: "%%", "%(name)s", or a "%" of any
+# other kind (a width, another conversion), which the plan leaves to "fmt % atoms".
+FORMAT_PART = re.compile(r"%%|%\(([^()]*)\)s|%")
+
 # One function per simple atom: (environ, status, sent) -> value, as access_atoms has it.
 SIMPLE_ATOMS: dict[str, Any] = {
     "h": lambda environ, status, sent: environ.get("REMOTE_ADDR", "-"),
@@ -257,6 +276,76 @@ SIMPLE_ATOMS: dict[str, Any] = {
 DURATION_ATOMS = frozenset("TDML")
 
 
+def _line_function(atom: Any) -> Any:
+    """A SIMPLE_ATOMS function as the writer calls it: with the line's five arguments."""
+    return lambda environ, status, headers, sent, seconds: atom(environ, status, sent)
+
+
+def _environ_field(key: str) -> Any:
+    """{key}e: the value of the environ key whose lower case is ``key``, the last one."""
+    def value(environ: dict, status: str, headers: Any, sent: int, seconds: float) -> Any:
+        found = "-"
+        for name, item in environ.items():
+            if name.lower() == key:
+                found = item
+        return found
+    return value
+
+
+def _request_field(name: str) -> Any:
+    """{name}i, from the environ's fields as request_headers recovers them."""
+    def value(environ: dict, status: str, headers: Any, sent: int, seconds: float) -> Any:
+        found = "-"
+        for field, item in request_headers(environ):
+            if field == name:
+                found = item
+        return found
+    return value
+
+
+# The atoms the writer renders itself: (kind, argument, default). The rest of
+# SIMPLE_ATOMS it renders through their functions.
+_PLANNED_ATOMS: dict[str, tuple[str, Any, Any]] = {
+    "h": ("environ", "REMOTE_ADDR", "-"),
+    "l": ("text", "-", None),
+    "t": ("clock", _clock_atom, None),
+    "m": ("environ", "REQUEST_METHOD", None),
+    "U": ("environ", "PATH_INFO", None),
+    "q": ("environ", "QUERY_STRING", None),
+    "H": ("environ", "SERVER_PROTOCOL", None),
+    "b": ("sent", None, None),
+    "B": ("sent", None, None),
+    "f": ("environ", "HTTP_REFERER", "-"),
+    "a": ("environ", "HTTP_USER_AGENT", "-"),
+    "p": ("pid", None, None),
+    "T": ("T", None, None),
+    "D": ("D", None, None),
+    "M": ("M", None, None),
+    "L": ("L", None, None),
+}
+# Atoms with a fast path in the writer and a function for the rare case.
+_ATOMS_WITH_FUNCTION = {"u": "user", "r": "request_line", "s": "status"}
+
+
+def _plan_atom(name: str) -> tuple[str, Any, Any]:
+    if name in _PLANNED_ATOMS:
+        return _PLANNED_ATOMS[name]
+    if name in _ATOMS_WITH_FUNCTION:
+        return (_ATOMS_WITH_FUNCTION[name], _line_function(SIMPLE_ATOMS[name]), None)
+    if not (name.startswith("{") and len(name) > 3 and name[-2] == "}" and name[-1] in "ioe"):
+        return ("text", "-", None)  # unknown: "-", as SafeAtoms has it
+    field, kind = name[1:-2].lower(), name[-1]
+    if kind == "o":
+        return ("response_header", field, "-")
+    if kind == "e":
+        return ("python", _environ_field(field), None)
+    if (field.isascii() and "_" not in field
+            and field not in ("content-type", "content-length")):
+        # request_headers names HTTP_X_Y "x-y": this is the key it came from.
+        return ("environ", "HTTP_" + field.upper().replace("-", "_"), "-")
+    return ("python", _request_field(field), None)
+
+
 class AccessFormat:
     """An access_log_format compiled once: each line computes only the atoms the
     format names (access_atoms computes them all, the {name}e ones alone one per
@@ -272,6 +361,37 @@ class AccessFormat:
                              and name not in DURATION_ATOMS and not name.startswith("{"))
         # A format with no named atom is rendered the general way (gunicorn's).
         self.general = not self.names
+
+    def plan(self) -> list[tuple[str, Any, Any]] | None:
+        """The format as the loop's AccessLineWriter renders it: (kind, argument,
+        default) per segment; None for a format only "fmt % atoms" renders the same
+        (a width, another conversion than s, or no atom at all)."""
+        if self.general:
+            return None
+        segments: list[tuple[str, Any, Any]] = []
+        text: list[str] = []
+        at = 0
+        for part in FORMAT_PART.finditer(self.fmt):
+            text.append(self.fmt[at:part.start()])
+            at = part.end()
+            if part.group(0) == "%%":
+                text.append("%")
+                continue
+            name = part.group(1)
+            if name is None:
+                return None
+            segment = _plan_atom(name)
+            if segment[0] == "text":
+                text.append(segment[1])
+                continue
+            if text:
+                segments.append(("text", "".join(text), None))
+                text = []
+            segments.append(segment)
+        text.append(self.fmt[at:])
+        if "".join(text):
+            segments.append(("text", "".join(text), None))
+        return segments
 
     def atoms(self, environ: dict, status: str, response_headers: Iterable[tuple[str, str]],
               sent: int | None, request_seconds: float) -> dict[str, Any]:
@@ -311,6 +431,7 @@ class Logger:
         self.logfile = None
         self.statsd: Statsd | None = None
         self.access_buffer: BatchingHandler | None = None
+        self.line_writer: Any = None  # the loop's AccessLineWriter, once access_hooks made it
         self.lock = threading.Lock()
         self.cfg = cfg
         self.setup(cfg)
@@ -321,6 +442,7 @@ class Logger:
         self.error_log.setLevel(self.loglevel)
         self.access_log.setLevel(logging.INFO)
         self.access_buffer = None
+        self.line_writer = None
         for log in (self.error_log, self.access_log):
             for handler in [h for h in log.handlers if getattr(h, _OURS, False)]:
                 log.removeHandler(handler)
@@ -512,6 +634,33 @@ class Logger:
         except Exception:
             self.exception("Error writing the access log line")
 
+    def access_hooks(self) -> tuple[Any, Any]:
+        """(access_log, flush_access_log) for the serving loop's hooks, or (None, None)
+        when no access log is asked for: the loop's own line writer when the line
+        may skip the logging module, else access_line and flush_access."""
+        if not self.access_enabled:
+            return None, None
+        writer = self._line_writer()
+        if writer is not None:
+            return writer, writer.flush
+        return self.access_line, self.flush_access
+
+    def _line_writer(self) -> Any:
+        """A fastwsgi._loop.AccessLineWriter, when a LogRecord would change nothing
+        in the file: our handler alone on the access logger, no filter, the format
+        one the writer renders, the stream UTF-8, access_line not overridden."""
+        log, buffer = self.access_log, self.access_buffer
+        if (buffer is None or type(self).access_line is not Logger.access_line
+                or log.handlers != [buffer] or log.filters or buffer.filters
+                or not log.isEnabledFor(logging.INFO)):
+            return None
+        plan = self.access_format.plan()
+        if plan is None or not _encodes_utf8(buffer.target.stream):
+            return None
+        from ._loop import AccessLineWriter
+        self.line_writer = AccessLineWriter(plan, log, buffer, self.access_line)
+        return self.line_writer
+
     def flush_access(self) -> None:
         """Write out the access lines the serving loop's last iteration produced."""
         if self.access_buffer is not None:
@@ -531,6 +680,8 @@ class Logger:
                     handler.stream = handler._open()
             finally:
                 handler.release()
+        if self.line_writer is not None:
+            self.line_writer.stream_changed()
 
     def close_on_exec(self) -> None:
         for handler in _file_handlers():
@@ -545,6 +696,13 @@ class Logger:
                     handler.flush()
                 except Exception:
                     pass
+
+
+def _encodes_utf8(stream: Any) -> bool:
+    try:
+        return codecs.lookup(stream.encoding).name == "utf-8"
+    except (AttributeError, LookupError, TypeError):
+        return False
 
 
 # logger_class values that name this module's Logger (gunicorn's default and "simple").

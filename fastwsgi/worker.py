@@ -254,9 +254,7 @@ class Worker:
             hooks.post_request = post_request
         if isinstance(log, Logger) and type(log).access is Logger.access:
             # The built-in line: formatted from the environ, no resp/req objects.
-            if log.access_enabled:
-                hooks.access_log = log.access_line
-                hooks.flush_access_log = log.flush_access
+            hooks.access_log, hooks.flush_access_log = log.access_hooks()
         else:
             # A logger_class of the user's own is called as gunicorn calls it, for
             # every request (it decides what to write): two view objects and a

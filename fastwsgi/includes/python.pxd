@@ -10,8 +10,13 @@ cdef extern from "Python.h":
     int PyUnicode_KIND(object text)
     void* PyUnicode_DATA(object text)
     Py_ssize_t PyUnicode_GET_LENGTH(object text)
+    # A compact ASCII str: its units are its UTF-8 bytes.
+    bint PyUnicode_IS_COMPACT_ASCII(object text)
 
     Py_ssize_t PyDict_GET_SIZE(object mapping)
+    # A borrowed value, or NULL: missing (no exception set) or an error (set).
+    # Cheaper than PyDict_GetItem, which saves and restores the exception state.
+    PyObject* dict_lookup "PyDict_GetItemWithError"(object mapping, object key)
     PyObject* PyDict_SetDefault(object mapping, object key, object default_value) except NULL
 
 cdef extern from *:

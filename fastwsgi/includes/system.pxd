@@ -91,6 +91,16 @@ cdef extern from "<unistd.h>" nogil:
     ssize_t write(int fd, const void* buf, size_t count)
     ssize_t pread(int fd, void* buf, size_t count, long offset)
     int close(int fd)
+    int dup(int fd)
+
+cdef extern from "<poll.h>" nogil:
+    struct pollfd:
+        int fd
+        short events
+        short revents
+    int poll(pollfd* fds, unsigned long nfds, int timeout)
+    enum:
+        POLLOUT
 
 cdef extern from "<errno.h>" nogil:
     int errno

@@ -15,6 +15,8 @@ cdef class AppDriver:
         self.post_request = hooks.post_request
         self.access_log = hooks.access_log
         self.flush_access_log = hooks.flush_access_log
+        if type(self.access_log) is AccessLineWriter:
+            self.access_writer = self.access_log
         self.request_metrics = hooks.request_metrics
         self.completed = [] if self.request_metrics is not None else None
 
@@ -244,6 +246,7 @@ cdef class AppDriver:
         """One duration for every consumer of a completed request: the statsd batch,
         the metrics slot, the access log and the post_request hook."""
         cdef int64_t* metrics = self.server.metrics
+        cdef int64_t sent
         if self.completed is not None:
             self.completed.append((exchange.status_line, elapsed))
         if metrics != NULL:
@@ -251,7 +254,9 @@ cdef class AppDriver:
             self.end_in_flight(exchange)
         if self.access_log is not None or self.post_request is not None:
             sent = exchange.body_sent + exchange.file_remaining
-            if self.access_log is not None:
+            if self.access_writer is not None:
+                self.write_access_line(exchange, sent, elapsed)
+            elif self.access_log is not None:
                 self.run_hook(self.access_log, (exchange.environ, exchange.status_line,
                                                 exchange.response_headers, sent, elapsed))
                 self.access_pending = self.flush_access_log is not None
@@ -272,10 +277,24 @@ cdef class AppDriver:
         except Exception:
             self.error_log.exception("request_metrics hook failed")
 
+    cdef void write_access_line(self, Exchange exchange, int64_t sent, double elapsed) except *:
+        try:
+            self.access_writer.add(exchange.environ, exchange.status_line,
+                                   exchange.response_headers, sent, elapsed)
+        except Exception:
+            self.error_log.exception("Error writing the access log line")
+        self.access_pending = True
+
     cdef void flush_access(self) except *:
         """The lines of this iteration's requests reach the file before the loop
         sleeps: one write for all of them, none lost if the worker is killed."""
         self.access_pending = False
+        if self.access_writer is not None:
+            try:
+                self.access_writer.write_out()
+            except Exception:
+                self.error_log.exception("Error writing the access log")
+            return
         self.run_hook(self.flush_access_log, ())
 
     cdef void run_hook(self, object hook, tuple args) except *:

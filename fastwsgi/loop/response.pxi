@@ -43,6 +43,22 @@ cdef class HeaderBlock:
     cdef inline int add_bytes(self, bytes data) except -1:
         return self.add(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
 
+    cdef int add_decimal(self, int64_t value) except -1:
+        """Appends an integer in decimal, as str() writes it."""
+        cdef char digits[24]
+        cdef int at = 24
+        cdef uint64_t magnitude = <uint64_t>(-value) if value < 0 else <uint64_t>value
+        while True:
+            at -= 1
+            digits[at] = <char>(48 + magnitude % 10)
+            magnitude //= 10
+            if magnitude == 0:
+                break
+        if value < 0:
+            at -= 1
+            digits[at] = b'-'
+        return self.add(digits + at, 24 - at)
+
     cdef int add_latin1(self, object text, const unsigned char* allowed, str what) except -1:
         """Appends a str as latin-1 (PEP 3333 native strings), checking every character."""
         cdef Py_ssize_t n = 0
