@@ -24,13 +24,11 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
+from .log_format import DATE_FORMAT, ERROR_FORMAT
 from .statsd import LogCounter, Statsd
 
 ERROR_LOGGER = "gunicorn.error"
 ACCESS_LOGGER = "gunicorn.access"
-
-ERROR_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"
-DATE_FORMAT = "[%Y-%m-%d %H:%M:%S %z]"
 
 LOG_LEVELS = {
     "critical": logging.CRITICAL,
