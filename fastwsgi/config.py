@@ -10,7 +10,6 @@ named by ``-c`` on the command line, else by ``-c`` in the env var, else
 from __future__ import annotations
 
 import argparse
-import configparser
 import importlib.machinery
 import importlib.util
 import inspect
@@ -358,6 +357,7 @@ def load(argv: Sequence[str], environ: Mapping[str, str] | None = None,
 
 def has_logging_config(ini_file: str) -> bool:
     """Whether a PasteDeploy ini configures logging (a [loggers] section)."""
+    import configparser  # only for a paste app: not resident in every worker
     parser = configparser.ConfigParser()
     parser.read([ini_file])
     return parser.has_section("loggers")

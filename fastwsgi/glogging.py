@@ -13,10 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
-import copy
 import datetime
 import importlib
-import json
 import logging
 import os
 import re
@@ -24,17 +22,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
-from logging.config import dictConfig, fileConfig
 from typing import Any
 from urllib.parse import quote
 
+from .log_format import DATE_FORMAT, ERROR_FORMAT
 from .statsd import LogCounter, Statsd
 
 ERROR_LOGGER = "gunicorn.error"
 ACCESS_LOGGER = "gunicorn.access"
-
-ERROR_FORMAT = "%(asctime)s [%(process)d] [%(levelname)s] %(message)s"
-DATE_FORMAT = "[%Y-%m-%d %H:%M:%S %z]"
 
 LOG_LEVELS = {
     "critical": logging.CRITICAL,
@@ -476,6 +471,7 @@ class Logger:
             self._dict_config(cfg.logconfig_dict)
         elif cfg.logconfig_json:
             if os.path.exists(cfg.logconfig_json):
+                import json
                 try:
                     with open(cfg.logconfig_json) as f:
                         self._dict_config(json.load(f))
@@ -484,11 +480,17 @@ class Logger:
         elif cfg.logconfig:
             if not os.path.exists(cfg.logconfig):
                 raise RuntimeError(f"Error: log config '{cfg.logconfig}' not found")
+            import copy
+            from logging.config import fileConfig
             defaults = dict(copy.deepcopy(CONFIG_DEFAULTS), __file__=cfg.logconfig,
                             here=os.path.dirname(cfg.logconfig))
             fileConfig(cfg.logconfig, defaults=defaults, disable_existing_loggers=False)
 
     def _dict_config(self, overrides: dict) -> None:
+        # logging.config (with logging.handlers, socketserver, pickle, queue) only
+        # when a log config is given: a worker forked without it stays smaller.
+        import copy
+        from logging.config import dictConfig
         config = copy.deepcopy(CONFIG_DEFAULTS)
         config.update(overrides)
         try:

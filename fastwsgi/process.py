@@ -1,7 +1,6 @@
 """Process-wide changes: title, user/group, daemonizing."""
 from __future__ import annotations
 
-import ctypes
 import os
 import pwd
 import sys
@@ -11,9 +10,6 @@ try:
 except ImportError:  # optional, as in gunicorn
     _setproctitle = None
 
-_PR_SET_NAME = 15
-
-
 def set_proc_title(title: str) -> None:
     """'fastwsgi: master [app]' with setproctitle installed; else at least the
     kernel's 15-byte comm name, which ps -o comm and top show."""
@@ -21,10 +17,12 @@ def set_proc_title(title: str) -> None:
     if _setproctitle is not None:
         _setproctitle(full)
         return
+    # Writing /proc/self/comm is prctl(PR_SET_NAME) for the main thread, without
+    # loading ctypes and libffi into every worker for it.
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_NAME, full.encode()[:15], 0, 0, 0)
-    except (OSError, AttributeError):
+        with open("/proc/self/comm", "wb") as comm:
+            comm.write(full.encode()[:15])
+    except OSError:
         pass
 
 

@@ -19,9 +19,9 @@ def _default_log_handler() -> None:
     format, INFO, stderr): the start-up lines and app errors are seen."""
     if log.hasHandlers():
         return
-    from . import glogging
+    from .log_format import DATE_FORMAT, ERROR_FORMAT
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(glogging.ERROR_FORMAT, glogging.DATE_FORMAT))
+    handler.setFormatter(logging.Formatter(ERROR_FORMAT, DATE_FORMAT))
     log.addHandler(handler)
     if log.level == logging.NOTSET:
         log.setLevel(logging.INFO)

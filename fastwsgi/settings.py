@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import ssl
 from typing import Any, Callable
 
 from . import validators as v
@@ -380,7 +379,7 @@ SETTINGS: list[Setting] = [
       "The TLS certificate chain file (PEM). Set, every bound socket speaks HTTPS: the "
       "handshake runs inside the event loop, ALPN offers http/1.1, and the files are read "
       "again when a HUP starts new workers.", meta="FILE"),
-    S("ssl_version", "SSL", ("--ssl-version",), v.ssl_version, ssl.PROTOCOL_TLS,
+    S("ssl_version", "SSL", ("--ssl-version",), v.ssl_version, v.PROTOCOL_TLS,
       "Deprecated and ignored, as in gunicorn: set a minimum version in the ssl_context "
       "hook (context.minimum_version).", support=IGNORED,
       note="gunicorn ignores it too: deprecated since its release 21"),

@@ -142,10 +142,14 @@ def choice(*allowed: str, none_means: str | None = None) -> Callable[[Any], str 
     return check
 
 
+# ssl.PROTOCOL_TLS (an IntEnum equal to it), gunicorn's default ssl_version: the
+# number, so that a server without TLS never loads ssl and OpenSSL.
+PROTOCOL_TLS = 2
+
+
 def ssl_version(val: Any) -> Any:
     # Deprecated and ignored, as in gunicorn, which says so on stderr in these words.
-    import ssl
-    if val != ssl.PROTOCOL_TLS:
+    if val != PROTOCOL_TLS:
         sys.stderr.write("Warning: option `ssl_version` is deprecated and it is ignored. "
                          "Use ssl_context instead.\n")
     return val

@@ -30,6 +30,19 @@ def test_demo_app_answers(process):
     assert b"Hello from fastwsgi" in answer and b"PATH_INFO: /hi" in answer
 
 
+# What fastwsgi.run() without TLS, a log config or the command line never needs.
+RUN_NEEDS_NONE_OF = ("ssl", "fastwsgi.glogging", "logging.config", "json", "ctypes", "argparse",
+                     "fastwsgi.config", "fastwsgi.arbiter")
+
+
+def test_run_imports_no_module_it_does_not_serve_with(process):
+    server = process("modules")
+    answer = request(server, b"GET / HTTP/1.0\r\n\r\n")
+    modules = set(answer.partition(b"\r\n\r\n")[2].decode().split())
+    assert "fastwsgi._loop" in modules
+    assert sorted(modules.intersection(RUN_NEEDS_NONE_OF)) == []
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_gracefully_after_the_in_flight_request(process, signum):
     server = process("slow")
