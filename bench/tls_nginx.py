@@ -2,8 +2,8 @@
 """TLS against the C ceiling: fastwsgi beside nginx on the same certificate, TLS
 version, cipher suite and key-exchange group, hello world over HTTPS.
 
-Three rows, each server on its own, pinned to core 0 (fastwsgi's master and its one
-worker, nginx's single process), the clients on core 1:
+Three rows; both servers pinned to core 0 (fastwsgi's master and its one worker,
+nginx's single process), up at once and measured in turns, the clients on core 1:
 
 - keep-alive: ``wrk -t1 -c50`` over TLS (a warm-up, then --repeats runs, the median);
 - full handshakes: ``openssl s_time -new -www /``, a new connection and a full
@@ -17,16 +17,23 @@ an error, not a figure. The protocol, suite and group fastwsgi negotiates by def
 (``openssl s_client``) are what nginx is configured to; both are printed, and a
 difference stops the run. Beside each figure: the server's CPU time per request or
 handshake (its process group's user + system time over the run), which a busy
-machine disturbs less than the rate, and which is what the server adds around
-OpenSSL's own work.
+machine disturbs less than the rate.
+
+With --callgrind, each server runs under valgrind's callgrind instead, and the
+figure is its instructions per request or handshake: a Python client makes N, then
+FACTOR x N of them, one at a time, checking each answer and its session_reused, and
+the difference of the two totals over the difference of the counts drops start-up
+and shutdown out, as bench/callgrind.py does.
 
   python bench/tls_nginx.py                        # ~1.5 min
+  python bench/tls_nginx.py --callgrind            # ~10 min
   python bench/tls_nginx.py --duration 10 --repeats 5 --json tls_nginx.json
   python bench/tls_nginx.py --python other/venv/bin/python   # another build of ours
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -164,11 +171,11 @@ def negotiated(port: int, timeout: float = 10) -> dict:
     """The protocol, cipher suite and key-exchange group a default OpenSSL client gets."""
     out = subprocess.run(["openssl", "s_client", "-connect", f"{HOST}:{port}", "-brief"],
                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                         timeout=timeout).stderr
-    protocol = re.search(r"^Protocol version: (\S+)", out, re.M)
-    cipher = re.search(r"^Ciphersuite: (\S+)", out, re.M)
+                         timeout=timeout, check=False).stderr
+    protocol = re.search(r"^Protocol version: (\S+)", out, re.MULTILINE)
+    cipher = re.search(r"^Ciphersuite: (\S+)", out, re.MULTILINE)
     # "Server Temp Key: X25519, 253 bits" or "... ECDH, prime256v1, 256 bits"
-    group = re.search(r"^Server Temp Key: (?:ECDH, )?([^,\s]+)", out, re.M)
+    group = re.search(r"^Server Temp Key: (?:ECDH, )?([^,\s]+)", out, re.MULTILINE)
     if not (protocol and cipher and group):
         raise RuntimeError(f"openssl s_client could not tell what was negotiated:\n{out[-500:]}")
     return {"protocol": protocol.group(1), "cipher": cipher.group(1), "group": group.group(1)}
@@ -176,12 +183,12 @@ def negotiated(port: int, timeout: float = 10) -> dict:
 
 def check_hello(port: int, timeout: float = 10) -> None:
     """One HTTPS request: the server must answer 200 with the hello body."""
-    with socket.create_connection((HOST, port), timeout=timeout) as raw:
-        with client_context().wrap_socket(raw) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            answer = b""
-            while chunk := sock.recv(65536):
-                answer += chunk
+    with socket.create_connection((HOST, port), timeout=timeout) as raw, \
+            client_context().wrap_socket(raw) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
     if not answer.startswith(b"HTTP/1.1 200 ") or not answer.endswith(HELLO):
         raise RuntimeError(f"bad answer on port {port}: {answer[:200]!r}")
 
@@ -209,7 +216,7 @@ def keep_alive(args, port: int, seconds: float) -> dict:
 
 
 # s_time's progress: one character a connection, "r" when its session was resumed.
-_CONNECTION_MARKS = re.compile(r"^[r*t3]+$", re.M)
+_CONNECTION_MARKS = re.compile(r"^[r*t3]+$", re.MULTILINE)
 
 
 def handshakes(args, port: int, seconds: float, resumed: bool) -> dict:
@@ -243,11 +250,8 @@ def handshakes(args, port: int, seconds: float, resumed: bool) -> dict:
     return {"rate": len(marks) / elapsed, "count": len(marks), "resumed": reused}
 
 
-def median_of_runs(args, server: Server, load) -> dict:
-    load(args.warmup)
-    runs = [measure(server, lambda: load(args.duration)) for _ in range(args.repeats)]
-    rates = [run["rate"] for run in runs]
-    return {"rate": statistics.median(rates),
+def summary(runs: list) -> dict:
+    return {"rate": statistics.median(run["rate"] for run in runs),
             "server_cpu_us": statistics.median(run["server_cpu_us"] for run in runs),
             "runs": runs}
 
@@ -277,15 +281,15 @@ def counted_connections(port: int, count: int, resumed: bool, timeout: float) ->
     context = client_context()
     session = None
     for i in range(count + 1):
-        with socket.create_connection((HOST, port), timeout=timeout) as raw:
-            with context.wrap_socket(raw, session=session if resumed else None) as sock:
-                sock.sendall(REQUEST_1_0)
-                answer = b""
-                while chunk := sock.recv(65536):
-                    answer += chunk
-                if i and sock.session_reused != resumed:
-                    raise RuntimeError(f"connection {i}: session_reused is {sock.session_reused}")
-                session = sock.session
+        with socket.create_connection((HOST, port), timeout=timeout) as raw, \
+                context.wrap_socket(raw, session=session if resumed else None) as sock:
+            sock.sendall(REQUEST_1_0)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            if i and sock.session_reused != resumed:
+                raise RuntimeError(f"connection {i}: session_reused is {sock.session_reused}")
+            session = sock.session
         if not answer.startswith(b"HTTP/1.1 200 ") or not answer.endswith(HELLO):
             raise RuntimeError(f"bad answer: {answer[:200]!r}")
 
@@ -360,18 +364,29 @@ def count_instructions(args, cert: Certificate, tls: dict, workdir: str) -> dict
 
 
 def measure_rates(args, cert: Certificate, tls: dict, workdir: str) -> dict:
-    results: dict = {}
-    for name in SERVERS:
-        server = start_fastwsgi(args, cert) if name == "fastwsgi" else start_nginx(args, cert, tls, workdir)
-        try:
-            results[name] = {}
-            for row, load in ROWS.items():
-                results[name][row] = median_of_runs(args, server, load(args, server.port))
+    """Both servers up at once (the one not measured sleeps), their runs taking turns,
+    so that a change in the machine's other load reaches both alike."""
+    servers = {}
+    try:
+        servers["fastwsgi"] = start_fastwsgi(args, cert)
+        servers["nginx"] = start_nginx(args, cert, tls, workdir)
+        results: dict = {name: {} for name in SERVERS}
+        for row, load in ROWS.items():
+            loads = {name: load(args, server.port) for name, server in servers.items()}
+            for name in SERVERS:
+                loads[name](args.warmup)
+            runs: dict = {name: [] for name in SERVERS}
+            for _ in range(args.repeats):
+                for name in SERVERS:
+                    runs[name].append(measure(servers[name], functools.partial(loads[name], args.duration)))
+            for name in SERVERS:
+                results[name][row] = summary(runs[name])
                 print(f"{name:8} {row:19} {results[name][row]['rate']:>10,.0f} /s"
                       f"  server CPU {results[name][row]['server_cpu_us']:.1f} µs each", flush=True)
-        finally:
+        return results
+    finally:
+        for server in servers.values():
             server.stop()
-    return results
 
 
 def negotiated_alike(args, cert: Certificate, workdir: str) -> dict:
