@@ -140,6 +140,40 @@ def test_hup_with_broken_certificate_files_keeps_serving(serve, pki):
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
 
 
+def resumed_get(port: int, context: ssl.SSLContext, session) -> tuple[bytes, bool, ssl.SSLSession]:
+    """One request over a new connection offering `session`: the answer, whether the
+    server resumed it, and the session to offer next (its TLS 1.3 tickets arrive with
+    the answer)."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with context.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        answer = read_all(sock)
+        return answer, sock.session_reused, sock.session
+
+
+def test_a_session_resumes_on_every_worker_of_a_generation(serve, pki):
+    """The workers inherit the master's context and so its ticket keys: a session one
+    worker began resumes on its sibling, with no full handshake."""
+    if serve.name != "fastwsgi":
+        pytest.skip("gunicorn makes a context, and so ticket keys, per connection")
+    server = serve("-w", "2", "-b", "127.0.0.1:0", "--certfile", str(pki["cert"]),
+                   "--keyfile", str(pki["key"]), "webapp:application").wait_ready(workers=2)
+    context = client_context(pki)
+    answer, reused, session = resumed_get(server.port, context, None)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and not reused
+    first_worker = answer.rsplit(b" ", 1)[1]
+    # Both workers wait on the listener; whichever wakes first accepts, so the other
+    # one answers within a few connections.
+    answered_by = set()
+    for _ in range(100):
+        answer, reused, session = resumed_get(server.port, context, session)
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and reused
+        answered_by.add(answer.rsplit(b" ", 1)[1])
+        if answered_by - {first_worker}:
+            break
+    assert answered_by - {first_worker}, "every connection reached the first worker"
+
+
 def test_a_missing_certificate_file_is_a_start_up_error(serve, tmp_path):
     if serve.name != "fastwsgi":
         pytest.skip("gunicorn starts and fails each connection")
