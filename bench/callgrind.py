@@ -16,7 +16,8 @@ is the steady-state cost of one request, warm caches included.  Each scenario
 is measured --repeats times; the table shows the median and the spread.
 
 A scenario is one row of SCENARIOS: the app, the bytes of one request, how
-many are written per batch (pipelining) and the server options for that row.
+many are written per batch (pipelining), over how many connections, and the
+server options for that row.
 A later row for threads or TLS adds its options (and, for TLS, its client
 transport) there; nothing else changes.
 
@@ -25,6 +26,10 @@ allocator (malloc, free and their internals): their cost follows the heap's
 layout, which shifts with any change to what is allocated at start-up, so two
 builds with the same hot path can differ there by hundreds of instructions per
 request. The same calls are made either way; the guard compares the rest.
+
+``--server nginx`` counts the C ceiling the same way: nginx answering the
+same bytes with ``return 200`` in one process (``counted_servers.py``), on the
+rows it can serve (the hello app, no TLS, no options).
 
 Outputs: a table on stdout and a JSON file (--out).  With --baseline FILE the
 delta against that file is printed per scenario and the exit status is 1 when
@@ -37,22 +42,18 @@ import datetime as _dt
 import json
 import os
 import platform
-import select
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import apps  # bench/apps.py: the apps and their expected bodies
-
-HOST = "127.0.0.1"
-SERVE = os.path.join(HERE, "callgrind_serve.py")
+import counted_servers  # bench/counted_servers.py: fastwsgi and nginx under a counting tool
+from callgrind_client import drive  # bench/callgrind_client.py: the requests, every answer checked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Scenario:
     app: str                     # key of apps.APPS, or MODULE:CALLABLE of a framework app
     request: bytes               # one request, as written on the wire
     pipeline: int = 1            # requests per write; all answers are read before the next write
+    connections: int = 1         # keep-alive connections, all open first, one batch in flight on each
     options: dict = dataclasses.field(default_factory=dict)   # ServerOptions fields for this row
     tls: bool = False            # the server speaks TLS; the client wraps its socket
 
@@ -80,6 +82,8 @@ SCENARIOS = {s.name: s for s in (
              "hello", _GET, options={"access_log": True}),
     Scenario("post16k", "POST 16 KiB body, the app reads wsgi.input fully", "echo", _POST),
     Scenario("pipeline16", "GET hello, 16 requests pipelined per write", "hello", _GET, pipeline=16),
+    Scenario("c1000", "GET hello over 1,000 keep-alive connections, one request in flight on each",
+             "hello", _GET, connections=1000),
     Scenario("threads8", "GET hello, the app on a pool of 8 threads (--threads 8)", "hello", _GET,
              options={"threads": 8}),
     Scenario("tls_hello", "GET hello over TLS 1.3, keep-alive (the handshake is in both runs)",
@@ -89,65 +93,6 @@ SCENARIOS = {s.name: s for s in (
     Scenario("django_hello", "GET / of bench/django_app.py (startproject's middleware)",
              "django_app:application", _GET),
 )}
-
-
-# --------------------------------------------------------------------------- client
-
-
-class ResponseReader:
-    """Reads HTTP/1.1 responses framed by Content-Length off one socket."""
-
-    def __init__(self, sock):
-        self.sock, self.buf = sock, b""
-
-    def _fill(self):
-        chunk = self.sock.recv(262144)
-        if not chunk:
-            raise ConnectionError("server closed the connection mid-response")
-        self.buf += chunk
-
-    def read(self):
-        """One response: (status, body)."""
-        while (end := self.buf.find(b"\r\n\r\n")) < 0:
-            self._fill()
-        head, self.buf = self.buf[:end].decode("latin-1"), self.buf[end + 4:]
-        lines = head.split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        length = None
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            if name.strip().lower() == "content-length":
-                length = int(value)
-        if length is None:
-            raise ValueError(f"response without Content-Length: {lines[0]!r}")
-        while len(self.buf) < length:
-            self._fill()
-        body, self.buf = self.buf[:length], self.buf[length:]
-        return status, body
-
-
-def drive(port, scenario, requests, timeout):
-    """Send `requests` requests on one keep-alive connection; check every answer."""
-    batch = scenario.request * scenario.pipeline
-    sock = socket.create_connection((HOST, port), timeout=timeout)
-    if scenario.tls:
-        import ssl
-        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        client.check_hostname = False
-        client.verify_mode = ssl.CERT_NONE   # the harness's own throwaway certificate
-        sock = client.wrap_socket(sock)
-    with sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        reader = ResponseReader(sock)
-        for _ in range(requests // scenario.pipeline):
-            sock.sendall(batch)
-            for _ in range(scenario.pipeline):
-                status, body = reader.read()
-                if status != 200 or body != scenario.expected_body:
-                    raise RuntimeError(f"{scenario.name}: bad response: status {status}, "
-                                       f"{len(body)}-byte body")
-    # Closing right after the last answer lets the stopping server exit at once
-    # instead of keeping an idle keep-alive connection until its timeout.
 
 
 # --------------------------------------------------------------------------- one run
@@ -185,53 +130,21 @@ def read_allocator_cost(path, annotate="callgrind_annotate"):
     return total
 
 
-def _read_port(proc, deadline):
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with code {proc.returncode} before listening:\n"
-                               + proc.stderr.read()[-2000:])
-        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
-        if ready:
-            line = proc.stdout.readline()
-            if line.strip().isdigit():
-                return int(line)
-            raise RuntimeError(f"server did not print its port: {line!r}")
-    raise RuntimeError("server did not listen in time")
-
-
-def server_env():
-    env = dict(os.environ)
-    # Same hash seed and no .pyc writes: the two runs of a pair must do the
-    # same start-up work, or its difference lands in the per-request figure.
-    env.update(PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
-    return env
-
-
 def measure_once(args, scenario, requests, workdir):
     """Total instructions of one server run that serves `requests` requests."""
-    out = os.path.join(workdir, f"callgrind.{scenario.name}.{requests}.out")
+    out = os.path.join(workdir, f"callgrind.{args.server}.{scenario.name}.{requests}.out")
     options = dict(scenario.options)
     if scenario.tls:
         options["certificate"] = self_signed_certificate(workdir)
-    cmd = [args.valgrind, "--tool=callgrind", "-q", f"--callgrind-out-file={out}",
-           args.python, SERVE, scenario.app, str(requests), json.dumps(options)]
-    proc = subprocess.Popen(cmd, cwd=workdir, env=server_env(), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    wrapper = [args.valgrind, "--tool=callgrind", "-q", f"--callgrind-out-file={out}"]
+    server = counted_servers.start(args.server, wrapper, args.python, scenario, options,
+                                   requests, workdir, args.timeout)
     try:
-        port = _read_port(proc, time.monotonic() + args.timeout)
-        drive(port, scenario, requests, args.timeout)
-        try:
-            _, err = proc.communicate(timeout=args.timeout)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError("server did not stop after its last request") from None
-        if proc.returncode != 0:
-            raise RuntimeError(f"server exited with code {proc.returncode}:\n{err[-2000:]}")
+        drive(server.port, scenario, requests, args.timeout)
+        server.finish(args.timeout)
         return read_totals(out), read_allocator_cost(out)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        server.kill()
         if os.path.exists(out):
             if args.keep:
                 os.makedirs(args.keep, exist_ok=True)
@@ -255,7 +168,10 @@ def self_signed_certificate(workdir):
 
 def measure(args, scenario, workdir, progress):
     """Instructions per request of one scenario, --repeats times."""
-    small = args.requests - args.requests % scenario.pipeline or scenario.pipeline
+    # Every connection carries at least one batch in both runs, so that opening
+    # them (the same in both) cancels out.
+    small = max(args.requests, scenario.pipeline * scenario.connections)
+    small -= small % scenario.pipeline
     big = small * args.factor
     runs = []
     for i in range(1, args.repeats + 1):
@@ -317,7 +233,7 @@ def metadata(args):
                                    text=True, check=False).stdout.strip(),
         "machine": f"{platform.machine()}, {_cpu_model()}, {os.cpu_count()} cores, "
                    f"Linux {platform.release()}",
-        "factor": args.factor, "repeats": args.repeats,
+        "server": args.server, "factor": args.factor, "repeats": args.repeats,
     }
 
 
@@ -394,6 +310,9 @@ def parse_args(argv=None):
     ap.add_argument("--threshold", type=float, default=1.0,
                     help="with --baseline: exit 1 if a scenario costs more than this %% over it "
                          "(default %(default)s)")
+    ap.add_argument("--server", choices=counted_servers.SERVERS, default="fastwsgi",
+                    help="the server counted: fastwsgi, or nginx (the C ceiling; the rows of "
+                         "the hello app) (default %(default)s)")
     ap.add_argument("--python", default=sys.executable,
                     help="interpreter that runs fastwsgi (default: the one running this script)")
     ap.add_argument("--valgrind", default=shutil.which("valgrind") or "valgrind")
@@ -407,6 +326,8 @@ def parse_args(argv=None):
     for s in a.scenarios:
         if s not in SCENARIOS:
             ap.error(f"unknown scenario {s!r} (known: {', '.join(SCENARIOS)})")
+        if a.server == "nginx" and not counted_servers.nginx_serves(SCENARIOS[s]):
+            ap.error(f"nginx does not answer scenario {s!r} as fastwsgi's app does")
     if a.requests < 1 or a.factor < 2 or a.repeats < 1:
         ap.error("--requests must be >= 1, --factor >= 2, --repeats >= 1")
     return a

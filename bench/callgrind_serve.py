@@ -44,7 +44,7 @@ def main(argv):
     options = json.loads(argv[2]) if len(argv) > 2 else {}
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
+    listener.listen(2048)   # c1000 opens its 1,000 connections at once
     certificate = options.pop("certificate", None)
     if certificate is not None:
         # TLS scenarios: a certificate and key in one PEM file the harness made.

@@ -79,7 +79,6 @@ cdef str K_SERVER_PORT = sys.intern("SERVER_PORT")
 cdef str K_URL_SCHEME = sys.intern("wsgi.url_scheme")
 cdef str K_CONTENT_TYPE = sys.intern("CONTENT_TYPE")
 cdef str K_CONTENT_LENGTH = sys.intern("CONTENT_LENGTH")
-cdef str K_HTTP_HOST = sys.intern("HTTP_HOST")
 cdef str HTTP_1_0 = sys.intern("HTTP/1.0")
 cdef str HTTP_1_1 = sys.intern("HTTP/1.1")
 # The methods known by name (includes/http_chars.h), one interned str each, by index.
@@ -274,6 +273,7 @@ cdef class EnvironBuilder:
         self.default_server_name = server_name
         self.default_server_port = str(server_port)
         self.url_scheme = url_scheme
+        self.scheme_port = PORT_443 if url_scheme == HTTPS else PORT_80
         # environ key -> the exact value that means https, for headers a trusted proxy
         # sets (gunicorn compares values as configured, case and all).
         self.secure_scheme_headers = {
@@ -294,7 +294,7 @@ cdef class EnvironBuilder:
         cdef FieldSpan* field
         cdef PyObject* existing
         cdef object key, value
-        cdef object scheme = None, script_name = None, claimed
+        cdef object scheme = None, script_name = None, claimed, host = None
         cdef bint secure
         PyDict_SetItem(environ, K_REQUEST_METHOD, _method(buf, head.method))
         PyDict_SetItem(environ, K_RAW_URI,
@@ -334,6 +334,8 @@ cdef class EnvironBuilder:
                     continue
                 if key == K_HTTP_SCRIPT_NAME:
                     script_name = value
+            if i == head.host_field:
+                host = value   # (one Host at most: the parser refused more, RFC 9112 §3.2)
             size = PyDict_GET_SIZE(environ)
             existing = PyDict_SetDefault(environ, key, value)
             if PyDict_GET_SIZE(environ) != size:
@@ -352,7 +354,7 @@ cdef class EnvironBuilder:
         if script_name is not None and not self._forwarded_script_name(environ, buf, head.path,
                                                                       script_name):
             return None
-        self._server_address(environ, buf, head)
+        self._server_address(environ, buf, head, host, scheme)
         return environ
 
     cdef object _value_for(self, char* buf, Span value, Py_ssize_t common):
@@ -372,7 +374,17 @@ cdef class EnvironBuilder:
 
     cdef void _path_info(self, dict environ, char* buf, Span path) except *:
         # _mount's rule, written out: HTTP/1.1's path is the hot one.
-        cdef str decoded = _percent_decoded(buf + path.off, path.len)
+        cdef const char* raw = buf + path.off
+        cdef str decoded
+        if (path.len == self.last_path_length and self.last_path_info is not None
+                and memcmp(self.last_path, raw, path.len) == 0):
+            decoded = self.last_path_info
+        else:
+            decoded = _percent_decoded(raw, path.len)
+            if path.len <= PATH_CACHED:
+                memcpy(self.last_path, raw, path.len)
+                self.last_path_length = path.len
+                self.last_path_info = decoded
         cdef Py_ssize_t prefix = len(self.root_path)
         if prefix:
             if decoded.startswith(self.root_path) and (
@@ -382,19 +394,21 @@ cdef class EnvironBuilder:
                 PyDict_SetItem(environ, K_SCRIPT_NAME, EMPTY)
         PyDict_SetItem(environ, K_PATH_INFO, decoded)
 
-    cdef void _server_address(self, dict environ, char* buf, HeadParser head) except *:
+    cdef void _server_address(self, dict environ, char* buf, HeadParser head, object host,
+                              object scheme) except *:
         # SERVER_NAME / SERVER_PORT come from Host when it has a value (the parser
-        # checked it is uri-host [ ":" port ]), else from the listener.
+        # checked it is uri-host [ ":" port ]), else from the listener. ``host`` is
+        # environ["HTTP_HOST"], ``scheme`` what a trusted proxy said of the scheme
+        # (None: the listener's), both as build() found them.
         cdef Span value
         cdef const char* text
         cdef const char* end
         cdef Py_ssize_t name_length
-        cdef object host, port
-        if head.host_field < 0 or head.fields[head.host_field].value.len == 0:
+        cdef object port
+        if host is None or head.fields[head.host_field].value.len == 0:
             PyDict_SetItem(environ, K_SERVER_NAME, self.default_server_name)
             PyDict_SetItem(environ, K_SERVER_PORT, self.default_server_port)
             return
-        host = <object>PyDict_GetItem(environ, K_HTTP_HOST)
         if host is self.last_host:
             port = self.last_server_port
             PyDict_SetItem(environ, K_SERVER_NAME, self.last_server_name)
@@ -418,7 +432,11 @@ cdef class EnvironBuilder:
             self.last_server_port = port
             PyDict_SetItem(environ, K_SERVER_NAME, name)
         if port is None:
-            port = PORT_443 if <object>PyDict_GetItem(environ, K_URL_SCHEME) == HTTPS else PORT_80
+            # RFC 9110 §4.2: the scheme's default port
+            if scheme is None:
+                port = self.scheme_port
+            else:
+                port = PORT_443 if scheme == HTTPS else PORT_80
         PyDict_SetItem(environ, K_SERVER_PORT, port)
 
     cdef object _refused(self, int status, str reason):

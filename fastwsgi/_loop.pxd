@@ -511,6 +511,11 @@ cdef class ResponseWriter:
     cdef bint cached_has_date
     cdef bint cached_has_server
     cdef bint cached_close
+    # the whole head of the last answer in the common case (HTTP/1.1, keep-alive, not
+    # HEAD, the app's own Content-Length), valid with these lines and this Date
+    cdef bytes ready_head
+    cdef bytes ready_head_date
+    cdef Framing ready_framing
 
     cdef void refresh_date(self) except *
     cdef void queue_headers(self, Connection conn, int64_t known_length,

@@ -39,7 +39,7 @@ from fastwsgi.includes.http_chars cimport (
     FIELD_CONTENT, METHOD_COUNT, METHOD_OTHER, TCHAR, equals_lowered, method_index, method_names)
 from fastwsgi.includes.python cimport (
     PyUnicode_1BYTE_KIND, PyUnicode_DATA, PyUnicode_GET_LENGTH, PyUnicode_IS_COMPACT_ASCII,
-    PyUnicode_KIND, dict_lookup)
+    PyUnicode_KIND, clear_bytes_list, dict_lookup)
 from fastwsgi.includes.system cimport *
 from fastwsgi.includes.handoff cimport fastwsgi_send_fd, fastwsgi_recv_fd
 from fastwsgi.includes.watch cimport (
@@ -186,7 +186,10 @@ cdef Listener open_listener(object sock, object opts, EarlyHints early_hints, bi
         multiprocess=bool(opts.multiprocess),
         multithread=multithread,
         file_wrapper=FileWrapper,
-        base_environ=dict(opts.base_environ, **{"wsgi.early_hints": early_hints}),
+        # wsgi.input: the empty stream of a request without a body, there from the
+        # copy (AppDriver.set_input replaces it when there is a body).
+        base_environ=dict(opts.base_environ, **{"wsgi.early_hints": early_hints,
+                                                "wsgi.input": NO_BODY}),
         secure_scheme_headers=opts.secure_scheme_headers,
     )
     return listener

@@ -32,3 +32,27 @@ cdef extern from *:
     }
     """
     dict presized_dict "fastwsgi_presized_dict"(Py_ssize_t minused)
+
+cdef extern from *:
+    """
+    /* Empties a list of bytes, keeping its item array when it is small: the
+       next response's few appends then allocate nothing, where `del l[:]` frees
+       the array and the next append allocates it again. A large array (a long
+       pipelined batch) is let go of, so an idle connection keeps only a few
+       pointers. The items are bytes, whose release runs no Python code, so the
+       list is not seen half-emptied. */
+    #define FASTWSGI_LIST_KEPT 8
+    static inline int fastwsgi_clear_bytes_list(PyObject* list) {
+        PyListObject* items = (PyListObject*)list;
+        Py_ssize_t i, n = Py_SIZE(list);
+        if (items->allocated > FASTWSGI_LIST_KEPT) {
+            return PyList_SetSlice(list, 0, n, NULL);
+        }
+        Py_SET_SIZE(list, 0);
+        for (i = 0; i < n; i++) {
+            Py_DECREF(items->ob_item[i]);
+        }
+        return 0;
+    }
+    """
+    int clear_bytes_list "fastwsgi_clear_bytes_list"(list items) except -1

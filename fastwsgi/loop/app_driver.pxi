@@ -97,7 +97,7 @@ cdef class AppDriver:
             environ[K_INPUT] = memory_input(exchange.body_bytes)
             exchange.body_bytes = None
         elif exchange.body_buffer is None:
-            environ[K_INPUT] = NO_BODY
+            return 0   # NO_BODY, the environ template's
         else:
             try:
                 environ[K_INPUT] = exchange.body_buffer.stream()

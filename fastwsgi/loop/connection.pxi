@@ -147,7 +147,7 @@ cdef class Connection(Handle):
                     self.out_offset += sent
                     sent = 0
             self.out_head = i
-        del self.out[:]
+        clear_bytes_list(self.out)
         self.out_head = 0
         self.out_offset = 0
         if self.exchange.file_remaining > 0:

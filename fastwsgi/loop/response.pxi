@@ -190,12 +190,24 @@ cdef class ResponseWriter:
         cdef object headers = responder.headers
         cdef int64_t declared
         cdef Framing framing
+        cdef bytes head
         if status is None:
             raise AssertionError("the application did not call start_response()")
         block.length = 0
         if status == self.cached_status and headers == self.cached_headers:
             # The same status and headers as the last response: reuse their
-            # checked and encoded lines (most apps answer alike, time after time).
+            # checked and encoded lines (most apps answer alike, time after time),
+            # or the whole head when nothing else it says has changed either.
+            if (self.ready_head_date is self.date_header and exchange.keep_alive
+                    and exchange.version_minor == 1 and not exchange.is_head
+                    and not self.server.stopping):
+                exchange.content_length_out = self.cached_declared
+                exchange.framing = self.ready_framing
+                conn.queue(self.ready_head)
+                exchange.headers_queued = True
+                exchange.status_line = status
+                exchange.response_headers = headers
+                return
             block.add_bytes(self.cached_lines)
         else:
             self.encode_app_lines(block, status, headers)
@@ -225,7 +237,15 @@ cdef class ResponseWriter:
         elif exchange.version_minor == 0:
             block.add_bytes(CONNECTION_KEEP_ALIVE)
         block.add_text("\r\n")
-        conn.queue(block.take())
+        head = block.take()
+        if (declared >= 0 and exchange.keep_alive and exchange.version_minor == 1
+                and not exchange.is_head):
+            # What the next answer of these lines may send as is (the test above):
+            # no Content-Length, chunking or Connection header of the server's own.
+            self.ready_head = head
+            self.ready_head_date = self.date_header
+            self.ready_framing = framing
+        conn.queue(head)
         exchange.headers_queued = True
         exchange.status_line = status
         exchange.response_headers = headers
@@ -240,6 +260,7 @@ cdef class ResponseWriter:
         cdef int64_t declared = -1
         cdef int code
         self.cached_status = None
+        self.ready_head_date = None
         block.add_text("HTTP/1.1 ")
         block.add_latin1(status, FIELD_CONTENT, "status")
         code = _status_code(status)

@@ -17,7 +17,7 @@ import pytest
 from support import ROOT
 
 CALLGRIND = ROOT / "bench" / "callgrind.py"
-SCENARIOS = ("hello", "post16k", "pipeline16")
+SCENARIOS = ("hello", "post16k", "pipeline16", "c1000")
 
 pytestmark = [
     pytest.mark.slow,
@@ -44,7 +44,8 @@ def tiny_run(tmp_path_factory):
     baseline = {"meta": {"date": "then", "commit": "0" * 40, "python": "3"},
                 "scenarios": {"hello": {"instructions_per_request": 1.0},
                               "post16k": {"instructions_per_request": 1e12},
-                              "pipeline16": {"instructions_per_request": 1e12}}}
+                              "pipeline16": {"instructions_per_request": 1e12},
+                              "c1000": {"instructions_per_request": 1e12}}}
     return run_callgrind(tmp_path_factory.mktemp("callgrind"), baseline, threshold=1.0)
 
 
@@ -71,6 +72,11 @@ def test_requests_are_whole_pipelined_batches(tiny_run):
     assert data["scenarios"]["hello"]["requests"] == [16, 32]
 
 
+def test_every_connection_carries_a_request_in_both_runs(tiny_run):
+    _, data = tiny_run
+    assert data["scenarios"]["c1000"]["requests"] == [1000, 2000]
+
+
 def test_results_name_what_was_measured_and_no_local_path(tiny_run):
     _, data = tiny_run
     meta = data["meta"]
@@ -85,6 +91,27 @@ def test_a_scenario_over_the_threshold_fails_the_run_and_only_it_is_flagged(tiny
     proc, _ = tiny_run
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert table_row(proc.stdout, "| scenario | baseline |", "hello").endswith("**over** |")
-    for name in ("post16k", "pipeline16"):
+    for name in ("post16k", "pipeline16", "c1000"):
         row = table_row(proc.stdout, "| scenario | baseline |", name)
         assert "over" not in row and "-100.00%" in row
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+def test_nginx_is_counted_the_same_way(tmp_path):
+    out = tmp_path / "nginx.json"
+    proc = subprocess.run(
+        [sys.executable, str(CALLGRIND), "--server", "nginx", "--scenarios", "hello,pipeline16",
+         "--requests", "16", "--factor", "2", "--repeats", "1", "--timeout", "120", "--out", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(out.read_text())
+    assert data["meta"]["server"] == "nginx"
+    for name in ("hello", "pipeline16"):
+        run = data["scenarios"][name]["runs"][0]
+        assert run["total_big"] > run["total_small"] > 0
+
+
+def test_nginx_refuses_a_row_it_cannot_answer_alike(tmp_path):
+    proc = subprocess.run([sys.executable, str(CALLGRIND), "--server", "nginx", "--scenarios", "post16k"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "nginx does not answer" in proc.stderr
