@@ -53,7 +53,11 @@ def make_logger(path, fmt=DEFAULT) -> glogging.Logger:
     cfg = Config(prog="fastwsgi")
     cfg.set("accesslog", str(path))
     cfg.set("access_log_format", fmt)
-    return glogging.Logger(cfg)
+    logger = glogging.Logger(cfg)
+    # pytest's log capture hands its handlers to loggers other tests' dictConfig
+    # touched; this logger's lines are these tests' alone.
+    logger.access_log.handlers[:] = [logger.access_buffer]
+    return logger
 
 
 def logging_line(fmt, environ, status, headers, sent, seconds) -> str:
