@@ -25,7 +25,8 @@
 #                                           sibling worker, and takes in theirs (the socket
 #                                           moves; the transport never sees it)
 #
-# Connection states (ConnectionState) and the deadline each arms (Connection.enter):
+# Connection states (ConnectionState) and the deadline each arms (Connection.enter,
+# which allows only the moves drawn here: STATE_EXITS, loop/connection.pxi):
 #
 #   accept ──> HEAD ──head parsed──> BODY ──body complete, app called──> RESPONSE
 #               ^  (header_timeout)   (io_timeout, min_upload_rate)       (io_timeout while the
@@ -101,8 +102,11 @@ cdef enum HandleKind:
     HANDLE_WAKER
     HANDLE_HANDOFF    # the workers' shared hand-off channel (HandOff)
 
-# Where a connection is in its request/response cycle (the table above).
+# Where a connection is in its request/response cycle (the table above). The moves
+# each state allows are STATE_EXITS (loop/connection.pxi), checked by Connection.enter,
+# the only writer of Connection.state.
 cdef enum ConnectionState:
+    STATE_NEW         # accepted (or taken in from a sibling): no state entered yet
     STATE_HANDSHAKE   # TLS: the handshake (and a PROXY header before it): header_timeout
     STATE_HEAD        # a request head has begun, or the connection is new: header_timeout
     STATE_IDLE        # kept alive between requests, no byte of the next one yet: keepalive
@@ -112,6 +116,7 @@ cdef enum ConnectionState:
     STATE_RESPONSE    # the app was called; its response is being sent
     STATE_CLOSING     # response sent, write side shut; draining input before close
     STATE_CLOSED
+    STATE_COUNT       # (not a state: how many there are)
 
 # Response header names the server acts on.
 cdef enum HeaderKind:
@@ -485,7 +490,7 @@ cdef class Connection(Handle):
     # the shared metrics slot's counters, or NULL (Server.metrics)
     cdef int64_t* metrics
 
-    cdef inline void enter(self, ConnectionState state) noexcept
+    cdef inline int enter(self, ConnectionState state) except -1
     cdef inline bint awaiting_head(self) noexcept
     cdef double app_deadline(self) noexcept
     cdef int ensure_room(self, Py_ssize_t wanted) except -1

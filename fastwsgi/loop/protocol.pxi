@@ -542,7 +542,7 @@ cdef class Protocol:
         self.server.writer.queue_refusal(conn, status, reason, head_request)
         exchange.keep_alive = False
         exchange.response_done = True
-        conn.state = STATE_RESPONSE
+        conn.enter(STATE_RESPONSE)
 
     # -- closing -----------------------------------------------------------
 
@@ -603,7 +603,7 @@ cdef class Protocol:
         if exchange.body_buffer is not None:
             exchange.body_buffer.discard()
             exchange.body_buffer = None
-        conn.state = STATE_CLOSED
+        conn.enter(STATE_CLOSED)
         if conn.rbuf == self.server.read_buffer:
             conn.rbuf = NULL   # the server's, not this connection's to free
             conn.rlen = 0

@@ -3,6 +3,15 @@
 # the loop itself.
 
 
+def state_exits():
+    """Connection.enter's table: {state: frozenset of the states it may become}, by name."""
+    cdef int origin, target
+    exits = {}
+    for origin in range(STATE_COUNT):
+        exits[STATE_NAMES[origin]] = frozenset([STATE_NAMES[target] for target in range(STATE_COUNT)
+                                                if STATE_EXITS[origin] & (<unsigned int>1 << target)])
+    return exits
+
 
 cdef class MailboxProbe:
     """A Mailbox (loop/mailbox.pxi) with an eventfd of its own, driven from Python:
