@@ -190,6 +190,15 @@ cdef class Listener(Handle):
     cdef TLSContext tls
 
 
+# Where a TLS session is (TLSSession.state). The phases only move forward, in this
+# order, so "handshake done" is state >= TLS_OPEN.
+cdef enum TLSState:
+    TLS_AWAITING_HELLO    # no byte from the client yet: a plain-HTTP request is told apart here
+    TLS_HANDSHAKING       # the handshake's records are being exchanged (RFC 8446 §4)
+    TLS_OPEN              # application data flows both ways
+    TLS_PEER_DONE         # the peer's stream ended (close_notify, or EOF where tolerated)
+
+
 # What one step of a TLS handshake needs next (TLSSession.handshake).
 cdef enum HandshakeStep:
     HANDSHAKE_DONE
@@ -234,14 +243,13 @@ cdef class TLSSession:
     cdef object engine_pending
     cdef object bio_write
     cdef object bio_read
+    cdef TLSState state
     # Nothing waits inside the engine as of the last decrypt: the next read goes to
-    # the socket, and epoll's word on readiness is the whole truth.
+    # the socket, and epoll's word on readiness is the whole truth. (Not a phase of
+    # the session: it comes and goes with every read, in OPEN and PEER_DONE alike.)
     cdef bint drained
     cdef object incoming         # MemoryBIO: ciphertext received, not yet decrypted
     cdef object outgoing         # MemoryBIO: ciphertext made, not yet taken
-    cdef bint handshake_done
-    cdef bint peer_done          # the peer's stream ended (close_notify or EOF)
-    cdef bint first_bytes_seen
     cdef bytes cipher
     cdef Py_ssize_t cipher_sent
     cdef Py_ssize_t batch_plain
