@@ -24,6 +24,10 @@
 #   HandOff         loop/handoff.pxi        passes waiting keep-alive connections to a free
 #                                           sibling worker, and takes in theirs (the socket
 #                                           moves; the transport never sees it)
+#   AppPool         loop/threads.pxi        threads > 1: the pool threads that call the app
+#   Mailbox         loop/mailbox.pxi        threads > 1: all the loop and the pool threads hand
+#                                           each other, under a lock of its own; the eventfd
+#                                           wake, once per batch
 #
 # Connection states (ConnectionState) and the deadline each arms (Connection.enter,
 # which allows only the moves drawn here: STATE_EXITS, loop/connection.pxi):
