@@ -24,8 +24,13 @@
 #   HandOff         loop/handoff.pxi        passes waiting keep-alive connections to a free
 #                                           sibling worker, and takes in theirs (the socket
 #                                           moves; the transport never sees it)
+#   AppPool         loop/threads.pxi        threads > 1: the pool threads that call the app
+#   Mailbox         loop/mailbox.pxi        threads > 1: all the loop and the pool threads hand
+#                                           each other, under a lock of its own; the eventfd
+#                                           wake, once per batch
 #
-# Connection states (ConnectionState) and the deadline each arms (Connection.enter):
+# Connection states (ConnectionState) and the deadline each arms (Connection.enter,
+# which allows only the moves drawn here: STATE_EXITS, loop/connection.pxi):
 #
 #   accept ──> HEAD ──head parsed──> BODY ──body complete, app called──> RESPONSE
 #               ^  (header_timeout)   (io_timeout, min_upload_rate)       (io_timeout while the
@@ -61,11 +66,12 @@
 # Connection and Exchange, every cache (ResponseWriter's, EnvironBuilder's) — with
 # one exception: an Exchange handed to the AppPool. The pool thread that holds it
 # runs the app, iterates its body, calls its close() and answers its write() and
-# start_response(), touching only the Exchange fields marked "thread" below; it
-# talks to the loop through AppPool.completed and the waker's eventfd, and the loop
-# wakes it through its PoolThread lock. Both sides touch those fields only while
-# holding the GIL, with no Python-level call between a read and the write that
-# depends on it, so the GIL is their lock. Without threads the app calls back into
+# start_response(), touching only the Exchange fields marked "thread" below. All
+# the two sides hand each other goes through the Mailbox (loop/mailbox.pxi): the
+# fields marked "mailbox" are touched by either side only under its lock, not the
+# GIL, and the loop is woken through the waker's eventfd, which the mailbox writes
+# when its queue to the loop gets its first exchange; the loop wakes a thread
+# through its PoolThread lock. Without threads the app calls back into
 # the loop's objects on the loop's thread, from inside AppDriver.call_app / produce.
 # Server.stop() is the one method safe from a signal handler or another thread: it
 # sets flags and writes the waker's eventfd. Without threads, AppWatch's thread acts
@@ -88,6 +94,7 @@ cdef class TLSSession
 cdef class Server
 cdef class AppPool
 cdef class PoolThread
+cdef class Mailbox
 cdef class InputStream
 cdef class HandOff
 cdef class AppWatch
@@ -100,8 +107,11 @@ cdef enum HandleKind:
     HANDLE_WAKER
     HANDLE_HANDOFF    # the workers' shared hand-off channel (HandOff)
 
-# Where a connection is in its request/response cycle (the table above).
+# Where a connection is in its request/response cycle (the table above). The moves
+# each state allows are STATE_EXITS (loop/connection.pxi), checked by Connection.enter,
+# the only writer of Connection.state.
 cdef enum ConnectionState:
+    STATE_NEW         # accepted (or taken in from a sibling): no state entered yet
     STATE_HANDSHAKE   # TLS: the handshake (and a PROXY header before it): header_timeout
     STATE_HEAD        # a request head has begun, or the connection is new: header_timeout
     STATE_IDLE        # kept alive between requests, no byte of the next one yet: keepalive
@@ -111,6 +121,7 @@ cdef enum ConnectionState:
     STATE_RESPONSE    # the app was called; its response is being sent
     STATE_CLOSING     # response sent, write side shut; draining input before close
     STATE_CLOSED
+    STATE_COUNT       # (not a state: how many there are)
 
 # Response header names the server acts on.
 cdef enum HeaderKind:
@@ -184,6 +195,15 @@ cdef class Listener(Handle):
     cdef TLSContext tls
 
 
+# Where a TLS session is (TLSSession.state). The phases only move forward, in this
+# order, so "handshake done" is state >= TLS_OPEN.
+cdef enum TLSState:
+    TLS_AWAITING_HELLO    # no byte from the client yet: a plain-HTTP request is told apart here
+    TLS_HANDSHAKING       # the handshake's records are being exchanged (RFC 8446 §4)
+    TLS_OPEN              # application data flows both ways
+    TLS_PEER_DONE         # the peer's stream ended (close_notify, or EOF where tolerated)
+
+
 # What one step of a TLS handshake needs next (TLSSession.handshake).
 cdef enum HandshakeStep:
     HANDSHAKE_DONE
@@ -228,14 +248,13 @@ cdef class TLSSession:
     cdef object engine_pending
     cdef object bio_write
     cdef object bio_read
+    cdef TLSState state
     # Nothing waits inside the engine as of the last decrypt: the next read goes to
-    # the socket, and epoll's word on readiness is the whole truth.
+    # the socket, and epoll's word on readiness is the whole truth. (Not a phase of
+    # the session: it comes and goes with every read, in OPEN and PEER_DONE alike.)
     cdef bint drained
     cdef object incoming         # MemoryBIO: ciphertext received, not yet decrypted
     cdef object outgoing         # MemoryBIO: ciphertext made, not yet taken
-    cdef bint handshake_done
-    cdef bint peer_done          # the peer's stream ended (close_notify or EOF)
-    cdef bint first_bytes_seen
     cdef bytes cipher
     cdef Py_ssize_t cipher_sent
     cdef Py_ssize_t batch_plain
@@ -394,19 +413,31 @@ cdef class Exchange:
     cdef long file_offset
     cdef int64_t file_remaining
 
-    # With threads (AppPool). Marked "thread": written by the pool thread that holds
-    # the exchange (pool_state RUNNING), read by the loop once it is posted.
-    cdef PoolState pool_state           # thread, until it leaves RUNNING
-    cdef PoolThread thread              # the thread running it, for the long-request warning
-    cdef list chunks                    # thread: body bytes produced, not yet queued by the loop
-    cdef Py_ssize_t chunk_bytes         # thread: their size
-    cdef list interim                   # thread: 103 Early Hints blocks, sent before the headers
-    cdef bint posted                    # in AppPool.completed, not yet taken by the loop
-    cdef bint abandoned                 # the connection closed under the thread: output dropped
-    cdef PoolThread waiter              # the thread waiting for room in the socket, or None
+    # With threads (AppPool). Who may touch each field: "loop" — the loop's thread
+    # alone; "mailbox" — either side, only under the Mailbox's lock; "thread" —
+    # the pool thread that holds the exchange (between Mailbox.look_for_work and its
+    # final post), read by the loop only after it took that post.
+    cdef PoolState pool_state           # loop: RUNNING from submit until it takes the thread's
+                                        # final post (then that outcome, then NONE); the
+                                        # thread reads it (RUNNING) while it holds the exchange
+    cdef PoolState outcome              # mailbox: what the last post said (RUNNING: news)
+    cdef PoolThread thread              # mailbox: the thread running it (the long-request warning)
+    cdef list chunks                    # mailbox: body bytes handed over, not yet taken by the loop
+    cdef Py_ssize_t chunk_bytes         # mailbox: their size
+    cdef list interim                   # mailbox: 103 Early Hints blocks, sent before the headers
+    cdef list delivered                 # loop: the chunks of the last take, queued by send_posted
+    cdef list delivered_interim         # loop: the hints of the last take
+    cdef bint body_handed_over          # loop: a take brought body bytes (a thread may wait
+                                        # for room: Protocol.sent_for_thread asks the mailbox)
+    cdef bint posted                    # mailbox: in the pool → loop queue, not yet taken
+    cdef Exchange next_posted           # mailbox: the next one in that queue
+    cdef Exchange next_taken            # loop: the next one of the batch being served
+    cdef bint abandoned                 # mailbox (written; the thread's reads may lag): the
+                                        # connection closed under the thread, output dropped
+    cdef PoolThread waiter              # mailbox: the thread waiting for room in the socket
     cdef bint socket_taken              # thread: the app used environ["gunicorn.socket"]
-    cdef bint long_warned               # the long-request warning was logged
-    cdef double app_started
+    cdef bint long_warned               # loop: the long-request warning was logged
+    cdef double app_started             # loop
 
     cdef void reset(self) except *
     cdef void reset_pool_fields(self) noexcept
@@ -414,8 +445,6 @@ cdef class Exchange:
     cdef int add_body(self, object chunk) except -1
     cdef int write_from_app(self, object data) except -1
     cdef int push_from_thread(self, object data, bint may_wait=*) except -1
-    cdef Py_ssize_t pending_bytes(self) noexcept
-    cdef void wake_waiter(self) noexcept
     cdef void break_cycles(self) noexcept
     cdef void release_abandoned(self) except *
     cdef void close_result(self) except *
@@ -475,7 +504,7 @@ cdef class Connection(Handle):
     # the shared metrics slot's counters, or NULL (Server.metrics)
     cdef int64_t* metrics
 
-    cdef inline void enter(self, ConnectionState state) noexcept
+    cdef inline int enter(self, ConnectionState state) except -1
     cdef inline bint awaiting_head(self) noexcept
     cdef double app_deadline(self) noexcept
     cdef int ensure_room(self, Py_ssize_t wanted) except -1
@@ -688,16 +717,17 @@ cdef class ConnectionSocket:
 cdef class PoolThread:
     """One thread of the AppPool, and the lock it sleeps on (held while it runs)."""
     cdef AppPool pool
+    cdef Mailbox mailbox
     cdef PyThread_type_lock lock
+    # mailbox: the exchange it was woken with, and whether it counts in `waking`
     cdef Exchange job
+    cdef bint counted
     cdef object thread
     cdef readonly object ident
-    # the exchange it runs now, for wsgi.early_hints called on this thread
+    # thread: the exchange it runs now, for wsgi.early_hints called on this thread
     cdef Exchange current
-    # woken from idle through AppPool.wake_idle (counted in AppPool.waking)
-    cdef bint counted
 
-    cdef Exchange next_job(self)
+    cdef Exchange next_job(self, bint* start_one)
     cdef void sleep(self) noexcept
     cdef void serve(self, Exchange exchange) except *
     cdef bint pull_body(self, Exchange exchange) except -1
@@ -706,43 +736,83 @@ cdef class PoolThread:
 
 
 @cython.final
+cdef class Mailbox:
+    """threads > 1: the loop <-> pool hand-off (loop/mailbox.pxi). Every field is
+    read and written only under the lock (lock_word), by either side; posted_count
+    is also read without it, atomically, by the loop's take."""
+    cdef int lock_word
+    # the server's eventfd, written when the pool → loop queue goes from empty to
+    # non-empty; -1 before the loop opens it and once it closes
+    cdef int wake_fd
+    # loop → pool: exchanges submitted while no thread was free, oldest first from
+    # backlog_head
+    cdef list backlog
+    cdef Py_ssize_t backlog_head
+    # pool → loop: exchanges with news, oldest first, linked by Exchange.next_posted
+    cdef Exchange posted_head
+    cdef Exchange posted_tail
+    cdef int posted_count
+    # threads waiting for an exchange, the last to go idle last (the warmest is
+    # taken): borrowed PoolThread pointers idle[:idle_count] (AppPool.threads holds
+    # every thread for the pool's life)
+    cdef void** idle
+    cdef Py_ssize_t idle_count
+    # threads woken from idle that have not looked for work yet
+    cdef int waking
+    # threads started that have not looked for work yet, threads started in all,
+    # and the most there may be
+    cdef int starting
+    cdef int started
+    cdef int size
+    cdef bint closing
+    # for tests and the curious: hand-offs each way, takes that found news, and
+    # eventfd writes
+    cdef readonly int64_t handed_to_pool
+    cdef readonly int64_t handed_to_loop
+    cdef readonly int64_t takes
+    cdef readonly int64_t wakes
+
+    cdef inline void lock(self) noexcept
+    cdef inline void unlock(self) noexcept
+    cdef int submit(self, Exchange exchange) except -1
+    cdef Exchange take_posted(self)
+    cdef bint room_made(self, Exchange exchange) noexcept
+    cdef void abandon(self, Exchange exchange) noexcept
+    cdef PoolThread thread_of(self, Exchange exchange)
+    cdef void open(self, int wake_fd) noexcept
+    cdef void close(self) noexcept
+    cdef Exchange look_for_work(self, PoolThread pool_thread, bint* wait, bint* start_one)
+    cdef void thread_started(self) noexcept
+    cdef void start_failed(self) noexcept
+    cdef void post(self, Exchange exchange, PoolState outcome) noexcept
+    cdef Py_ssize_t push(self, Exchange exchange, bytes data) except -1
+    cdef int push_interim(self, Exchange exchange, list hints) except -1
+    cdef bint wait_registered(self, Exchange exchange, PoolThread pool_thread) noexcept
+    cdef void post_locked(self, Exchange exchange, PoolState outcome) noexcept
+    cdef inline Py_ssize_t pending_locked(self, Exchange exchange) noexcept
+    cdef void wake_idle(self, Exchange job) noexcept
+    cdef bint baton(self) noexcept
+    cdef Exchange next_waiting(self)
+
+
+@cython.final
 cdef class AppPool:
     """threads > 1: the app runs on these threads (gunicorn's gthread), the loop keeps
     every socket. The loop submits an exchange whose request is complete; the
-    thread posts it back, with body chunks as they come and once when done."""
+    thread posts it back, with body chunks as they come and once when done, all
+    through the mailbox."""
     cdef Server server
     cdef AppDriver driver
-    # the threads started so far, at most `size`: one is started when an exchange
-    # waits and none is idle or on its way, as ThreadPoolExecutor grows
+    cdef Mailbox mailbox
+    # the threads started so far (appended by whichever side starts one; a list's
+    # own lock covers that without a GIL), for their names and lifetime
     cdef list threads
-    cdef int size
-    # threads started that have not yet looked for work
-    cdef int starting
-    # PoolThread by thread ident, for wsgi.early_hints called on a pool thread
+    # thread: PoolThread by thread ident, for wsgi.early_hints called on a pool
+    # thread (written once by each thread for itself; a dict is safe to share)
     cdef dict by_ident
-    # threads waiting for an exchange, the last to go idle last (the warmest is
-    # taken): idle[:idle_count]
-    cdef list idle
-    cdef Py_ssize_t idle_count
-    # exchanges submitted while every thread was busy, oldest first from backlog_head
-    cdef list backlog
-    cdef Py_ssize_t backlog_head
-    # exchanges with news for the loop, in the order posted
-    cdef list completed
-    # The loop sets this just before it sleeps in epoll_wait: a thread that posts
-    # then writes the waker once (wake_sent) to wake it.
-    cdef bint loop_sleeping
-    cdef bint wake_sent
-    cdef bint closing
-    # threads woken from idle that have not started running yet
-    cdef int waking
 
     cdef void start_thread(self) except *
     cdef void submit(self, Exchange exchange) except *
-    cdef void wake_idle(self, Exchange job) except *
-    cdef void pass_baton(self) except *
-    cdef Exchange next_waiting(self)
-    cdef void post(self, Exchange exchange) except *
     cdef void take_completed(self) except *
     cdef void take(self, Exchange exchange) except *
     cdef void send_posted(self, Connection conn, Exchange exchange, PoolState state) except *

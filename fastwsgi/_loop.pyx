@@ -106,9 +106,11 @@ include "loop/exchange.pxi"
 include "loop/connection.pxi"
 include "loop/app_driver.pxi"
 include "loop/protocol.pxi"
+include "loop/mailbox.pxi"
 include "loop/threads.pxi"
 include "loop/app_watch.pxi"
 include "loop/handoff.pxi"
+include "loop/python_api.pxi"
 
 
 cdef class AllowList:
@@ -325,6 +327,8 @@ cdef class Server:
         self.now = monotonic()
         self.next_tick = self.now + 1.0
         self.writer.refresh_date()
+        if self.pool is not None:
+            self.pool.mailbox.open(self.waker_fd)
         self.resume_accepting()
 
     cdef void resume_accepting(self) except *:
@@ -370,15 +374,10 @@ cdef class Server:
             if self.stop_now:
                 break
             timeout_ms = WAIT_MS_STOPPING if self.stopping else WAIT_MS
-            if pool is not None:
-                if PyList_GET_SIZE(pool.completed):
-                    timeout_ms = 0   # a thread posted meanwhile: only look, do not sleep
-                else:
-                    pool.loop_sleeping = True
+            # (a thread's news wakes it: the round's last take told the mailbox the
+            # loop sleeps from then on; news into its empty queue writes the waker)
             with nogil:
                 count = epoll_wait(self.epfd, events, MAX_EVENTS, timeout_ms)
-            if pool is not None:
-                pool.loop_sleeping = False
             if count < 0:
                 if errno != EINTR:
                     raise OSError(errno, os.strerror(errno))
@@ -403,9 +402,9 @@ cdef class Server:
                             # sibling was woken for it too
                             self.handoff.take(1)
                         else:
+                            # Read before the round's take (below), so that news
+                            # posted after this read writes the waker again.
                             read(self.waker_fd, &drained, sizeof(drained))
-                            if pool is not None:
-                                pool.wake_sent = False
                 except Exception:
                     if handle.kind != HANDLE_CONNECTION:
                         raise
@@ -416,7 +415,7 @@ cdef class Server:
             # New connections are taken after this round's requests are served: a
             # worker that has just spent time in the app should not also take the
             # connection a free sibling was woken for.
-            if pool is not None and PyList_GET_SIZE(pool.completed):
+            if pool is not None:
                 pool.take_completed()
             self.deferring_flushes = False
             if PyList_GET_SIZE(self.flush_queue):

@@ -80,6 +80,7 @@ cdef class AppDriver:
         cdef Exchange exchange = conn.exchange
         if exchange.chunks is None:
             exchange.chunks = []
+            exchange.delivered = []
             if conn.transport.tls is None:
                 # Over TLS the socket carries ciphertext: no app could use it as is.
                 conn.app_socket = ConnectionSocket(conn)

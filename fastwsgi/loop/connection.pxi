@@ -2,6 +2,34 @@
 # state and the deadline that state arms. Included into _loop.pyx; the class is
 # declared in _loop.pxd, whose header holds the state table.
 
+# The moves Connection.enter allows (the diagram in _loop.pxd's header): the states
+# each state may become, as bits (1 << state). A move not listed is a bug; the
+# connection fails alone (illegal_transition) rather than going on in a state whose
+# deadline and events do not fit what it does. Checked on every move, in every
+# build: a load and a test per enter() (bench/callgrind.py counts them).
+cdef unsigned int STATE_EXITS[STATE_COUNT]
+STATE_EXITS[<int>STATE_NEW] = (1 << STATE_HANDSHAKE) | (1 << STATE_HEAD)
+# (a refused PROXY header is answered in plain HTTP; plain HTTP on the TLS port is
+# answered, then the connection closes gracefully)
+STATE_EXITS[<int>STATE_HANDSHAKE] = ((1 << STATE_HEAD) | (1 << STATE_RESPONSE) | (1 << STATE_CLOSING)
+                                | (1 << STATE_CLOSED))
+STATE_EXITS[<int>STATE_HEAD] = (1 << STATE_BODY) | (1 << STATE_RESPONSE) | (1 << STATE_CLOSED)
+STATE_EXITS[<int>STATE_IDLE] = (1 << STATE_HEAD) | (1 << STATE_CLOSED)
+STATE_EXITS[<int>STATE_BODY] = (1 << STATE_APP) | (1 << STATE_RESPONSE) | (1 << STATE_CLOSED)
+STATE_EXITS[<int>STATE_APP] = (1 << STATE_RESPONSE) | (1 << STATE_CLOSED)
+STATE_EXITS[<int>STATE_RESPONSE] = ((1 << STATE_HEAD) | (1 << STATE_IDLE) | (1 << STATE_CLOSING)
+                               | (1 << STATE_CLOSED))
+STATE_EXITS[<int>STATE_CLOSING] = 1 << STATE_CLOSED
+STATE_EXITS[<int>STATE_CLOSED] = 0
+
+cdef tuple STATE_NAMES = ("NEW", "HANDSHAKE", "HEAD", "IDLE", "BODY", "APP", "RESPONSE",
+                          "CLOSING", "CLOSED")
+
+
+cdef int illegal_transition(Connection conn, ConnectionState state) except -1:
+    raise AssertionError(f"connection from {conn.remote_addr}: state {STATE_NAMES[conn.state]} "
+                         f"cannot become {STATE_NAMES[state]}")
+
 
 cdef class Connection(Handle):
 
@@ -12,10 +40,13 @@ cdef class Connection(Handle):
     def __dealloc__(self):
         free(self.rbuf)
 
-    cdef void enter(self, ConnectionState state) noexcept:
-        """Moves to ``state`` and arms the deadline that state is allowed."""
+    cdef int enter(self, ConnectionState state) except -1:
+        """Moves to ``state``, if STATE_EXITS allows it, and arms the deadline that
+        state is allowed."""
         cdef Protocol protocol = self.server.protocol
         cdef double now = self.server.now
+        if not STATE_EXITS[<int>self.state] & (<unsigned int>1 << state):
+            return illegal_transition(self, state)
         self.state = state
         if self.awaiting_head():
             self.deadline = now + protocol.header_timeout
@@ -27,6 +58,7 @@ cdef class Connection(Handle):
             self.deadline = self.app_deadline()
         elif state == STATE_CLOSING:
             self.deadline = now + LINGER_SECONDS
+        return 0
 
     cdef inline bint awaiting_head(self) noexcept:
         """Before a request's head is complete: its TLS handshake, or the head itself."""

@@ -49,13 +49,20 @@ cdef class Exchange:
             self.reset_pool_fields()
 
     cdef void reset_pool_fields(self) noexcept:
+        # No thread holds the exchange between requests, and none has it posted:
+        # the mailbox's fields are the loop's to reset here.
         self.pool_state = POOL_NONE
+        self.outcome = POOL_NONE
         self.thread = None
         self.waiter = None
         if PyList_GET_SIZE(self.chunks):
             del self.chunks[:]
+        if PyList_GET_SIZE(self.delivered):
+            del self.delivered[:]
         self.chunk_bytes = 0
         self.interim = None
+        self.delivered_interim = None
+        self.body_handed_over = False
         self.posted = False
         self.socket_taken = False
         self.long_warned = False
@@ -120,10 +127,11 @@ cdef class Exchange:
 
     cdef int push_from_thread(self, object data, bint may_wait=True) except -1:
         """On a pool thread: hands body bytes (the iterable's, or write()'s) to the
-        loop. write() (may_wait) then waits while more than HIGH_WATERMARK bytes of
-        the response are unsent, so a slow reader never grows the worker's memory;
-        the iterable's puller checks that itself and parks (PoolThread.pull_body)."""
-        cdef Py_ssize_t n
+        loop; returns the bytes of the response handed over and not yet sent. write()
+        (may_wait) then waits while more than HIGH_WATERMARK bytes are unsent, so a
+        slow reader never grows the worker's memory; the iterable's puller checks
+        that itself and parks (PoolThread.pull_body)."""
+        cdef Py_ssize_t pending
         if self.abandoned:
             raise ConnectionError("client went away")
         if self.writes_closed:
@@ -135,29 +143,12 @@ cdef class Exchange:
                 data = bytes(data)
             else:
                 raise TypeError(f"response body items must be bytes, not {type(data).__name__}")
-        n = PyBytes_GET_SIZE(data)
-        if n == 0:
+        if PyBytes_GET_SIZE(data) == 0:
             return 0
-        self.chunks.append(data)
-        self.chunk_bytes += n
-        self.thread.pool.post(self)
-        if may_wait and self.pending_bytes() > HIGH_WATERMARK:
+        pending = self.thread.mailbox.push(self, <bytes>data)
+        if may_wait and pending > HIGH_WATERMARK:
             self.thread.wait_for_room(self)
-        return 0
-
-    cdef Py_ssize_t pending_bytes(self) noexcept:
-        """Bytes of the response handed over and not yet sent (pool threads)."""
-        if self.conn is None:
-            return self.chunk_bytes
-        return self.chunk_bytes + self.conn.out_pending
-
-    cdef void wake_waiter(self) noexcept:
-        """The pool thread waiting for room in this response's socket, if one is,
-        goes on (to produce more, or to see the exchange abandoned)."""
-        cdef PoolThread waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            waiter.wake()
+        return pending
 
     cdef void break_cycles(self) noexcept:
         """Breaks the cycles (exchange <-> connection, exchange <-> its StartResponse,

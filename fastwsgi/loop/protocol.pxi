@@ -258,10 +258,13 @@ cdef class Protocol:
         """In APP, everything handed over is sent: the thread may produce more, and
         the deadline is the app's again."""
         cdef Exchange exchange = conn.exchange
-        if exchange.pending_bytes() <= HIGH_WATERMARK:
-            exchange.wake_waiter()
-            if exchange.pool_state == POOL_PARKED and not exchange.posted:
-                self.server.pool.resume(exchange)
+        cdef AppPool pool = self.server.pool
+        # Only a thread that handed over body bytes can wait for room, or park.
+        if (exchange.body_handed_over and pool.mailbox.room_made(exchange)
+                and exchange.pool_state == POOL_PARKED):
+            # (PARKED in the loop's view: the thread's post was taken, so no thread
+            # has the exchange and none has it posted)
+            pool.resume(exchange)
         if conn.interest & EPOLLOUT:
             conn.want(conn.interest & ~EPOLLOUT)
         conn.deadline = conn.app_deadline()
@@ -539,7 +542,7 @@ cdef class Protocol:
         self.server.writer.queue_refusal(conn, status, reason, head_request)
         exchange.keep_alive = False
         exchange.response_done = True
-        conn.state = STATE_RESPONSE
+        conn.enter(STATE_RESPONSE)
 
     # -- closing -----------------------------------------------------------
 
@@ -593,15 +596,14 @@ cdef class Protocol:
             # A pool thread still has it: it stops at its next chunk or write() (or
             # when it wakes, if it waits for room), calls close() there and posts the
             # exchange back, when AppPool.take lets it go.
-            exchange.abandoned = True
-            exchange.wake_waiter()
+            self.server.pool.mailbox.abandon(exchange)
         exchange.close_result()
         if exchange.body_memory:
             self.release_body_memory(exchange)
         if exchange.body_buffer is not None:
             exchange.body_buffer.discard()
             exchange.body_buffer = None
-        conn.state = STATE_CLOSED
+        conn.enter(STATE_CLOSED)
         if conn.rbuf == self.server.read_buffer:
             conn.rbuf = NULL   # the server's, not this connection's to free
             conn.rlen = 0

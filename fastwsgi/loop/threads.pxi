@@ -4,10 +4,11 @@
 #
 # The loop reads the request whole, builds the environ and submits the exchange;
 # a pool thread calls the app, pulls its body and calls its close(), posting the
-# exchange back with the chunks it produced; the loop frames and writes them. Both
-# sides hold the GIL whenever they touch an exchange, so it is their lock: the
-# thread sleeps on its own lock (idle, or waiting for room in the socket) and the
-# loop on epoll_wait, woken by the eventfd a posting thread writes.
+# exchange back with the chunks it produced; the loop frames and writes them.
+# Everything the two sides hand each other goes through the Mailbox
+# (loop/mailbox.pxi), under its own lock: the thread sleeps on its PoolThread lock
+# (idle, or waiting for room in the socket) and the loop on epoll_wait, woken by
+# the eventfd the mailbox writes when news arrives for it.
 
 import socket as socket_module
 import threading
@@ -52,6 +53,7 @@ cdef class PoolThread:
 
     def __cinit__(self, AppPool pool):
         self.pool = pool
+        self.mailbox = pool.mailbox
         self.lock = PyThread_allocate_lock()
         if self.lock == NULL:
             raise MemoryError()
@@ -66,34 +68,26 @@ cdef class PoolThread:
     def run(self):
         """The thread's life: an exchange at a time until the pool stops."""
         cdef Exchange exchange
+        cdef bint start_one
         self.ident = threading.get_ident()
         self.pool.by_ident[self.ident] = self
-        self.pool.starting -= 1
+        self.mailbox.thread_started()
         while True:
-            exchange = self.next_job()
+            exchange = self.next_job(&start_one)
             if exchange is None:
                 return
+            if start_one:
+                self.pool.start_thread()
             self.serve(exchange)
 
-    cdef Exchange next_job(self):
-        cdef AppPool pool = self.pool
+    cdef Exchange next_job(self, bint* start_one):
         cdef Exchange job
+        cdef bint wait
         while True:
-            job = pool.next_waiting()
-            if job is not None:
-                return job
-            if pool.closing:
-                return None
-            pool.idle[pool.idle_count] = self
-            pool.idle_count += 1
+            job = self.mailbox.look_for_work(self, &wait, start_one)
+            if not wait:
+                return job   # None: the pool is closing
             self.sleep()
-            if self.counted:
-                self.counted = False
-                pool.waking -= 1
-            job = self.job
-            if job is not None:
-                self.job = None
-                return job
 
     cdef void sleep(self) noexcept:
         """Until the loop wakes this thread: with a job, room, or the pool's end."""
@@ -108,15 +102,12 @@ cdef class PoolThread:
         cdef AppDriver driver = self.pool.driver
         cdef object result
         cdef PoolState outcome = POOL_DONE
-        exchange.thread = self
-        self.pool.pass_baton()
         if exchange.abandoned:
             # Its client left while it waited for a thread: the app is not called
             # (or, parked, its iterable goes no further).
             if exchange.iterator is not None:
                 exchange.close_iterable()
-            exchange.pool_state = POOL_FAILED
-            self.pool.post(exchange)
+            self.mailbox.post(exchange, POOL_FAILED)
             return
         self.current = exchange
         try:
@@ -152,8 +143,7 @@ cdef class PoolThread:
             if exchange.result is not None:
                 exchange.close_iterable()
         self.current = None
-        exchange.pool_state = outcome
-        self.pool.post(exchange)
+        self.mailbox.post(exchange, outcome)
 
     cdef bint pull_body(self, Exchange exchange) except -1:
         """Iterates the app's body into the exchange (the loop sends what is handed
@@ -165,11 +155,10 @@ cdef class PoolThread:
         cdef bint parked = False
         try:
             for chunk in iterator:
-                exchange.push_from_thread(chunk, False)
-                if exchange.abandoned:
-                    break
-                if exchange.pending_bytes() > HIGH_WATERMARK:
+                if exchange.push_from_thread(chunk, False) > HIGH_WATERMARK:
                     parked = True
+                    break
+                if exchange.abandoned:
                     break
         finally:
             if not parked:
@@ -179,8 +168,7 @@ cdef class PoolThread:
     cdef void wait_for_room(self, Exchange exchange) except *:
         """Backpressure: the thread sleeps while more than HIGH_WATERMARK bytes of
         this response wait to be sent; the loop wakes it as the socket drains."""
-        while not exchange.abandoned and exchange.pending_bytes() > HIGH_WATERMARK:
-            exchange.waiter = self
+        while self.mailbox.wait_registered(exchange, self):
             self.sleep()
 
 
@@ -189,22 +177,17 @@ cdef class AppPool:
     def __cinit__(self, Server server, int size):
         self.server = server
         self.driver = server.driver
-        self.size = size
+        self.mailbox = Mailbox(size)
         self.threads = []
         self.by_ident = {}
-        # a stack of `size` slots, so that going idle and waking never resize a list
-        self.idle = [None] * size
-        self.backlog = []
-        self.completed = []
 
     cdef void start_thread(self) except *:
-        """One more thread, which takes the oldest waiting exchange. Threads start
-        on demand, as gunicorn's gthread pool (a ThreadPoolExecutor) grows, so a
-        large pool (a gevent config's worker_connections) costs nothing until the
-        load needs it."""
+        """One more thread (counted by the mailbox), which takes the oldest waiting
+        exchange. Threads start on demand, as gunicorn's gthread pool (a
+        ThreadPoolExecutor) grows, so a large pool (a gevent config's
+        worker_connections) costs nothing until the load needs it."""
         cdef PoolThread pool_thread = PoolThread(self)
         self.threads.append(pool_thread)
-        self.starting += 1
         # Daemon threads: a worker past its graceful timeout exits with an app
         # call still running, as gunicorn's gthread worker does.
         pool_thread.thread = threading.Thread(target=pool_thread.run, daemon=True,
@@ -212,97 +195,49 @@ cdef class AppPool:
         try:
             pool_thread.thread.start()
         except BaseException:
-            self.starting -= 1
-            self.threads.pop()
+            self.threads.remove(pool_thread)
+            self.mailbox.start_failed()
             if PyList_GET_SIZE(self.threads) == 0:
                 raise
             # No more threads to be had (RLIMIT_NPROC, memory): the ones running
             # take the backlog in turn.
-            self.size = PyList_GET_SIZE(self.threads)
-            self.server.error_log.warning("Could not start app thread %d (%s): serving "
-                                          "with %d", self.size + 1, sys.exc_info()[1], self.size)
+            self.server.error_log.warning("Could not start app thread %d (%s): serving with %d",
+                                          PyList_GET_SIZE(self.threads) + 1, sys.exc_info()[1],
+                                          PyList_GET_SIZE(self.threads))
 
     cdef void submit(self, Exchange exchange) except *:
-        exchange.pool_state = POOL_RUNNING
-        if self.idle_count and self.waking == 0:
-            self.wake_idle(exchange)
-        else:
-            # A thread is already on its way (or none is free): the waiting ones are
-            # taken in order by whichever thread comes for work next, a new one
-            # started if none will.
-            self.backlog.append(exchange)
-            self.pass_baton()
-
-    cdef void wake_idle(self, Exchange job) except *:
-        """Wakes the thread that went idle last, with ``job`` or to look for one."""
-        cdef PoolThread pool_thread
-        self.idle_count -= 1
-        pool_thread = <PoolThread>PyList_GET_ITEM(self.idle, self.idle_count)
-        pool_thread.job = job
-        pool_thread.counted = True
-        self.waking += 1
-        pool_thread.wake()
-
-    cdef void pass_baton(self) except *:
-        """While exchanges wait and no thread is on its way, one more is sent for: an
-        idle one woken, else a new one started while the pool is below its size. A
-        thread starting an exchange calls this too, so an app call that blocks never
-        holds back the ones behind it, and a burst of quick ones is not handed to a
-        crowd of threads fighting for the GIL: each woken thread wakes the next only
-        once it runs."""
-        if self.waking or self.backlog_head >= PyList_GET_SIZE(self.backlog):
-            return
-        if self.idle_count:
-            self.wake_idle(None)
-        elif self.starting == 0 and PyList_GET_SIZE(self.threads) < self.size:
+        if self.mailbox.submit(exchange):
             self.start_thread()
 
-    cdef Exchange next_waiting(self):
-        """The oldest exchange submitted while every thread was busy, or None."""
-        cdef Exchange exchange
-        if self.backlog_head >= PyList_GET_SIZE(self.backlog):
-            return None
-        exchange = <Exchange>PyList_GET_ITEM(self.backlog, self.backlog_head)
-        self.backlog[self.backlog_head] = None
-        self.backlog_head += 1
-        if self.backlog_head == PyList_GET_SIZE(self.backlog):
-            del self.backlog[:]
-            self.backlog_head = 0
-        return exchange
-
-    cdef void post(self, Exchange exchange) except *:
-        """From a pool thread: the exchange has news for the loop."""
-        cdef unsigned long long one = 1
-        if exchange.posted:
-            return
-        exchange.posted = True
-        self.completed.append(exchange)
-        if self.loop_sleeping and not self.wake_sent:
-            self.wake_sent = True
-            write(self.server.waker_fd, &one, sizeof(one))
-
     cdef void take_completed(self) except *:
-        """On the loop: what the threads posted since the last round (and what they
-        post while the loop takes it)."""
-        cdef list completed
-        cdef Exchange exchange
-        while PyList_GET_SIZE(self.completed):
-            completed = self.completed
-            self.completed = []
-            for exchange in completed:
-                try:
-                    self.take(exchange)
-                except Exception:
-                    if exchange.conn is None:
-                        raise
-                    self.server.protocol.failed(exchange.conn)
+        """On the loop, at a round's end: what the threads posted since the last take.
+        What they post from here on wakes the next round (the mailbox writes the
+        eventfd for it)."""
+        cdef Exchange exchange = self.mailbox.take_posted()
+        cdef Exchange following
+        while exchange is not None:
+            following = exchange.next_taken
+            exchange.next_taken = None
+            try:
+                self.take(exchange)
+            except Exception:
+                if exchange.conn is None:
+                    raise
+                self.server.protocol.failed(exchange.conn)
+            exchange = following
 
     cdef void take(self, Exchange exchange) except *:
         cdef Connection conn = exchange.conn
         cdef PoolState state = exchange.pool_state
-        exchange.posted = False
         if exchange.abandoned or conn is None or conn.state == STATE_CLOSED:
+            if exchange.delivered is not None and PyList_GET_SIZE(exchange.delivered):
+                del exchange.delivered[:]
+            exchange.delivered_interim = None
             if state != POOL_RUNNING:
+                if state == POOL_DONE and exchange.result is not None:
+                    # The thread left a sequence or a file for the loop to send, and
+                    # the connection closed first: PEP 3333's close() is the loop's.
+                    exchange.close_iterable()
                 exchange.release_abandoned()
             return
         if state == POOL_PARKED:
@@ -325,18 +260,19 @@ cdef class AppPool:
         once it is done, the rest of the response as the loop would without threads."""
         cdef AppDriver driver = self.driver
         cdef list chunks
-        if exchange.interim:
-            chunks = exchange.interim
-            exchange.interim = None
+        if exchange.delivered_interim is not None:
+            chunks = exchange.delivered_interim
+            exchange.delivered_interim = None
             if not exchange.headers_queued:
                 for chunk in chunks:
                     conn.queue(chunk)
-        if exchange.chunks:
-            chunks = exchange.chunks
-            exchange.chunks = []
-            exchange.chunk_bytes = 0
-            for chunk in chunks:
-                exchange.add_body(chunk)
+        if PyList_GET_SIZE(exchange.delivered):
+            # Emptied whatever add_body says: the next take swaps this list back in.
+            try:
+                for chunk in exchange.delivered:
+                    exchange.add_body(chunk)
+            finally:
+                del exchange.delivered[:]
         if state == POOL_RUNNING or state == POOL_PARKED:
             return
         if exchange.socket_taken:
@@ -368,19 +304,14 @@ cdef class AppPool:
 
     cdef void stop(self) except *:
         """No more exchanges: idle threads end now, busy ones after their exchange."""
-        cdef PoolThread pool_thread
-        self.closing = True
-        while self.idle_count:
-            self.idle_count -= 1
-            pool_thread = <PoolThread>PyList_GET_ITEM(self.idle, self.idle_count)
-            pool_thread.wake()
+        self.mailbox.close()
 
     cdef void report_long_request(self, Connection conn) except *:
         """A request has been in the app for `timeout` seconds: say so, with the stack
         of its thread. (gunicorn's gthread keeps its heartbeat while a thread hangs,
         so nothing else would ever show it; the request goes on.)"""
         cdef Exchange exchange = conn.exchange
-        cdef PoolThread pool_thread = exchange.thread
+        cdef PoolThread pool_thread = self.mailbox.thread_of(exchange)
         exchange.long_warned = True
         conn.deadline = conn.app_deadline()
         stack = "(not started yet: every thread is busy)"

@@ -77,10 +77,10 @@ cdef class TLSSession:
             step = self.send_handshake(fd)
             if step != HANDSHAKE_DONE:
                 return step
-        while not self.handshake_done:
+        while self.state < TLS_OPEN:
             try:
                 self.engine.do_handshake()
-                self.handshake_done = True
+                self.state = TLS_OPEN
             except context.want_read:
                 if self.take_outgoing():
                     step = self.send_handshake(fd)
@@ -94,8 +94,8 @@ cdef class TLSSession:
                 if n == 0:
                     self.error = "the client closed the connection during the handshake"
                     return HANDSHAKE_FAILED
-                if not self.first_bytes_seen:
-                    self.first_bytes_seen = True
+                if self.state == TLS_AWAITING_HELLO:
+                    self.state = TLS_HANDSHAKING
                     # A TLS connection opens with a handshake record (0x16) or an
                     # SSLv2-style hello (high bit set); a request line opens with a
                     # method's first letter.
@@ -133,7 +133,7 @@ cdef class TLSSession:
             n = self.decrypt_into(buffer, size)
             if n != 0:
                 return n
-        if self.peer_done:
+        if self.state == TLS_PEER_DONE:
             return 0
         n = socket_recv(fd, self.context.scratch, TLS_SCRATCH)
         if n < 0:
@@ -143,7 +143,7 @@ cdef class TLSSession:
         else:
             self.feed(self.context.scratch, n)
         n = self.decrypt_into(buffer, size)
-        if n == 0 and not self.peer_done:
+        if n == 0 and self.state != TLS_PEER_DONE:
             # A record not complete yet, or one with no application data in it (a
             # key update may need an answer).
             if self.take_outgoing() and self.send_cipher(fd) == FLUSH_FAILED:
@@ -168,15 +168,15 @@ cdef class TLSSession:
             except context.want_read:
                 break
             except context.zero_return:
-                self.peer_done = True   # close_notify (RFC 8446 §6.1)
+                self.state = TLS_PEER_DONE   # close_notify (RFC 8446 §6.1)
                 break
             except context.ssl_error as error:
                 if isinstance(error, context.eof_error) and context.suppress_ragged_eofs:
-                    self.peer_done = True   # closed without close_notify
+                    self.state = TLS_PEER_DONE   # closed without close_notify
                     break
                 return IO_FAILED
             if n == 0:
-                self.peer_done = True
+                self.state = TLS_PEER_DONE
                 break
             total += n
             # SSL_read stops at a record's end: less than asked for means this record
@@ -293,7 +293,7 @@ cdef class TLSSession:
 
     cdef void close_notify(self, int fd) except *:
         """RFC 8446 §6.1: say this side is done, as far as the socket takes it now."""
-        if not self.handshake_done or self.cipher is not None:
+        if self.state < TLS_OPEN or self.cipher is not None:
             return
         try:
             self.sslobj.unwrap()

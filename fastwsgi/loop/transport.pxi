@@ -76,7 +76,7 @@ cdef class Transport:
     cdef bint input_buffered(self) except -1:
         """Whether bytes already received wait above the socket (inside TLS), where
         epoll does not see them."""
-        return self.tls is not None and self.tls.handshake_done and not self.tls.drained
+        return self.tls is not None and self.tls.state >= TLS_OPEN and not self.tls.drained
 
     cdef int shutdown_write(self) except -1:
         if self.tls is not None:
@@ -103,7 +103,7 @@ cdef class Transport:
         """Our close_notify, on every close after the handshake (the answer to the
         peer's, RFC 8446 §6.1): OpenSSL keeps a session resumable only when its
         connection was shut down so."""
-        if not self.tls.handshake_done:
+        if self.tls.state < TLS_OPEN:
             return
         try:
             self.tls.close_notify(self.fd)

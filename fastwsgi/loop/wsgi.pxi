@@ -82,10 +82,7 @@ cdef class EarlyHints:
         hints = block.take()
         if exchange.pool_state == POOL_RUNNING:
             # The loop sends it, ahead of the headers (AppPool.take).
-            if exchange.interim is None:
-                exchange.interim = []
-            exchange.interim.append(hints)
-            exchange.thread.pool.post(exchange)
+            exchange.thread.mailbox.push_interim(exchange, [hints])
             return
         conn.queue(hints)
         # Sent as far as the socket takes it now; the rest goes out ahead of the response.
