@@ -576,7 +576,11 @@ cdef class AccessLineWriter:
     cdef object handler           # glogging.BatchingHandler, its one handler
     cdef object fallback          # glogging.Logger.access_line: the logging way
     cdef long clock_second          # the second clock_text was made in (time_t)
-    cdef object clock_text
+    cdef bytes clock_text
+    # The status of the last line and its code: an app's status is most often
+    # one constant str, so the code is found once.
+    cdef object last_status
+    cdef bytes last_code
     cdef bytes pid_text
     # The logger's handlers changed: every line now goes through fallback.
     cdef bint delegating
@@ -593,10 +597,11 @@ cdef class AccessLineWriter:
     cdef int render_line(self, dict environ, object status, object headers, int64_t sent,
                          double seconds) except -1
     cdef inline int add_value(self, object value) except -1
+    cdef int add_escaped(self, const char* chars, Py_ssize_t n) except -1
     cdef int add_other_value(self, object value) except -1
     cdef int add_request_line(self, dict environ) except -1
     cdef bint add_status_code(self, object status) except -1
-    cdef object clock(self, object make_clock_text)
+    cdef bytes clock(self, object make_clock_text)
     cdef int add_duration(self, int kind, int64_t micros) except -1
     cdef int write_out(self) except -1
     cdef int start_delegating(self) except -1

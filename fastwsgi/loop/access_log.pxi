@@ -82,6 +82,8 @@ cdef class AccessLineWriter:
         self.fallback = fallback
         self.clock_second = -1
         self.clock_text = None
+        self.last_status = None
+        self.last_code = None
         self.pid_text = None
         self.delegating = False
         self.handler_pending = False
@@ -145,7 +147,7 @@ cdef class AccessLineWriter:
                 if self.add_value(<object>found) == LINE_DELEGATED:
                     return LINE_DELEGATED
             elif segment.kind == ATOM_CLOCK:
-                self.add_value(self.clock(<object>segment.arg))
+                self.buffer.add_bytes(self.clock(<object>segment.arg))
             elif segment.kind == ATOM_REQUEST_LINE:
                 outcome = self.add_request_line(environ)
                 if outcome == LINE_DELEGATED:
@@ -154,7 +156,10 @@ cdef class AccessLineWriter:
                         environ, status, headers, sent, seconds)) == LINE_DELEGATED:
                     return LINE_DELEGATED
             elif segment.kind == ATOM_STATUS:
-                if not self.add_status_code(status):
+                if status is self.last_status:
+                    # An app's status is most often one constant: its code, kept.
+                    self.buffer.add_bytes(self.last_code)
+                elif not self.add_status_code(status):
                     self.add_value((<object>segment.arg)(environ, status, headers, sent, seconds))
             elif segment.kind == ATOM_SENT:
                 self.buffer.add_decimal(sent)
@@ -186,14 +191,18 @@ cdef class AccessLineWriter:
         """A value as "%s" renders it, with a str's quotes escaped (gunicorn's SafeAtoms)."""
         cdef Py_ssize_t n
         cdef const char* chars
-        cdef const char* quote
-        if PyUnicode_Check(value) and PyUnicode_IS_COMPACT_ASCII(value):
-            # The common case, an environ value of ASCII: its bytes are its UTF-8.
-            chars = <const char*>PyUnicode_DATA(value)
-            n = PyUnicode_GET_LENGTH(value)
-        else:
+        if not (PyUnicode_CheckExact(value) and PyUnicode_IS_COMPACT_ASCII(value)):
             return self.add_other_value(value)
-        quote = <const char*>memchr(chars, 34, n)
+        # The common case, an environ value of ASCII: its bytes are its UTF-8.
+        chars = <const char*>PyUnicode_DATA(value)
+        n = PyUnicode_GET_LENGTH(value)
+        if memchr(chars, 34, n) != NULL:
+            return self.add_escaped(chars, n)
+        return self.buffer.add(chars, n)
+
+    cdef int add_escaped(self, const char* chars, Py_ssize_t n) except -1:
+        """ASCII with a quote in it: each quote as \\" (gunicorn's SafeAtoms)."""
+        cdef const char* quote = <const char*>memchr(chars, 34, n)
         while quote != NULL:
             self.buffer.add(chars, quote - chars)
             self.buffer.add('\\"', 2)
@@ -204,7 +213,8 @@ cdef class AccessLineWriter:
 
     cdef int add_other_value(self, object value) except -1:
         """add_value's rare cases: a str beyond ASCII (UTF-8, as the stream would
-        encode it), and what is not a str (its str(), quotes as they are)."""
+        encode it) or of a subclass (its characters), and what is not a str (its
+        str(), quotes as they are)."""
         cdef Py_ssize_t n = 0
         cdef const char* chars
         cdef bint escaped = PyUnicode_Check(value)
@@ -251,15 +261,18 @@ cdef class AccessLineWriter:
             j = n
         if j == 0 or memchr(chars, 34, j) != NULL:
             return False
-        self.buffer.add(<const char*>chars, j)
+        self.last_status = status
+        self.last_code = PyBytes_FromStringAndSize(<const char*>chars, j)
+        self.buffer.add_bytes(self.last_code)
         return True
 
-    cdef object clock(self, object make_clock_text):
-        # The logger's own function, once a second: the same text, the same zone.
+    cdef bytes clock(self, object make_clock_text):
+        # The logger's own function, once a second: the same text, the same zone;
+        # kept as add_value would render it.
         cdef time_t now = time(NULL)
         if now != self.clock_second:
             self.clock_second = now
-            self.clock_text = make_clock_text()
+            self.clock_text = make_clock_text().replace('"', '\\"').encode("utf-8")
         return self.clock_text
 
     cdef int add_duration(self, int kind, int64_t micros) except -1:
