@@ -294,6 +294,15 @@ def stale_extensions():
 # --------------------------------------------------------------------------- main
 
 
+def write_results(path, data):
+    """The figures as JSON at ``path`` (its directory made if need be)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+    print(f"\nwrote {path}")
+
+
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -355,11 +364,7 @@ def main(argv=None):
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print_table(data["scenarios"])
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-    print(f"\nwrote {args.out}")
+    write_results(args.out, data)
     if baseline is not None and compare(data["scenarios"], data["meta"], baseline, args.threshold):
         return 1
     return 0

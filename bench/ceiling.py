@@ -16,7 +16,6 @@ Prints one table (markdown) and writes the figures as JSON (--out).
 """
 import argparse
 import copy
-import json
 import os
 import shutil
 import sys
@@ -105,11 +104,7 @@ def main(argv=None):
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print_table(data["scenarios"])
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-    print(f"\nwrote {args.out}")
+    callgrind.write_results(args.out, data)
     return 0
 
 

@@ -594,6 +594,8 @@ cdef class AccessLineWriter:
 
     cdef int add(self, dict environ, object status, object headers, int64_t sent,
                  double seconds) except -1
+    cdef int delegate_line(self, dict environ, object status, object headers, object sent,
+                           double seconds) except -1
     cdef int render_line(self, dict environ, object status, object headers, int64_t sent,
                          double seconds) except -1
     cdef inline int add_value(self, object value) except -1

@@ -7,9 +7,9 @@
 #
 # glogging hands a writer out only when nothing could tell the difference: the
 # access logger has our batching handler alone, no filter, and the target stream
-# encodes UTF-8. That is checked again before every write; once it stops holding
-# (an app added a handler of its own, say), what is buffered and every later line
-# go through the logger's own access_line. Included into _loop.pyx; the class is
+# encodes UTF-8. That is checked again once a second, before a write; once it
+# stops holding (an app added a handler of its own, say), what is buffered and
+# every later line go through the logger's own access_line. Included into _loop.pyx; the class is
 # declared in _loop.pxd.
 
 from cpython.exc cimport PyErr_Occurred
@@ -101,7 +101,7 @@ cdef class AccessLineWriter:
     def __call__(self, environ, status, headers, sent, seconds):
         if sent is None:
             # b is "-" and B is None then: gunicorn's rules, the logger's to apply.
-            self.fallback(environ, status, headers, sent, seconds)
+            self.delegate_line(environ, status, headers, sent, seconds)
             return
         self.add(environ, status, headers, sent, seconds)
 
@@ -122,14 +122,19 @@ cdef class AccessLineWriter:
             self.fallback(environ, status, headers, sent, seconds)
             return 0
         if self.render_line(environ, status, headers, sent, seconds) == LINE_DELEGATED:
-            # The lines before it go first, so the file keeps their order.
             self.buffer.length = mark
-            self.write_out()
-            self.fallback(environ, status, headers, sent, seconds)
-            self.handler_pending = True
-            return 0
+            return self.delegate_line(environ, status, headers, sent, seconds)
         if self.buffer.length >= FLUSH_AT_BYTES:
             self.write_out()
+        return 0
+
+    cdef int delegate_line(self, dict environ, object status, object headers, object sent,
+                           double seconds) except -1:
+        """One line the logger renders: the lines buffered before it go out first,
+        so the file keeps their order; the handler holds it until write_out."""
+        self.write_out()
+        self.fallback(environ, status, headers, sent, seconds)
+        self.handler_pending = True
         return 0
 
     cdef int render_line(self, dict environ, object status, object headers, int64_t sent,
@@ -159,8 +164,9 @@ cdef class AccessLineWriter:
                 if status is self.last_status:
                     # An app's status is most often one constant: its code, kept.
                     self.buffer.add_bytes(self.last_code)
-                elif not self.add_status_code(status):
-                    self.add_value((<object>segment.arg)(environ, status, headers, sent, seconds))
+                elif not self.add_status_code(status) and self.add_value((<object>segment.arg)(
+                        environ, status, headers, sent, seconds)) == LINE_DELEGATED:
+                    return LINE_DELEGATED
             elif segment.kind == ATOM_SENT:
                 self.buffer.add_decimal(sent)
             elif segment.kind == ATOM_USER:
@@ -280,16 +286,13 @@ cdef class AccessLineWriter:
         cdef long long seconds = (micros // 1000000) % 86400
         cdef long long rest = micros % 1000000
         cdef char number[48]
-        cdef int n
         if kind == ATOM_SECONDS:
-            n = snprintf(number, 32, "%lld", seconds)
-        elif kind == ATOM_MICROSECONDS:
-            n = snprintf(number, 32, "%lld", seconds * 1000000 + rest)
-        elif kind == ATOM_MILLISECONDS:
-            n = snprintf(number, 32, "%lld", seconds * 1000 + rest // 1000)
-        else:
-            n = snprintf(number, 32, "%lld.%06lld", seconds, rest)
-        return self.buffer.add(number, n)
+            return self.buffer.add_decimal(seconds)
+        if kind == ATOM_MICROSECONDS:
+            return self.buffer.add_decimal(seconds * 1000000 + rest)
+        if kind == ATOM_MILLISECONDS:
+            return self.buffer.add_decimal(seconds * 1000 + rest // 1000)
+        return self.buffer.add(number, snprintf(number, sizeof(number), "%lld.%06lld", seconds, rest))
 
     cdef int write_out(self) except -1:
         """The buffered lines to the handler's stream: one write(2), after whatever
