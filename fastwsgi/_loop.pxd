@@ -938,6 +938,10 @@ cdef class Server:
     # During a graceful stop with a shared listener: how many more connections this
     # worker may take from it (the queue's length when the stop began); -1 before.
     cdef Py_ssize_t stop_accepts_left
+    # During a graceful stop: when the listeners close (0 before it is known). Where
+    # they close for good (sockets.mark_closing_for_good), the handshakes still in
+    # flight are taken in until then, HANDSHAKE_LINGER_MS from the release.
+    cdef double listeners_close_at
     cdef uint32_t listener_events
     # At capacity, the connections that may be closed for a new one, best victim last;
     # rescanned at most every SHED_RESCAN seconds.
@@ -958,6 +962,8 @@ cdef class Server:
     cdef void flush_round(self) except *
     cdef bint drain_for_stop(self) except -1
     cdef void release_listeners(self) except *
+    cdef bint refuse_handshakes_for_good(self) except -1
+    cdef int stop_wait_ms(self) noexcept
     cdef bint keep_accepting_for_stop(self) except -1
     cdef Py_ssize_t queued_connections(self) except -2
     cdef void accept_backlog(self) except *

@@ -373,7 +373,7 @@ cdef class Server:
             PyErr_CheckSignals()
             if self.stop_now:
                 break
-            timeout_ms = WAIT_MS_STOPPING if self.stopping else WAIT_MS
+            timeout_ms = self.stop_wait_ms() if self.stopping else WAIT_MS
             # (a thread's news wakes it: the round's last take told the mailbox the
             # loop sleeps from then on; news into its empty queue writes the waker)
             with nogil:
@@ -502,7 +502,7 @@ cdef class Server:
                 self.accept(listener)
             if not self.connections:
                 self.release_listeners()
-                if not self.connections:
+                if not self.connections and not self.listeners:
                     return True
         if self.now >= self.stop_deadline:
             self.error_log.warning("graceful timeout: closing %d connection(s)", len(self.connections))
@@ -517,14 +517,45 @@ cdef class Server:
         already sent, which a proxy cannot retry for a POST. Once the master and every
         worker have let go, new clients are refused instead, which a proxy retries on
         another host. (Sockets a new master or the next workers hold stay open: only
-        this process's descriptors close.)"""
+        this process's descriptors close.)
+
+        Listeners that close for good (the master's stop marks them,
+        sockets.mark_closing_for_good) could be let go last by this process, resetting
+        what the kernel completes meanwhile. They are made to start no new handshakes
+        but to complete those begun, whose clients send their requests next: the
+        release keeps them HANDSHAKE_LINGER_MS longer, called again meanwhile
+        (drain_for_stop), taking each such connection in."""
         cdef Listener listener
+        if self.listeners_close_at == 0:
+            self.listeners_close_at = self.now
+            if self.refuse_handshakes_for_good():
+                self.listeners_close_at += HANDSHAKE_LINGER_MS / 1000.0
         self.accept_backlog()
         self.pause_accepting()
+        if self.now < self.listeners_close_at:
+            return
         for listener in self.listeners:
             listener.fd = -1
             listener.sock.close()
         self.listeners = []
+
+    cdef bint refuse_handshakes_for_good(self) except -1:
+        """Makes the listeners that close for good refuse new handshakes; whether
+        there were any."""
+        cdef Listener listener
+        cdef bint refusing = False
+        from fastwsgi.sockets import closing_for_good, refuse_new_handshakes   # once per stop
+        for listener in self.listeners:
+            if not listener.is_unix and closing_for_good(listener.sock):
+                refusing |= refuse_new_handshakes(listener.sock)
+        return refusing
+
+    cdef int stop_wait_ms(self) noexcept:
+        """How long a stopping loop sleeps at most: it looks at its drain ten times a
+        second, and at listeners kept for handshakes in flight more often."""
+        if self.listeners and self.listeners_close_at > 0:
+            return WAIT_MS_LINGER
+        return WAIT_MS_STOPPING
 
     cdef bint keep_accepting_for_stop(self) except -1:
         """Whether a stopping worker goes on taking connections one at a time.

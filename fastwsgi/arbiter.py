@@ -34,6 +34,7 @@ from .sockets import (
     close_listeners,
     create_listeners,
     listen_fds,
+    mark_closing_for_good,
 )
 from .systemd import notify_socket, sd_notify
 from .tls import ssl_context
@@ -339,6 +340,11 @@ class Arbiter:
             sd_notify("STOPPING=1", self.log)
         # The sockets of a new master (USR2), of systemd or of SO_REUSEPORT peers stay.
         unlink = self.reexec_pid == self.master_pid == 0 and not self.systemd and not self.cfg.reuse_port
+        if unlink:
+            # They end with this server: the last worker to let go takes in every
+            # connection already begun rather than reset it.
+            for listener in self.listeners:
+                mark_closing_for_good(listener.sock)
         close_listeners(self.listeners, unlink)
         self.listeners = []
         self.kill_workers(signal.SIGTERM if graceful else signal.SIGQUIT)

@@ -110,6 +110,91 @@ def accept_queue_length(sock: socket.socket) -> int:
     return struct.unpack_from("I", info, 24)[0]
 
 
+# SO_ATTACH_FILTER, which reads back as SO_GET_FILTER (asm-generic/socket.h).
+SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
+
+
+def _bpf(*instructions: tuple[int, int, int, int]) -> bytes:
+    """A classic BPF program: struct sock_filter {u16 code; u8 jt, jf; u32 k}."""
+    return b"".join(struct.pack("HBBI", *instruction) for instruction in instructions)
+
+
+# Passes every segment: a mark, on the socket itself (which every process holding
+# it shares), that the listener closes for good with the last of them.
+CLOSING_FOR_GOOD_FILTER = _bpf((0x06, 0, 0, 0xFFFFFFFF))                # ret #-1
+# Drops a TCP segment whose flags are SYN without ACK, a new client's first packet,
+# and passes every other. A TCP socket's filter sees the segment from its TCP header:
+# byte 13 holds the flags.
+REFUSE_HANDSHAKES_FILTER = _bpf(
+    (0x30, 0, 0, 13),           # ldb [13]          the flags
+    (0x54, 0, 0, 0x12),         # and #SYN|ACK
+    (0x15, 1, 0, 0x02),         # jeq #SYN, drop
+    (0x06, 0, 0, 0xFFFFFFFF),   # ret #-1           the whole segment, to the socket
+    (0x06, 0, 0, 0),            # drop: ret #0
+)
+
+
+def _attach_filter(sock: socket.socket, program: bytes) -> bool:
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes   # at a stop only
+    except ImportError:
+        return False
+    code = ctypes.create_string_buffer(program, len(program))
+    # struct sock_fprog: unsigned short len, then a pointer to the instructions.
+    fprog = struct.pack("HP", len(program) // 8, ctypes.addressof(code))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+    except OSError:
+        return False
+    return True
+
+
+def _attached_filter(sock: socket.socket) -> bytes:
+    """The first bytes of the socket's filter, as many as it has instructions (Linux
+    reports their count as SO_GET_FILTER's length); b"" without one."""
+    try:
+        return sock.getsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, 256)
+    except OSError:
+        return b""
+
+
+def mark_closing_for_good(sock: socket.socket) -> bool:
+    """Marks a TCP listener as closing for good, with the last process to let go of
+    it: the master's stop, when no new master, systemd or SO_REUSEPORT peer keeps it.
+    The last worker's close would reset every connection the kernel completed and
+    nobody took in, their requests already sent (a proxy cannot retry a POST); the
+    mark tells each worker to end its hold with refuse_new_handshakes() and take in
+    the handshakes still in flight first (Server.release_listeners). False where no
+    mark can be set (not Linux, not TCP)."""
+    return _attach_filter(sock, CLOSING_FOR_GOOD_FILTER)
+
+
+def refuse_new_handshakes(sock: socket.socket) -> bool:
+    """Stops a TCP listener closing for good from starting handshakes with new
+    clients while it completes those begun: their ACKs and first requests still
+    arrive, to be accepted. A new client's SYN goes unanswered; its retransmission,
+    a second later, finds the port closed (refused, which a proxy retries on another
+    host) or a new server bound to it. False where it cannot be done."""
+    return _attach_filter(sock, REFUSE_HANDSHAKES_FILTER)
+
+
+def closing_for_good(sock: socket.socket) -> bool:
+    """Whether the listener was marked closing for good (or already refuses new
+    handshakes), by any process holding it."""
+    attached = _attached_filter(sock)
+    return any(len(attached) == len(program) // 8 and program.startswith(attached)
+               for program in (CLOSING_FOR_GOOD_FILTER, REFUSE_HANDSHAKES_FILTER))
+
+
+def refusing_new_handshakes(sock: socket.socket) -> bool:
+    """Whether refuse_new_handshakes() was applied to the listener."""
+    attached = _attached_filter(sock)
+    return len(attached) == len(REFUSE_HANDSHAKES_FILTER) // 8 and \
+        REFUSE_HANDSHAKES_FILTER.startswith(attached)
+
+
 def _set_options(sock: socket.socket, reuse_port: bool) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port and hasattr(socket, "SO_REUSEPORT"):

@@ -53,6 +53,12 @@ cdef enum:
     # drain ten times a second.
     WAIT_MS = 1000
     WAIT_MS_STOPPING = 100
+    # Milliseconds a listener that closes for good goes on taking in the connections
+    # whose handshakes were in flight when it stopped starting new ones (a round
+    # trip, and a client's first request: a LAN's is well under this), and how
+    # often meanwhile.
+    HANDSHAKE_LINGER_MS = 50
+    WAIT_MS_LINGER = 5
     # Milliseconds between the app watcher's looks at the loop (loop/app_watch.pxi):
     # an app call seen on two looks in a row has run at least this long; answers
     # held for the round's end then leave, and connections whose next request

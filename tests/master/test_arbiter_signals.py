@@ -1,6 +1,7 @@
 """The master's signals, each with its effect observed, on fastwsgi and gunicorn alike."""
 from __future__ import annotations
 
+import collections
 import os
 import re
 import signal
@@ -134,6 +135,53 @@ def test_max_requests_recycles_workers_without_failing_a_request(serve):
         thread.join(60)
     assert statuses == [200] * 120
     assert len(re.findall(r"Autorestarting worker after current request\.", server.log)) >= 6
+
+
+def test_a_client_that_connects_as_the_server_stops_is_answered_or_refused_never_reset(serve):
+    """New clients at full pace through a TERM: the last process to let go of the
+    listener would reset any connection the kernel completed that nobody took in (its
+    request already sent), so the master first stops new handshakes and the workers
+    take in those begun before they close it. Each client is answered, refused, or
+    its SYN goes unanswered until the port closes; none is reset after connecting."""
+    if serve.name != "fastwsgi":
+        pytest.skip("gunicorn resets clients its listener queued at its stop")
+    server = serve("-b", "127.0.0.1:0", "-w", "2", "webapp").wait_ready(workers=2)
+    outcomes: collections.Counter = collections.Counter()
+    lock = threading.Lock()
+    stop_at = time.monotonic() + 60
+
+    def client() -> None:
+        request = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
+        while time.monotonic() < stop_at:
+            try:
+                sock = socket.create_connection(("127.0.0.1", server.port), timeout=0.5)
+            except ConnectionRefusedError:
+                outcome = "refused"
+            except TimeoutError:
+                outcome = "unanswered"
+            else:
+                with sock:
+                    try:
+                        sock.sendall(request)
+                        answer = sock.recv(65536)
+                    except OSError:
+                        answer = b""
+                outcome = "answered" if answer.startswith(b"HTTP/1.1 ") else "reset"
+            with lock:
+                outcomes[outcome] += 1
+                if outcome == "refused" and outcomes["refused"] >= 200:
+                    return   # well past the close
+
+    clients = [threading.Thread(target=client) for _ in range(6)]
+    for thread in clients:
+        thread.start()
+    server.wait_until(lambda: outcomes["answered"] >= 200, timeout=20, message="for answers")
+    server.signal(signal.SIGTERM)
+    for thread in clients:
+        thread.join(70)
+    assert outcomes["reset"] == 0, outcomes
+    assert outcomes["refused"] >= 200, outcomes
+    assert server.wait_exit() == 0
 
 
 def test_pidfile_is_written_and_removed(serve):

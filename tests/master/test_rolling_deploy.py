@@ -22,8 +22,9 @@ def test_no_request_fails_or_runs_twice_while_every_host_restarts():
                                     connections=12, settle=1.0, graceful_timeout=10.0)
     assert figures["requests"] > 1000, figures
     # when each failed, first: nginx's error page would fill the message
-    assert figures["failures"] == 0, [(failed["method"], failed["status"], failed["error"],
-                                       failed["after_restart_s"]) for failed in figures["failed"]]
+    assert figures["failures"] == 0, ([(failed["method"], failed["status"], failed["error"],
+                                        failed["after_restart_s"]) for failed in figures["failed"]],
+                                      figures["nginx_errors"])
     assert figures["served_twice"] == 0
     assert figures["answered_unrecorded"] == 0
     # every host served, before and after its restarts

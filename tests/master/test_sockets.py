@@ -135,3 +135,46 @@ def test_create_listeners_gives_up_on_a_busy_port(monkeypatch, caplog):
         assert "Can't connect to ('127.0.0.1', " in caplog.text
     finally:
         busy.close()
+
+
+def test_a_listener_refusing_new_handshakes_completes_those_begun(tmp_path):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    begun = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        assert not sockets.closing_for_good(listener)
+        assert sockets.mark_closing_for_good(listener)
+        assert sockets.closing_for_good(listener) and not sockets.refusing_new_handshakes(listener)
+        assert sockets.refuse_new_handshakes(listener)
+        assert sockets.closing_for_good(listener) and sockets.refusing_new_handshakes(listener)
+        # the connection begun before: its request still arrives, to be taken in
+        begun.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        accepted, _ = listener.accept()
+        with accepted:
+            accepted.settimeout(5)
+            assert accepted.recv(100) == b"GET / HTTP/1.1\r\n\r\n"
+            accepted.sendall(b"ok")
+            assert begun.recv(100) == b"ok"
+        # a new client's SYN goes unanswered: nothing more is queued
+        late = socket.socket()
+        late.settimeout(0.3)
+        with late, pytest.raises(TimeoutError):
+            late.connect(("127.0.0.1", port))
+    finally:
+        begun.close()
+        listener.close()
+    # once closed, the port refuses
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+def test_refusing_new_handshakes_is_for_tcp_listeners(tmp_path):
+    unix = socket.socket(socket.AF_UNIX)
+    with unix:
+        unix.bind(str(tmp_path / "s"))
+        unix.listen(1)
+        assert not sockets.mark_closing_for_good(unix)
+        assert not sockets.refuse_new_handshakes(unix)
+        assert not sockets.closing_for_good(unix)
