@@ -28,6 +28,8 @@ DEF LF = 10
 # Largest Content-Length / chunk size accepted: far above any real body and
 # far from int64 overflow.
 cdef int64_t MAX_BODY_LENGTH = (<int64_t>1) << 60
+# Hex digits a chunk size may have, leading zeros included: 16 hold any int64.
+DEF MAX_CHUNK_SIZE_DIGITS = 16
 
 
 class ParseError(Exception):

@@ -116,6 +116,11 @@ cdef class BodyDecoder:
             if digit:
                 if self.remaining > (MAX_BODY_LENGTH >> 4):
                     return self.fail(400, "chunk size too large")
+                if self.line_length > MAX_CHUNK_SIZE_DIGITS:
+                    # Leading zeros past what any size needs: a parser ahead of this
+                    # one that reads a bounded number of digits would frame the body
+                    # otherwise (picohttpparser stops at 16, h11 at 20).
+                    return self.fail(400, "chunk size has too many digits")
                 self.remaining = self.remaining * 16 + (digit & HEXDIG_VALUE)
                 return 0
             if self.line_length == 1:

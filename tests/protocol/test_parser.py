@@ -360,6 +360,20 @@ def test_chunk_size_overflow_is_refused(size):
     assert feed_every_way(message).error == (400, "chunk size too large")
 
 
+@pytest.mark.parametrize("digits", [17, 50])
+def test_chunk_size_padded_past_sixteen_digits_is_refused(digits):
+    # a size of 10, written with leading zeros: the fuzzer's find, which h11 refuses
+    message = (b"POST / HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n"
+               + b"a".rjust(digits, b"0") + b"\r\n0123456789\r\n0\r\n\r\n")
+    assert feed_every_way(message).error == (400, "chunk size has too many digits")
+
+
+def test_chunk_size_of_sixteen_digits_is_read():
+    message = (b"POST / HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\n"
+               + b"a".rjust(16, b"0") + b"\r\n0123456789\r\n0\r\n\r\n")
+    assert feed_every_way(message).bodies == [b"0123456789"]
+
+
 @pytest.mark.parametrize("length", [b"1152921504606846977", b"9" * 19, b"1" + b"0" * 30])
 def test_content_length_overflow_is_refused(length):
     # above 2**60, and never wrapping around int64 on the way

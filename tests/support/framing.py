@@ -16,6 +16,8 @@ TRAILER_LINE = re.compile(TOKEN + rb":[ \t\x21-\x7e\x80-\xff]*")
 FORBIDDEN_TRAILERS = {b"host", b"content-length", b"transfer-encoding", b"trailer", b"te",
                       b"authorization"}
 INCOMPLETE, INVALID = "incomplete", "invalid"
+# Hex digits a chunk size may have, leading zeros included (the parser's rule; h11 allows 20).
+MAX_CHUNK_SIZE_DIGITS = 16
 # How the parser words a refusal for a limit (body, chunk-size line, trailer fields).
 LIMIT_REASONS = ("too long", "too many", "larger than limit_request_body")
 
@@ -50,7 +52,7 @@ def reference_body(data, pos, chunked, length):
         if eol < 0:
             return INCOMPLETE
         match = CHUNK_LINE.fullmatch(data[pos:eol])
-        if not match:
+        if not match or len(match.group(1)) > MAX_CHUNK_SIZE_DIGITS:
             return INVALID
         size = int(match.group(1), 16)
         pos = eol + 2
