@@ -180,19 +180,22 @@ def refuse_new_handshakes(sock: socket.socket) -> bool:
     return _attach_filter(sock, REFUSE_HANDSHAKES_FILTER)
 
 
+def _has_filter(sock: socket.socket, program: bytes) -> bool:
+    attached = _attached_filter(sock)
+    return len(attached) == len(program) // 8 and program.startswith(attached)
+
+
 def closing_for_good(sock: socket.socket) -> bool:
     """Whether the listener was marked closing for good (or already refuses new
-    handshakes), by any process holding it."""
-    attached = _attached_filter(sock)
-    return any(len(attached) == len(program) // 8 and program.startswith(attached)
-               for program in (CLOSING_FOR_GOOD_FILTER, REFUSE_HANDSHAKES_FILTER))
+    handshakes), by any process holding it. False for a Unix listener, which is
+    never marked."""
+    return _has_filter(sock, CLOSING_FOR_GOOD_FILTER) or \
+        _has_filter(sock, REFUSE_HANDSHAKES_FILTER)
 
 
 def refusing_new_handshakes(sock: socket.socket) -> bool:
     """Whether refuse_new_handshakes() was applied to the listener."""
-    attached = _attached_filter(sock)
-    return len(attached) == len(REFUSE_HANDSHAKES_FILTER) // 8 and \
-        REFUSE_HANDSHAKES_FILTER.startswith(attached)
+    return _has_filter(sock, REFUSE_HANDSHAKES_FILTER)
 
 
 def _set_options(sock: socket.socket, reuse_port: bool) -> None:
