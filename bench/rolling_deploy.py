@@ -84,6 +84,9 @@ http {{
     upstream app {{
 {servers}
         keepalive 32;
+        # Below the hosts' --keep-alive (2 s): nginx lets an idle connection go
+        # first, so none is closed by its host as nginx sends a request on it.
+        keepalive_timeout 1s;
     }}
     server {{
         listen 127.0.0.1:{port};
