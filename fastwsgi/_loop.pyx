@@ -546,7 +546,7 @@ cdef class Server:
         cdef bint refusing = False
         from fastwsgi.sockets import closing_for_good, refuse_new_handshakes   # once per stop
         for listener in self.listeners:
-            if closing_for_good(listener.sock):   # never a Unix listener
+            if closing_for_good(listener.sock):   # a Unix listener is never marked
                 refusing |= refuse_new_handshakes(listener.sock)
         return refusing
 

@@ -180,8 +180,8 @@ def refuse_new_handshakes(sock: socket.socket) -> bool:
     return _attach_filter(sock, REFUSE_HANDSHAKES_FILTER)
 
 
-def _has_filter(sock: socket.socket, program: bytes) -> bool:
-    attached = _attached_filter(sock)
+def _is_program(attached: bytes, program: bytes) -> bool:
+    """Whether the filter read by _attached_filter() is this program."""
     return len(attached) == len(program) // 8 and program.startswith(attached)
 
 
@@ -189,13 +189,14 @@ def closing_for_good(sock: socket.socket) -> bool:
     """Whether the listener was marked closing for good (or already refuses new
     handshakes), by any process holding it. False for a Unix listener, which is
     never marked."""
-    return _has_filter(sock, CLOSING_FOR_GOOD_FILTER) or \
-        _has_filter(sock, REFUSE_HANDSHAKES_FILTER)
+    attached = _attached_filter(sock)
+    return _is_program(attached, CLOSING_FOR_GOOD_FILTER) or \
+        _is_program(attached, REFUSE_HANDSHAKES_FILTER)
 
 
 def refusing_new_handshakes(sock: socket.socket) -> bool:
     """Whether refuse_new_handshakes() was applied to the listener."""
-    return _has_filter(sock, REFUSE_HANDSHAKES_FILTER)
+    return _is_program(_attached_filter(sock), REFUSE_HANDSHAKES_FILTER)
 
 
 def _set_options(sock: socket.socket, reuse_port: bool) -> None:
